@@ -1,0 +1,98 @@
+"""In-process grading: run a component's cases on the student's object and compare with the reference.
+
+``check(name, obj)`` is what the notebooks' test cells call; ``grade_component(name, obj)`` is the programmatic
+form (no printing, no raising) used by the tests and the mistakes suite.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from gptedu.grading.report import Failure, GradeResult
+from gptedu.grading.runner import run_case
+from gptedu.grading.specs import Spec, get_spec
+
+
+class CheckFailed(AssertionError):
+    """A failed check. In a notebook it shows the report instead of a traceback (IPython's ``_render_traceback_``)."""
+
+    def __init__(self, report: str):
+        super().__init__(report)
+        self.report = report
+
+    def _render_traceback_(self) -> list[str]:
+        return self.report.splitlines()
+
+
+def _resolve(spec: Spec, obj_or_namespace: Any) -> Any:
+    if isinstance(obj_or_namespace, Mapping):
+        return obj_or_namespace.get(spec.target)
+    return obj_or_namespace
+
+
+def run_cases(spec: Spec, obj: Any, which: str) -> tuple[list[Failure], int]:
+    """Run and compare every case of ``which`` (``"visible"``/``"hidden"``); returns (failures, cases run)."""
+    failures: list[Failure] = []
+    cases = spec.cases(hidden=(which == "hidden"))
+    threads = torch.get_num_threads()
+    rng_state = torch.get_rng_state()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbgrader scores a test cell 0 if anything reaches stderr
+            for case in cases:
+                outputs = run_case(obj, case)
+                found = spec.compare(case, outputs)
+                failures.extend(found)
+                if found and found[0].status in ("not_attempted", "load_error", "forbidden"):
+                    break  # the same message would repeat for every case
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rng_state)
+    return failures, len(cases)
+
+
+def grade_component(name: str, obj_or_namespace: Any, hidden: bool = True) -> GradeResult:
+    """Grade one component in-process.
+
+    ``obj_or_namespace``: the student's class/function, or a namespace (e.g. ``globals()``) holding it under the
+    exercise's name. ``hidden=True`` grades like the autograder (every test cell, visible and hidden cases);
+    ``hidden=False`` runs the visible self-check cases only. Returns a :class:`GradeResult` with ``points``,
+    ``max_points``, ``per_grade_id`` and ``failures``.
+    """
+    spec = get_spec(name)
+    obj = _resolve(spec, obj_or_namespace)
+    per_grade_id: dict[str, tuple[float, float]] = {}
+    failures: list[Failure] = []
+    total_cases = 0
+    for grade_id, which in spec.grade_ids.items():
+        if which == "hidden" and not hidden:
+            continue
+        found, n = run_cases(spec, obj, which)
+        total_cases += n
+        failures.extend(found)
+        max_points = spec.points[grade_id]
+        per_grade_id[grade_id] = (0.0 if found else float(max_points), float(max_points))
+    points = sum(p for p, _ in per_grade_id.values())
+    max_points = sum(m for _, m in per_grade_id.values())
+    return GradeResult(spec.name, spec.title, points, max_points, per_grade_id, failures, total_cases)
+
+
+def check(name: str, obj_or_namespace: Any, hidden: bool = False) -> None:
+    """Self-check (``hidden=False``) or hidden test (``hidden=True``) of one component, for a notebook cell.
+
+    Prints a short report. When a check fails (or the stub is untouched) it raises :class:`CheckFailed`, an
+    ``AssertionError``, so nbgrader scores the cell 0; the notebook shows the report instead of a traceback.
+    Returns ``None`` (a test cell's last expression must not be a number).
+    """
+    spec = get_spec(name)
+    obj = _resolve(spec, obj_or_namespace)
+    failures, n = run_cases(spec, obj, "hidden" if hidden else "visible")
+    result = GradeResult(spec.name, spec.title, 0.0, 0.0, {}, failures, n)
+    text = result.report(hidden=hidden)
+    if failures:
+        raise CheckFailed(text)
+    print(text)

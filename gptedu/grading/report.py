@@ -1,0 +1,121 @@
+"""What a check found, written for a student: ``Failure`` (one problem) and ``GradeResult`` (one component)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Failure:
+    """One failed check: which check, on which case, which tensor and where, and the most likely cause."""
+
+    check: str
+    case: str
+    message: str
+    cause: str = ""
+    tensor: str = ""
+    status: str = "failed"  # "failed", "not_attempted", "error", "load_error", "forbidden"
+
+    def render(self) -> str:
+        lines = [f"  ✗ {self.check}", f"      case: {self.case}"]
+        if self.tensor:
+            lines.append(f"      tensor: {self.tensor}")
+        lines.extend(f"      {line}" for line in self.message.splitlines())
+        if self.cause:
+            lines.append(f"      most likely cause: {self.cause}")
+        return "\n".join(lines)
+
+
+@dataclass
+class GradeResult:
+    """The verdict on one component: points per test cell (grade id), and every failure found."""
+
+    spec: str
+    title: str
+    points: float
+    max_points: float
+    per_grade_id: dict[str, tuple[float, float]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    cases_run: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def not_attempted(self) -> bool:
+        return bool(self.failures) and all(f.status == "not_attempted" for f in self.failures)
+
+    def report(self, hidden: bool = False) -> str:
+        which = "hidden checks" if hidden else "checks"
+        if self.passed:
+            return f"✓ {self.title}: all {self.cases_run} {which} passed."
+        if self.not_attempted:
+            return (f"… {self.title}: not attempted yet ({self.failures[0].message.rstrip('.')}).\n"
+                    "  Replace the `raise NotImplementedError()` lines with your code, run the cell, then this check.")
+        # One failure per check name is enough to act on; say how many more there were.
+        shown, seen = [], set()
+        for failure in self.failures:
+            key = (failure.check, failure.status)
+            if key not in seen:
+                seen.add(key)
+                shown.append(failure)
+        head = f"✗ {self.title}: {len(self.failures)} problem(s) found in {self.cases_run} {which}."
+        body = "\n".join(f.render() for f in shown[:4])
+        more = len(shown) - 4
+        tail = f"\n  ... and {more} more kind(s) of problem." if more > 0 else ""
+        return f"{head}\n{body}{tail}"
+
+
+def fmt_value(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def tensor_failure(
+    check: str,
+    case: str,
+    name: str,
+    expected: torch.Tensor,
+    found,
+    atol: float,
+    rtol: float = 0.0,
+    cause: str = "",
+) -> Failure | None:
+    """Compare ``found`` with ``expected`` (type, shape, dtype kind, NaNs, values); ``None`` when they agree."""
+    if not isinstance(found, torch.Tensor):
+        return Failure(check, case, f"expected a tensor, found {type(found).__name__} ({str(found)[:80]}).",
+                       cause, name)
+    if tuple(found.shape) != tuple(expected.shape):
+        return Failure(check, case, f"expected shape {tuple(expected.shape)}, found shape {tuple(found.shape)}.",
+                       cause or "check which dimensions your code keeps, concatenates or transposes.", name)
+    if expected.is_floating_point():
+        found_f = found.double()
+        if torch.isnan(found_f).any():
+            pos = tuple(torch.nonzero(torch.isnan(found_f))[0].tolist())
+            return Failure(check, case, f"found NaN at position {list(pos)}.",
+                           cause or "a row with every score at -inf gives NaN after softmax; or 0/0 somewhere.", name)
+        exp_f = expected.double()
+        diff = (found_f - exp_f).abs()
+        allowed = atol + rtol * exp_f.abs()
+        if bool((diff > allowed).any()):
+            flat = int(torch.argmax(diff - allowed))
+            pos = list(torch.unravel_index(torch.tensor(flat), diff.shape)) if diff.dim() else []
+            pos = [int(p) for p in pos]
+            at = tuple(pos)
+            tol = f"{atol:g}" + (f" + {rtol:g}*|expected|" if rtol else "")
+            msg = (f"max |error| {fmt_value(float(diff.max()))} (tolerance {tol}); "
+                   f"first bad value at position {pos}: expected {fmt_value(float(exp_f[at]))}, "
+                   f"found {fmt_value(float(found_f[at]))}.")
+            return Failure(check, case, msg, cause, name)
+        return None
+    if not torch.equal(found.long() if not found.is_floating_point() else found, expected.long()):
+        bad = torch.nonzero(found.to(expected.dtype) != expected)
+        pos = bad[0].tolist() if len(bad) else []
+        at = tuple(pos)
+        exp_v = expected[at].item() if pos or expected.dim() == 0 else "?"
+        got_v = found[at].item() if pos or found.dim() == 0 else "?"
+        return Failure(check, case, f"{len(bad)} value(s) differ; first at position {pos}: expected {exp_v}, "
+                                    f"found {got_v}.", cause, name)
+    return None

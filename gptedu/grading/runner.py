@@ -1,0 +1,445 @@
+"""Run one grading case on a student's object and return its raw outputs.
+
+This module imports only ``torch`` and the standard library, never ``gptedu``: the sandboxed grader copies it next
+to the student's extracted code and calls :func:`run_case` in a process that cannot import the reference.
+
+A *case* is plain data (``dict`` of ``str``/``int``/``float``/``list``/``Tensor``), built by
+``gptedu.grading.specs``. ``run_case(student_obj, case)`` returns ``dict[str, Tensor | str | list[str]]``:
+
+* output tensors under names chosen by the case's ``kind`` (e.g. ``"out:x"``, ``"weights:x"``, ``"tokens:greedy"``);
+* ``"_status"``: ``"ok"``, ``"not_attempted"`` (the stub raised ``NotImplementedError`` or returned ``None``),
+  ``"error"`` (the student's code raised), ``"load_error"`` (parameter names/shapes differ from the exercise), or
+  ``"forbidden"`` (a shortcut the exercise excludes was used);
+* ``"_message"``: a sentence for the student when the status is not ``"ok"``;
+* ``"_forbidden"``: the forbidden calls or modules that were seen (empty list when none).
+
+Every run is deterministic: the case carries its seeds and ``run_case`` seeds torch's global RNG before each call.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+# PyTorch entry points that compute attention for you; exercises that ask for attention by hand must not call them.
+FORBIDDEN_TORCH_FUNCTIONS = (
+    "scaled_dot_product_attention",
+    "multi_head_attention_forward",
+    "_native_multi_head_attention",
+    "_transformer_encoder_layer_fwd",
+    "flex_attention",
+)
+FORBIDDEN_MODULES = (
+    nn.MultiheadAttention,
+    nn.Transformer,
+    nn.TransformerEncoder,
+    nn.TransformerDecoder,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+)
+REFERENCE_PACKAGE = "gptedu"
+_THIS_MODULE = __name__
+
+
+class StudentCodeError(Exception):
+    """Raised inside the runner when the student's code fails; carries the run status and a message."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------- shortcut detection
+class _CallRecorder(TorchFunctionMode):
+    """Records which forbidden torch functions are called while it is active."""
+
+    def __init__(self, forbidden: tuple[str, ...]):
+        super().__init__()
+        self.forbidden = forbidden
+        self.seen: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.forbidden and name not in self.seen:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+class ShortcutGuard:
+    """Context manager that notices shortcuts while the student's code runs.
+
+    * calls of PyTorch's own attention (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, ...) when
+      ``forbid_torch_attention`` is set;
+    * calls into the reference package ``gptedu`` other than the prerequisites the exercise lets the student use
+      (``allowed`` lists qualified-name prefixes such as ``"Head."``).
+    """
+
+    def __init__(self, forbid_torch_attention: bool, allowed: list[str] | tuple[str, ...] = ()):
+        self.forbid_torch_attention = forbid_torch_attention
+        self.allowed = tuple(allowed)
+        self.seen: list[str] = []
+        self._recorder = _CallRecorder(FORBIDDEN_TORCH_FUNCTIONS if forbid_torch_attention else ())
+        self._old_profile = None
+
+    def _profile(self, frame, event, arg):
+        if event == "call":
+            module = frame.f_globals.get("__name__", "") or ""
+            if (module == REFERENCE_PACKAGE or module.startswith(REFERENCE_PACKAGE + ".")) and module != _THIS_MODULE:
+                qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+                if not qualname.startswith(self.allowed) and not module.startswith(REFERENCE_PACKAGE + ".grading"):
+                    label = f"{module}.{qualname}"
+                    if label not in self.seen:
+                        self.seen.append(label)
+        if self._old_profile is not None:
+            self._old_profile(frame, event, arg)
+
+    def __enter__(self) -> ShortcutGuard:
+        self._old_profile = sys.getprofile()
+        sys.setprofile(self._profile)
+        self._recorder.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._recorder.__exit__(*exc)
+        sys.setprofile(self._old_profile)
+        self.seen.extend(name for name in self._recorder.seen if name not in self.seen)
+
+    def check_module_tree(self, module: nn.Module) -> None:
+        """Flag PyTorch's ready-made attention/transformer modules and reference classes inside ``module``."""
+        for name, sub in module.named_modules():
+            where = name or type(module).__name__
+            if self.forbid_torch_attention and isinstance(sub, FORBIDDEN_MODULES):
+                label = f"{type(sub).__module__}.{type(sub).__name__} (at {where})"
+                if label not in self.seen:
+                    self.seen.append(label)
+            for cls in type(sub).__mro__:
+                mod = getattr(cls, "__module__", "") or ""
+                from_reference = mod == REFERENCE_PACKAGE or mod.startswith(REFERENCE_PACKAGE + ".")
+                if from_reference and not (cls.__name__ + ".").startswith(self.allowed):
+                    label = f"{mod}.{cls.__name__} (at {where})"
+                    if label not in self.seen:
+                        self.seen.append(label)
+
+
+# ---------------------------------------------------------------------------------------------------- utilities
+def _describe_call(what: str, exc: BaseException) -> str:
+    """One paragraph: what raised, the exception, and the last line of the traceback in the student's code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    student = [f for f in frames if "site-packages" not in f.filename and not f.filename.endswith("runner.py")]
+    where = ""
+    if student:
+        last = student[-1]
+        code = f": `{last.line.strip()}`" if last.line else ""
+        where = f" (in {last.name}, line {last.lineno}{code})"
+    return f"{what} raised {type(exc).__name__}: {exc}{where}"
+
+
+def _call(what: str, fn: Callable, *args, **kwargs) -> Any:
+    """Call student code, turning ``NotImplementedError`` into "not attempted" and other errors into a message."""
+    try:
+        result = fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise StudentCodeError("not_attempted", f"{what} raises NotImplementedError: not attempted yet.") from exc
+    except StudentCodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of student code becomes a message, never a crash
+        raise StudentCodeError("error", _describe_call(what, exc)) from exc
+    return result
+
+
+def _require_tensor(what: str, value: Any) -> torch.Tensor:
+    if value is None:
+        raise StudentCodeError("not_attempted", f"{what} returned None: not attempted yet (is a `return` missing?).")
+    if not isinstance(value, torch.Tensor):
+        raise StudentCodeError("error", f"{what} returned a {type(value).__name__}, expected a torch.Tensor.")
+    return value.detach().clone()
+
+
+def _kwargs_text(kwargs: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | None, label: str) -> nn.Module:
+    """Construct ``cls(**init)`` and inject ``params`` (parameter name -> tensor).
+
+    Every parameter of the reference must exist in the student's module under the same name and shape, and the
+    student's module must have no other parameters. Buffers are not injected (a causal mask or a positional table
+    is recomputed by the student's code and checked through the outputs).
+    """
+    what = f"{label}({_kwargs_text(init)})"
+    module = _call(what, cls, **init)
+    if module is None:
+        raise StudentCodeError("not_attempted", f"{what} returned None.")
+    if not isinstance(module, nn.Module):
+        raise StudentCodeError("error", f"{what} is a {type(module).__name__}, expected a torch.nn.Module subclass.")
+    if params is None:
+        return module
+    found = dict(module.named_parameters())
+    expected_names, found_names = set(params), set(found)
+    if expected_names != found_names:
+        missing = sorted(expected_names - found_names)
+        extra = sorted(found_names - expected_names)
+        parts = []
+        if missing:
+            parts.append(f"missing parameters {missing[:6]}{' ...' if len(missing) > 6 else ''}")
+        if extra:
+            parts.append(f"unexpected parameters {extra[:6]}{' ...' if len(extra) > 6 else ''}")
+        raise StudentCodeError(
+            "load_error",
+            f"{what}: the parameter names differ from the exercise's ({'; '.join(parts)}). The checks load known "
+            "weights by name, so use exactly the attribute names the exercise gives (and bias=False where it says so).",
+        )
+    for name, tensor in params.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            raise StudentCodeError(
+                "load_error",
+                f"{what}: parameter `{name}` has shape {tuple(found[name].shape)}, expected {tuple(tensor.shape)}. "
+                "Check the in/out sizes of that layer (nn.Linear(in_features, out_features) stores weight as "
+                "(out_features, in_features)).",
+            )
+    with torch.no_grad():
+        for name, tensor in params.items():
+            found[name].copy_(tensor)
+    return module
+
+
+# ------------------------------------------------------------------------------------------------- the case kinds
+def _run_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
+    """Forward (and optional extra methods) of an ``nn.Module`` on each named input."""
+    label = case.get("label", getattr(obj, "__name__", "module"))
+    module = build_module(obj, case["init"], case.get("params"), label)
+    guard.check_module_tree(module)
+    module.eval()
+    out: dict[str, Any] = {}
+    if case.get("report_buffers"):
+        for name in case["report_buffers"]:
+            buffers = dict(module.named_buffers())
+            params = dict(module.named_parameters())
+            if name in params:
+                out[f"param:{name}"] = params[name].detach().clone()
+            elif name in buffers:
+                out[f"buffer:{name}"] = buffers[name].detach().clone()
+        out["_num_params"] = torch.tensor(sum(p.numel() for p in module.parameters()))
+    for input_name, x in case["inputs"].items():
+        for method in case.get("methods", ["forward"]):
+            fn = module if method == "forward" else getattr(module, method, None)
+            what = f"{label}.{method}(x of shape {tuple(x.shape)})"
+            if fn is None:
+                raise StudentCodeError("error", f"{label} has no method `{method}`, which the exercise asks for.")
+            torch.manual_seed(case.get("seed", 0))
+            with torch.no_grad():
+                result = _call(what, fn, x.clone())
+            out[f"{method}:{input_name}"] = _require_tensor(what, result)
+    return out
+
+
+def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
+    """``generate`` on several prompts under fixed seeds (greedy-like, cropped context, sampling statistics)."""
+    label = case.get("label", "GPTModel")
+    model = build_module(obj, case["init"], case.get("params"), label)
+    guard.check_module_tree(model)
+    model.eval()
+    out: dict[str, Any] = {}
+    for run in case["runs"]:
+        prompt = run["prompt"]
+        kwargs = {"max_new_tokens": run["max_new_tokens"], "temperature": run["temperature"]}
+        what = f"{label}.generate(start_tokens of shape {tuple(prompt.shape)}, {_kwargs_text(kwargs)})"
+        if not hasattr(model, "generate"):
+            raise StudentCodeError("error", f"{label} has no `generate` method.")
+        torch.manual_seed(run["seed"])
+        result = _call(what, model.generate, prompt.clone(), **kwargs)
+        out[f"tokens:{run['name']}"] = _require_tensor(what, result)
+    return out
+
+
+def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
+    """Call a function (or a class then its methods) with plain arguments, recording results and raised errors.
+
+    ``case["calls"]``: list of ``{"name", "args", "kwargs", "seed", "expect_error"(optional)}``; the object is called
+    as ``obj(*args, **kwargs)``. With ``case["construct"]``, ``obj(*construct)`` is built first and each call is
+    ``getattr(instance, method)(*args)`` (``method`` ``"__len__"``/``"__getitem__"`` included). Tensors, ints,
+    floats, strings, and lists/tuples/dicts of them come back as tensors or strings.
+    """
+    label = case.get("label", getattr(obj, "__name__", "function"))
+    target: Any = obj
+    out: dict[str, Any] = {}
+    if "construct" in case:
+        args = case["construct"]
+        target = _call(f"{label}(...)", obj, *args.get("args", []), **args.get("kwargs", {}))
+        if target is None:
+            raise StudentCodeError("not_attempted", f"{label}(...) returned None.")
+        for attr in case.get("attributes", []):
+            if not hasattr(target, attr):
+                raise StudentCodeError("error", f"{label} has no attribute `{attr}`, which the exercise asks for.")
+            _store(f"attr:{attr}", _call(f"{label}.{attr}", getattr, target, attr), out, f"{label}.{attr}")
+    for call in case["calls"]:
+        fn = target if call.get("method") is None else getattr(target, call["method"], None)
+        what = f"{label}{'.' + call['method'] if call.get('method') else ''}({call.get('describe', '...')})"
+        if fn is None:
+            raise StudentCodeError("error", f"{label} has no method `{call['method']}`, which the exercise asks for.")
+        args = [a.clone() if isinstance(a, torch.Tensor) else a for a in call.get("args", [])]
+        kwargs = dict(call.get("kwargs", {}))
+        if "generator_seed" in call:
+            kwargs["generator"] = torch.Generator().manual_seed(call["generator_seed"])
+        torch.manual_seed(call.get("seed", 0))
+        if call.get("expect_error"):
+            try:
+                fn(*args, **kwargs)
+            except NotImplementedError as exc:
+                raise StudentCodeError("not_attempted", f"{what} raises NotImplementedError: not attempted.") from exc
+            except Exception as exc:  # noqa: BLE001 - the error itself is the output here
+                out[f"raised:{call['name']}"] = f"{type(exc).__name__}: {exc}"
+            else:
+                out[f"raised:{call['name']}"] = ""
+            continue
+        repeat = call.get("repeat", 1)
+        results = []
+        for _ in range(repeat):
+            results.append(_call(what, fn, *args, **kwargs))
+        if repeat == 1:
+            _store(f"result:{call['name']}", results[0], out, what)
+        else:
+            for i, r in enumerate(results):
+                _store(f"result:{call['name']}:{i}", r, out, what)
+    return out
+
+
+def _store(name: str, value: Any, out: dict, what: str = "") -> None:
+    """Store a student's result as tensors/strings (tuples and lists of tensors are split into ``name.i``)."""
+    if value is None:
+        raise StudentCodeError("not_attempted", f"{what or name} returned None: not attempted yet.")
+    if isinstance(value, torch.Tensor):
+        out[name] = value.detach().clone()
+    elif isinstance(value, str):
+        out[name] = value
+    elif isinstance(value, bool | int | float):
+        out[name] = torch.tensor(value)
+    elif isinstance(value, dict):
+        keys = sorted(value, key=repr)
+        out[name + ".keys"] = [repr(k) for k in keys]
+        out[name + ".values"] = [repr(value[k]) for k in keys]
+    elif isinstance(value, tuple | list):
+        if value and all(isinstance(v, str) for v in value):
+            out[name] = [str(v) for v in value]
+        elif value and all(isinstance(v, int | float | bool) for v in value):
+            out[name] = torch.tensor(list(value))
+        else:
+            out[name + ".len"] = torch.tensor(len(value))
+            for i, v in enumerate(value):
+                _store(f"{name}.{i}", v, out, what)
+    else:
+        out[name] = f"<{type(value).__name__}>"
+
+
+class TinyLM(nn.Module):
+    """A bigram language model for checking training loops: ``(batch, seq)`` ids → ``(batch, seq, vocab)`` logits.
+
+    It records, for every forward call, whether the model was in training mode and whether autograd was on.
+    """
+
+    def __init__(self, vocab_size: int = 11, d_model: int = 8):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.fc_out = nn.Linear(d_model, vocab_size)
+        self.calls: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        return self.fc_out(torch.tanh(self.embedding(x)))
+
+
+def _run_loop(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
+    """Run a student's ``train``/``evaluate`` on ``TinyLM`` with known weights and a fixed list of batches."""
+    model = TinyLM(**case["init"])
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(case["params"][name])
+    batches = [(src.clone(), tgt.clone()) for src, tgt in case["batches"]]
+    criterion = nn.CrossEntropyLoss()
+    label = case.get("label", getattr(obj, "__name__", "loop"))
+    torch.manual_seed(case.get("seed", 0))
+    if case["mode"] == "train":
+        optimizer = torch.optim.SGD(model.parameters(), lr=case["lr"], momentum=0.9)
+        model.eval()  # the student's train() must switch it back to training mode
+        result = _call(f"{label}(model, dataloader, criterion, optimizer, 'cpu')", obj, model, batches, criterion,
+                       optimizer, "cpu")
+    else:
+        model.train()  # the student's evaluate() must switch to eval mode
+        result = _call(f"{label}(model, dataloader, criterion, 'cpu')", obj, model, batches, criterion, "cpu")
+    out: dict[str, Any] = {}
+    if result is None:
+        raise StudentCodeError("not_attempted", f"{label}(...) returned None: not attempted yet (return the loss).")
+    if isinstance(result, torch.Tensor):
+        if result.numel() != 1:
+            raise StudentCodeError("error", f"{label} returned a tensor of shape {tuple(result.shape)}, expected a "
+                                            "single number (the mean loss).")
+        result = result.detach().item()
+    if not isinstance(result, int | float):
+        raise StudentCodeError("error", f"{label} returned a {type(result).__name__}, expected a float (mean loss).")
+    out["loss"] = torch.tensor(float(result), dtype=torch.float64)
+    for name, p in model.named_parameters():
+        out[f"param:{name}"] = p.detach().clone()
+        out[f"hasgrad:{name}"] = torch.tensor(p.grad is not None and bool(p.grad.abs().sum() > 0))
+    out["calls_training"] = torch.tensor([c[0] for c in model.calls], dtype=torch.bool)
+    out["calls_grad"] = torch.tensor([c[1] for c in model.calls], dtype=torch.bool)
+    return out
+
+
+KINDS: dict[str, Callable[[Callable, dict, ShortcutGuard], dict]] = {
+    "module": _run_module,
+    "generate": _run_generate,
+    "calls": _run_calls,
+    "loop": _run_loop,
+}
+
+
+def run_case(student_obj: Any, case: dict) -> dict:
+    """Run one case on the student's object; never raises for a failure of the student's code.
+
+    ``student_obj`` is the class or function the exercise asks for. Returns the outputs described in the module
+    docstring, with ``"_status"``, ``"_message"`` and ``"_forbidden"`` always present.
+    """
+    shortcut = case.get("shortcuts", {})
+    guard = ShortcutGuard(bool(shortcut.get("forbid_torch_attention")), shortcut.get("allowed_reference", ()))
+    status, message = "ok", ""
+    outputs: dict[str, Any] = {}
+    if student_obj is None:
+        status, message = "not_attempted", "nothing was defined."
+    else:
+        previous_threads = torch.get_num_threads()
+        try:
+            with guard:
+                outputs = KINDS[case["kind"]](student_obj, dict(case), guard)
+        except StudentCodeError as exc:
+            status, message = exc.status, exc.message
+        except Exception as exc:  # noqa: BLE001 - e.g. the student's object is not callable
+            status, message = "error", _describe_call(case.get("label", "your code"), exc)
+        finally:
+            torch.set_num_threads(previous_threads)
+    if guard.seen:
+        status = "forbidden"
+        message = (
+            "this exercise asks you to write it yourself, but your code uses "
+            + ", ".join(guard.seen[:4])
+            + ". Replace that call with your own implementation (the reference package and PyTorch's built-in "
+            "attention are not allowed here)."
+        )
+    outputs["_status"] = status
+    outputs["_message"] = message
+    outputs["_forbidden"] = list(guard.seen)
+    return outputs
+
+
+def softmax_tv(p: torch.Tensor, q: torch.Tensor) -> float:
+    """Total-variation distance between two probability vectors (used by statistical checks)."""
+    return 0.5 * float((p - q).abs().sum())
+
+
+__all__ = ["KINDS", "ShortcutGuard", "StudentCodeError", "TinyLM", "build_module", "run_case", "softmax_tv"]
