@@ -1,0 +1,505 @@
+"""A step-based trainer for the character GPT: AdamW, warmup + cosine schedule, clipping, evals, checkpoints.
+
+One *step* is one batch and one optimizer update. Batches are random windows of one token tensor
+(``gptedu.data.get_batch``), drawn from the first 90% of the text; the last 10% is the validation split.
+
+    from gptedu.trainer import Trainer, TrainConfig
+    from gptedu import CharGPTConfig
+    trainer = Trainer(TrainConfig(max_steps=500, out_dir="runs/demo"), CharGPTConfig(num_heads=4))
+    history = trainer.train()          # also writes runs/demo/ckpt.pt at every eval and at the end
+    print(trainer.sample("ROMEO:", 200))
+
+    trainer = Trainer.from_checkpoint("runs/demo/ckpt.pt", max_steps=1000)   # resume, with a longer plan
+    model, tokenizer = load_for_generation("runs/demo/ckpt.pt")              # just generate
+
+Presets: ``presets()`` returns named ``(CharGPTConfig, TrainConfig)`` pairs. The built-in ones are ``"default"``
+and ``"tiny"``; ``gptedu/configs.py``, when it exists, may define ``PRESETS`` (same shape: name -> pair) and its
+entries win. Under ``torchrun`` the same code trains data-parallel (see ``gptedu.distributed``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import random
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from gptedu.char.model import CharGPTConfig, GPTModel
+from gptedu.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_for_generation,
+    load_model_state,
+    model_config_from,
+    save_checkpoint,
+)
+from gptedu.data import CharTokenizer, get_batch, load_tinyshakespeare, split_contiguous
+from gptedu.device import pick_device, seed_everything
+from gptedu.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "build_model",
+    "default_configs",
+    "load_for_generation",
+    "lr_at",
+    "make_optimizer",
+    "presets",
+]
+
+CHECKPOINT_NAME = "ckpt.pt"
+_EVAL_SEED_OFFSET = 1_000_003  # eval batches come from their own fixed stream, the same at every eval
+_RANK_SEED_STRIDE = 7_919  # each rank's batch stream is seeded differently
+
+
+@dataclass
+class TrainConfig:
+    """Every training hyperparameter. Model sizes live in ``CharGPTConfig``; the batch window is its ``context_len``."""
+
+    max_steps: int = 2500  # optimizer steps in the whole plan (the schedule is laid out over these)
+    batch_size: int = 32  # windows per step (per rank under torchrun)
+    lr: float = 2e-3  # peak learning rate, reached at the end of warmup
+    min_lr: float = 2e-4  # the cosine ends here
+    warmup_steps: int = 100  # linear warmup from lr/warmup_steps to lr
+    lr_decay_steps: int | None = None  # the cosine reaches min_lr at this step; None means max_steps
+    weight_decay: float = 0.1  # AdamW decay, applied to weight matrices only (not biases or LayerNorm)
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 turns clipping off
+    eval_interval: int = 250  # estimate train/val loss every this many steps (and at the end); 0: only at the end
+    eval_batches: int = 20  # batches per split in each estimate (a fixed set: estimates are comparable)
+    max_time: float | None = 300.0  # stop this run after so many seconds, whatever max_steps says; None: no limit
+    seed: int = 1337
+    device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps
+    num_threads: int | None = None  # torch.set_num_threads for CPU training; None leaves PyTorch's choice
+    data_path: str | None = None  # TinyShakespeare; None: $GPTEDU_DATA, the cache, or a download
+    train_fraction: float = 0.9  # contiguous head for training, tail for validation
+    out_dir: str | None = None  # where ckpt.pt goes; None: no checkpoints
+    progress: bool = True  # tqdm progress bar (rank 0 only)
+    log_evals: bool = True  # print each train/val estimate (rank 0 only)
+    fused: bool = False  # build the fast fused-attention variant of the model (same weights, same maths)
+    compile: bool = False  # torch.compile the model for training (needs a C compiler on CPU)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.min_lr <= self.lr, f"min_lr must be between 0 and lr={self.lr}, got {self.min_lr}"),
+            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
+            (self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}"),
+            (self.eval_batches >= 1, f"eval_batches must be >= 1, got {self.eval_batches}"),
+            (self.max_time is None or self.max_time > 0, f"max_time must be > 0 or None, got {self.max_time}"),
+            (0 < self.train_fraction < 1, f"train_fraction must be in (0, 1), got {self.train_fraction}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message + ".")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict, ignoring keys this version does not know (e.g. from a newer checkpoint)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# --- presets ---------------------------------------------------------------------------------------------------
+
+_BUILTIN_PRESETS: dict[str, tuple[CharGPTConfig, TrainConfig]] = {
+    # ~0.8M parameters; the nanoGPT shakespeare-char CPU shape with a 128-character window.
+    "default": (
+        CharGPTConfig(vocab_size=65, d_model=128, num_heads=4, d_ff=512, context_len=128, num_layers=4),
+        TrainConfig(),
+    ),
+    # Seconds, not minutes: for smoke tests and trying the command line.
+    "tiny": (
+        CharGPTConfig(vocab_size=65, d_model=32, num_heads=2, d_ff=64, context_len=32, num_layers=1),
+        TrainConfig(max_steps=50, batch_size=8, warmup_steps=5, eval_interval=25, eval_batches=2, max_time=60.0),
+    ),
+}
+
+
+def presets() -> dict[str, tuple[CharGPTConfig, TrainConfig]]:
+    """Named ``(model config, train config)`` pairs: the built-ins, overridden by ``gptedu.configs.PRESETS``."""
+    merged = dict(_BUILTIN_PRESETS)
+    try:
+        module = importlib.import_module("gptedu.configs")
+    except ModuleNotFoundError as exc:
+        if exc.name != "gptedu.configs":
+            raise
+        return {k: (dataclasses.replace(m), dataclasses.replace(t)) for k, (m, t) in merged.items()}
+    merged.update(getattr(module, "PRESETS", {}))
+    return {k: (dataclasses.replace(m), dataclasses.replace(t)) for k, (m, t) in merged.items()}
+
+
+def default_configs() -> tuple[CharGPTConfig, TrainConfig]:
+    """Fresh copies of the ``"default"`` preset: the run ``python -m gptedu train`` does."""
+    return presets()["default"]
+
+
+# --- model, optimizer, schedule ------------------------------------------------------------------------------------
+
+
+def build_model(cfg: CharGPTConfig, fused: bool = False) -> nn.Module:
+    """The character GPT for ``cfg``; ``fused=True`` asks for the fused-attention variant (same state_dict)."""
+    model = GPTModel.from_config(cfg)
+    if not fused:
+        return model
+    try:
+        from gptedu.char.fast import fuse
+    except ImportError as exc:
+        raise ValueError("fused=True needs gptedu.char.fast, which this install lacks; train without --fused.") from exc
+    return fuse(model)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices (embeddings, linear weights) and none on biases and LayerNorms.
+
+    Decay pulls weights towards zero; for a bias or a LayerNorm gain that only fights the job they do.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate for update number ``step`` (0-based): linear warmup, then a cosine down to ``min_lr``.
+
+    ``lr_at(warmup_steps - 1) == lr_at(warmup_steps) == lr``; ``lr_at(decay_steps) == min_lr`` and it stays there.
+    """
+    warmup = config.warmup_steps
+    decay_steps = config.lr_decay_steps if config.lr_decay_steps is not None else config.max_steps
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    if step >= decay_steps:
+        return config.min_lr
+    progress = (step - warmup) / max(1, decay_steps - warmup)
+    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+
+
+def new_history() -> dict[str, list]:
+    """Empty loss history. Per step: ``step``, ``loss``, ``lr``. Per estimate: ``eval_step``, ``train_loss``,
+    ``val_loss`` and ``elapsed`` (seconds of training so far, summed over resumed runs)."""
+    return {"step": [], "loss": [], "lr": [], "eval_step": [], "train_loss": [], "val_loss": [], "elapsed": []}
+
+
+# --- the trainer ---------------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Trains a model on a character corpus, step by step.
+
+    ``model_config`` sets the sizes (``vocab_size`` is taken from the tokenizer). ``text`` is the corpus (default:
+    TinyShakespeare from ``config.data_path``). ``model`` may be any ``nn.Module`` mapping token ids
+    ``(batch, seq)`` to logits ``(batch, seq, vocab)``; otherwise ``model_factory(model_config)`` builds one
+    (default ``build_model`` with ``config.fused``).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        model_config: CharGPTConfig | None = None,
+        *,
+        text: str | None = None,
+        tokenizer: CharTokenizer | None = None,
+        model: nn.Module | None = None,
+        model_factory: Callable[[CharGPTConfig], nn.Module] | None = None,
+    ):
+        default_model, default_train = default_configs()
+        self.config = config = config if config is not None else default_train
+        device = pick_device(config.device)
+        self.dist: DistInfo = init_distributed(device.type)
+        if device.type == "cuda" and self.dist.enabled:
+            device = torch.device("cuda", self.dist.local_rank)
+        self.device = device
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        seed_everything(config.seed)  # the same on every rank, so every rank builds the same initial model
+
+        if text is None:
+            text = load_tinyshakespeare(config.data_path)
+        self.tokenizer = tokenizer if tokenizer is not None else CharTokenizer.from_text(text)
+        try:
+            data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
+        except ValueError as exc:
+            raise ValueError(f"The training text does not fit the tokenizer: {exc}") from None
+        self.train_data, self.val_data = split_contiguous(data, config.train_fraction)
+
+        if model is not None and model_config is None and isinstance(getattr(model, "config", None), CharGPTConfig):
+            model_config = model.config
+        base = model_config if model_config is not None else default_model
+        self.model_config = dataclasses.replace(base, vocab_size=self.tokenizer.vocab_size)
+        self.seq_len = self.model_config.context_len
+        for name, split in (("training", self.train_data), ("validation", self.val_data)):
+            if len(split) <= self.seq_len:
+                raise ValueError(
+                    f"The {name} split has {len(split)} tokens, too few for windows of context_len={self.seq_len}; "
+                    "use more text or a smaller context_len."
+                )
+
+        if model is None:
+            factory = model_factory or (lambda cfg: build_model(cfg, fused=config.fused))
+            model = factory(self.model_config)
+        self.model = model.to(device)
+        self.optimizer = make_optimizer(self.model, config)
+        self._train_model = self._wrap_for_training(self.model)
+
+        self.step = 0
+        self.elapsed = 0.0
+        self.history = new_history()
+        self.last_run: dict[str, float] = {}
+        rank_seed = config.seed + _RANK_SEED_STRIDE * (self.dist.rank + 1)
+        self.batch_generator = torch.Generator().manual_seed(rank_seed)
+
+    def _wrap_for_training(self, model: nn.Module) -> nn.Module:
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=device_ids)  # broadcasts rank 0's weights
+        if self.config.compile:
+            model = torch.compile(model)
+        return model
+
+    # -- data and one step --
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's next training batch ``(x, y)``, each ``(batch_size, context_len)``, on the device."""
+        x, y = get_batch(self.train_data, self.config.batch_size, self.seq_len, self.batch_generator)
+        return x.to(self.device), y.to(self.device)
+
+    def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = model(x)  # (batch, seq, vocab)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+
+    def train_step(self) -> torch.Tensor:
+        """One update at the scheduled learning rate; returns this rank's loss (a detached scalar)."""
+        lr = lr_at(self.step, self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.next_batch()
+        self._train_model.train()
+        loss = self._loss(self._train_model, x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # under DDP this also averages the gradients over the ranks
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return loss.detach()
+
+    @torch.no_grad()
+    def estimate_loss(self) -> dict[str, float]:
+        """Mean loss over ``eval_batches`` fixed batches of each split: ``{"train": ..., "val": ...}``.
+
+        The batches come from a freshly seeded generator, so every estimate sees the same windows. Under torchrun
+        the ranks share the work (rank r takes batches r, r + world_size, ...) and sum their results.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        out = {}
+        for split, data in (("train", self.train_data), ("val", self.val_data)):
+            gen = torch.Generator().manual_seed(self.config.seed + _EVAL_SEED_OFFSET)
+            totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # (sum of losses, number of batches)
+            for i in range(self.config.eval_batches):
+                x, y = get_batch(data, self.config.batch_size, self.seq_len, gen)
+                if i % self.dist.world_size != self.dist.rank:
+                    continue
+                totals[0] += self._loss(self.model, x.to(self.device), y.to(self.device)).double()
+                totals[1] += 1
+            all_reduce_sum(totals, self.dist)
+            out[split] = (totals[0] / totals[1]).item()
+        self.model.train(was_training)
+        return out
+
+    # -- the loop --
+
+    def train(self, until_step: int | None = None) -> dict[str, list]:
+        """Train until ``max_steps`` (or ``until_step``, or ``max_time``); returns the history.
+
+        Estimates the losses every ``eval_interval`` steps and at the end, writing a checkpoint each time when
+        ``out_dir`` is set (and once more at the end if the last step was not an estimate).
+        """
+        cfg = self.config
+        end = cfg.max_steps if until_step is None else min(until_step, cfg.max_steps)
+        start = run_start = time.perf_counter()
+        start_step = self.step
+        if self.step == 0 and not self.history["eval_step"]:
+            self._record_estimate()
+        bar = tqdm(
+            total=end,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (cfg.progress and self.dist.is_main),
+        )
+        saved_at = None
+        try:
+            while self.step < end:
+                lr = lr_at(self.step, cfg)
+                loss = self.train_step()
+                time_up = cfg.max_time is not None and time.perf_counter() - run_start >= cfg.max_time
+                # one collective per step: the mean loss for the log, and "stop" if any rank ran out of time
+                stats = all_reduce_sum(
+                    torch.stack([loss.float(), torch.tensor(float(time_up), device=loss.device)]), self.dist
+                )
+                loss_value, stop = stats[0].item() / self.dist.world_size, bool(stats[1].item() > 0)
+                self.history["step"].append(self.step)
+                self.history["loss"].append(loss_value)
+                self.history["lr"].append(lr)
+                bar.update(1)
+                if self.step % 10 == 0 or self.step == end:
+                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
+                at_interval = cfg.eval_interval > 0 and self.step % cfg.eval_interval == 0
+                if at_interval or self.step == cfg.max_steps or stop:
+                    self.elapsed += time.perf_counter() - start
+                    start = time.perf_counter()
+                    self._record_estimate()
+                    if cfg.out_dir:
+                        self.save_checkpoint()
+                        saved_at = self.step
+                if stop:
+                    if self.dist.is_main and cfg.log_evals:
+                        tqdm.write(f"Stopped at step {self.step}: max_time={cfg.max_time:g}s reached.")
+                    break
+        finally:
+            bar.close()
+        self.elapsed += time.perf_counter() - start
+        if cfg.out_dir and saved_at != self.step:
+            self.save_checkpoint()
+        steps = self.step - start_step
+        seconds = time.perf_counter() - run_start
+        tokens = steps * cfg.batch_size * self.seq_len * self.dist.world_size
+        self.last_run = {"steps": steps, "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0}
+        return self.history
+
+    def _record_estimate(self) -> None:
+        losses = self.estimate_loss()
+        h = self.history
+        h["eval_step"].append(self.step)
+        h["train_loss"].append(losses["train"])
+        h["val_loss"].append(losses["val"])
+        h["elapsed"].append(self.elapsed)
+        if self.dist.is_main and self.config.log_evals:
+            tqdm.write(
+                f"step {self.step:>6}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
+                f"({self.elapsed:.1f}s)"
+            )
+
+    # -- checkpoints --
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (see ``gptedu.checkpoint``). Under torchrun every rank must call it."""
+        generator_states = gather_objects(self.batch_generator.get_state(), self.dist)
+        return {
+            "model_state": self.model.state_dict(),
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "tokenizer_chars": list(self.tokenizer.chars),
+            "optimizer_state": self.optimizer.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "history": self.history,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "python": random.getstate(),
+                "batch_generators": generator_states,
+            },
+            "torch_version": str(torch.__version__),
+        }
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
+        """Write a checkpoint (rank 0 only; the other ranks wait for it). Default path: ``out_dir/ckpt.pt``."""
+        if path is None:
+            if not self.config.out_dir:
+                raise ValueError("save_checkpoint() needs a path, or set TrainConfig.out_dir.")
+            path = Path(self.config.out_dir) / CHECKPOINT_NAME
+        state = self.state_dict()
+        written = save_checkpoint(state, path) if self.dist.is_main else None
+        barrier(self.dist)
+        return written
+
+    def load_state_dict(self, state: dict[str, Any], path: str | Path = "checkpoint") -> None:
+        """Restore model, optimizer, step, history and random states from a loaded checkpoint."""
+        load_model_state(self.model, state["model_state"], path)
+        if "optimizer_state" not in state:
+            raise CheckpointError(f"{path} has no optimizer state, so training cannot resume from it exactly.")
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.step = int(state.get("step", 0))
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.history = {**new_history(), **state.get("history", {})}
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu())
+        if "python" in rng:
+            version, internal, gauss = rng["python"]
+            random.setstate((version, tuple(internal), gauss))
+        states = rng.get("batch_generators", [])
+        if len(states) == self.dist.world_size:
+            self.batch_generator.set_state(states[self.dist.rank].cpu())
+        else:
+            warnings.warn(
+                f"{path} was written by {len(states)} process(es), this run has {self.dist.world_size}: the batch "
+                "streams restart from fresh seeds, so this resume will not match an uninterrupted run exactly.",
+                stacklevel=2,
+            )
+            self.batch_generator.manual_seed(self.config.seed + _RANK_SEED_STRIDE * (self.dist.rank + 1) + self.step)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        *,
+        text: str | None = None,
+        model_factory: Callable[[CharGPTConfig], nn.Module] | None = None,
+        **overrides: Any,
+    ) -> Trainer:
+        """Resume a run: the checkpoint's configs (``overrides`` replace train settings, e.g. ``max_steps=5000``)."""
+        state = load_checkpoint(path)
+        model_config = model_config_from(state, path)
+        config = TrainConfig.from_dict({**state.get("train_config", {}), **overrides})
+        tokenizer = CharTokenizer(state["tokenizer_chars"])
+        trainer = cls(config, model_config, text=text, tokenizer=tokenizer, model_factory=model_factory)
+        trainer.load_state_dict(state, path)
+        return trainer
+
+    # -- sampling --
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompt: str,
+        max_new_tokens: int = 300,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """Continue ``prompt`` with the current model and return prompt + continuation as text."""
+        ids = torch.tensor([self.tokenizer.encode(prompt)], dtype=torch.long, device=self.device)
+        gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        out = self.model.generate(ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+        return self.tokenizer.decode(out[0])
