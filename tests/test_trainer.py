@@ -231,3 +231,16 @@ def test_seeds_make_runs_repeatable():
     seed_everything(3)
     assert torch.equal(a, torch.rand(4))
     assert torch.equal(torch.rand(3, generator=make_generator(5)), torch.rand(3, generator=make_generator(5)))
+
+
+def test_fused_model_trains_like_the_teaching_model_and_shares_checkpoints(text, tmp_path):
+    plain = Trainer(tiny_train_config(max_steps=6), TINY_MODEL, text=text)
+    fused = Trainer(tiny_train_config(max_steps=6, fused=True, out_dir=str(tmp_path)), TINY_MODEL, text=text)
+    assert type(fused.model.decoder.layers[0].attn).__name__ == "FusedMultiHeadAttention"
+    plain.train()
+    fused.train()
+    assert fused.history["loss"] == pytest.approx(plain.history["loss"], abs=1e-4)  # same maths, other kernels
+    teaching, tokenizer = load_for_generation(tmp_path / "ckpt.pt", model_factory=GPTModel.from_config)
+    x = torch.tensor([tokenizer.encode("ROMEO: what is")])
+    fused.model.eval()
+    torch.testing.assert_close(teaching(x), fused.model(x), atol=1e-5, rtol=1e-5)
