@@ -1,0 +1,206 @@
+"""Regenerate ``notebooks/`` (student release) and ``solutions/`` (executed) from ``autograder/source``.
+
+    python -m gptedu.grading.build                # every assignment; executes the solutions (training in full)
+    python -m gptedu.grading.build --quick        # solutions executed with GPTEDU_QUICK=1 (short training)
+    python -m gptedu.grading.build --no-execute   # sources only (fast; the staleness test compares sources)
+    python -m gptedu.grading.build --check        # exit 1 if a committed copy is stale (sources, not outputs)
+
+* ``notebooks/<name>.ipynb`` comes from the real ``nbgrader generate_assignment <assignment> --force``, run in a
+  temporary copy of the course: solutions replaced by stubs, hidden tests stripped, outputs cleared.
+* ``solutions/<name>.ipynb`` is the source with the solution markers removed, the hidden tests removed (solutions are
+  public) and the nbgrader metadata dropped, executed top to bottom in ``solutions/`` so outputs and plots show on
+  GitHub.
+
+Every assignment folder under ``autograder/source`` is built; file names are unique across assignments (numbered).
+Needs the ``course`` extra (nbgrader, nbclient).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_MARKER_LINE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
+_HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.MULTILINE | re.DOTALL)
+
+
+def course_dir(root: Path = REPO_ROOT) -> Path:
+    return root / "autograder"
+
+
+def assignments(root: Path = REPO_ROOT) -> list[str]:
+    source = course_dir(root) / "source"
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def nbgrader_command() -> list[str]:
+    """The nbgrader CLI of this interpreter's environment."""
+    script = Path(sys.executable).with_name("nbgrader")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "nbgrader"]
+
+
+def copy_course(root: Path, dest: Path, assignment_names: list[str] | None = None) -> Path:
+    """Copy ``nbgrader_config.py`` and ``source/<assignment>`` into ``dest`` (a fresh course, no gradebook)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(course_dir(root) / "nbgrader_config.py", dest / "nbgrader_config.py")
+    for name in assignment_names or assignments(root):
+        shutil.copytree(course_dir(root) / "source" / name, dest / "source" / name,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pt"))
+    return dest
+
+
+def run_nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``nbgrader <args>`` with the course as working directory (so its config is read)."""
+    env = dict(os.environ)
+    # nbgrader runs `alembic` (gradebook migrations) from PATH: put this environment's scripts first.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run([*nbgrader_command(), *args], cwd=course, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def generate_release(course: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
+    """``nbgrader generate_assignment --force`` in ``course``; returns the released notebooks by file name."""
+    run_nbgrader(course, "generate_assignment", assignment, "--force")
+    release = course / "release" / assignment
+    return {p.name: clean_release(nbformat.read(p, as_version=4)) for p in sorted(release.glob("*.ipynb"))}
+
+
+def clean_release(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Outputs and execution counts cleared (nbgrader already clears them; this makes it certain)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def solution_notebook(source_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The instructor source turned into a public solution: no markers, no hidden tests, no nbgrader metadata."""
+    nb = copy.deepcopy(source_nb)
+    for cell in nb.cells:
+        src = _HIDDEN_BLOCK.sub("", cell.source)
+        src = _MARKER_LINE.sub("", src)
+        cell.source = src.rstrip("\n")
+        cell.metadata.pop("nbgrader", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def execute(nb: nbformat.NotebookNode, workdir: Path, quick: bool, timeout: int = 1200) -> float:
+    """Execute ``nb`` in place with ``workdir`` as cwd; returns the wall time in seconds."""
+    from nbclient import NotebookClient
+
+    env_quick = os.environ.get("GPTEDU_QUICK")
+    if quick:
+        os.environ["GPTEDU_QUICK"] = "1"
+    else:
+        os.environ.pop("GPTEDU_QUICK", None)
+    try:
+        start = time.perf_counter()
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(workdir)}})
+        client.execute()
+        return time.perf_counter() - start
+    finally:
+        if env_quick is None:
+            os.environ.pop("GPTEDU_QUICK", None)
+        else:
+            os.environ["GPTEDU_QUICK"] = env_quick
+
+
+def source_notebooks(root: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
+    folder = course_dir(root) / "source" / assignment
+    return {p.name: nbformat.read(p, as_version=4) for p in sorted(folder.glob("*.ipynb"))}
+
+
+def build(root: Path = REPO_ROOT, execute_solutions: bool = True, quick: bool = False,
+          only: list[str] | None = None, log=print) -> dict[str, float]:
+    """Write ``notebooks/`` and ``solutions/``; returns each solution's execution time (empty without execution)."""
+    times: dict[str, float] = {}
+    (root / "notebooks").mkdir(exist_ok=True)
+    (root / "solutions").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gptedu-build-") as tmp:
+        course = copy_course(root, Path(tmp) / "course")
+        for assignment in assignments(root):
+            for name, nb in generate_release(course, assignment).items():
+                nbformat.write(nb, root / "notebooks" / name)
+                log(f"notebooks/{name}")
+            for name, nb in source_notebooks(root, assignment).items():
+                sol = solution_notebook(nb)
+                if execute_solutions and (only is None or any(name.startswith(o) for o in only)):
+                    times[name] = execute(sol, root / "solutions", quick)
+                    log(f"solutions/{name} executed in {times[name]:.1f} s")
+                elif (root / "solutions" / name).exists():
+                    # keep the outputs of the committed copy when its sources are unchanged
+                    old = nbformat.read(root / "solutions" / name, as_version=4)
+                    if [c.source for c in old.cells] == [c.source for c in sol.cells]:
+                        sol = old
+                nbformat.write(sol, root / "solutions" / name)
+    return times
+
+
+def _sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.rstrip("\n")) for c in nb.cells]
+
+
+def stale_copies(root: Path = REPO_ROOT, course_copy: Path | None = None) -> list[str]:
+    """Committed notebooks/solutions whose cell sources differ from what the build would write now."""
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gptedu-check-") as tmp:
+        course = course_copy or copy_course(root, Path(tmp) / "course")
+        expected: dict[str, dict[str, nbformat.NotebookNode]] = {"notebooks": {}, "solutions": {}}
+        for assignment in assignments(root):
+            expected["notebooks"].update(generate_release(course, assignment))
+            for name, nb in source_notebooks(root, assignment).items():
+                expected["solutions"][name] = solution_notebook(nb)
+        for folder, notebooks in expected.items():
+            committed = {p.name for p in (root / folder).glob("*.ipynb")}
+            for name in sorted(set(notebooks) - committed):
+                problems.append(f"{folder}/{name} is missing")
+            for name in sorted(committed - set(notebooks)):
+                problems.append(f"{folder}/{name} has no source notebook any more")
+            for name in sorted(set(notebooks) & committed):
+                old = nbformat.read(root / folder / name, as_version=4)
+                if _sources(old) != _sources(notebooks[name]):
+                    problems.append(f"{folder}/{name} differs from its source")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="execute solutions with GPTEDU_QUICK=1 (short training)")
+    parser.add_argument("--no-execute", action="store_true", help="write sources only; keep committed outputs")
+    parser.add_argument("--only", nargs="*", help="execute only these notebooks (name prefixes, e.g. 03 08)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a committed copy is stale")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = stale_copies(args.root)
+        for p in problems:
+            print(p)
+        if problems:
+            print("Run: python -m gptedu.grading.build")
+        return 1 if problems else 0
+    times = build(args.root, execute_solutions=not args.no_execute, quick=args.quick, only=args.only)
+    for name, seconds in times.items():
+        print(f"{name:40s} {seconds:7.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The notebook series end to end: solutions execute, nbgrader grades them fully, the untouched release scores 0,
+and the committed ``notebooks/`` and ``solutions/`` match ``autograder/source``.
+
+nbgrader runs once per session (fixture ``graded_course``): one ``generate_assignment`` and one ``autograde`` of two
+simulated students — ``solver`` (every answer cell filled with the instructor's solution) and ``untouched`` (the
+release as handed out).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+nbgrader = pytest.importorskip("nbgrader")
+
+from gptedu.grading import build  # noqa: E402
+from gptedu.grading.specs import SPECS  # noqa: E402
+
+ROOT = build.REPO_ROOT
+ASSIGNMENTS = build.assignments(ROOT)
+PART1 = "gpt_from_scratch"
+PART1_TOTAL = 145
+
+
+def _fill_with_solutions(release_nb, source_nb):
+    """A student who solved everything: each answer cell of the release gets the source's solution code."""
+    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source_nb.cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.from_dict(release_nb)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cell.source = solutions[meta["grade_id"]]
+    return nb
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory):
+    """A temporary course: generated release, two submissions per assignment, autograded once."""
+    course = build.copy_course(ROOT, tmp_path_factory.mktemp("course") / "course")
+    timings = {}
+    releases = {}
+    for assignment in ASSIGNMENTS:
+        start = time.perf_counter()
+        releases[assignment] = build.generate_release(course, assignment)
+        timings[f"generate {assignment}"] = time.perf_counter() - start
+        sources = build.source_notebooks(ROOT, assignment)
+        for student in ("solver", "untouched"):
+            folder = course / "submitted" / student / assignment
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, release_nb in releases[assignment].items():
+                nb = _fill_with_solutions(release_nb, sources[name]) if student == "solver" else release_nb
+                nbformat.write(nb, folder / name)
+        start = time.perf_counter()
+        proc = build.run_nbgrader(course, "autograde", assignment, "--force", check=False)
+        timings[f"autograde {assignment} (2 students)"] = time.perf_counter() - start
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    print("\nnbgrader timings:", {k: round(v, 1) for k, v in timings.items()})
+    return course, releases
+
+
+def _scores(course: Path, assignment: str, student: str) -> dict[str, dict[str, float]]:
+    from nbgrader.api import Gradebook
+
+    url = "sqlite:///" + str(course / "gradebook.db")
+    with Gradebook(url) as gb:
+        submission = gb.find_submission(assignment, student)
+        return {nb.name: {g.name: g.score for g in nb.grades} for nb in submission.notebooks}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solutions_score_full_points(graded_course, assignment):
+    course, _ = graded_course
+    scores = _scores(course, assignment, "solver")
+    source = build.source_notebooks(ROOT, assignment)
+    assert set(scores) == {Path(n).stem for n in source}
+    lost = {(nb, gid): s for nb, grades in scores.items() for gid, s in grades.items()
+            if s != _max_points(course, assignment, nb, gid)}
+    assert not lost, f"solutions lost points: {lost}"
+    for name in source:
+        assert (course / "autograded" / "solver" / assignment / name).exists()
+    if assignment == PART1:
+        assert sum(s for grades in scores.values() for s in grades.values()) == PART1_TOTAL
+
+
+def _max_points(course: Path, assignment: str, notebook: str, grade_id: str) -> float:
+    from nbgrader.api import Gradebook
+
+    with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
+        return gb.find_grade_cell(grade_id, notebook, assignment).max_score
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_scores_zero_without_crashing(graded_course, assignment):
+    course, releases = graded_course
+    scores = _scores(course, assignment, "untouched")
+    assert set(scores) == {Path(n).stem for n in releases[assignment]}
+    assert all(s == 0 for grades in scores.values() for s in grades.values()), scores
+    for name in releases[assignment]:
+        graded = nbformat.read(course / "autograded" / "untouched" / assignment / name, as_version=4)
+        errors = [o for c in graded.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert errors, f"{name}: an untouched notebook should fail its checks"
+        # the checks say "not attempted" instead of a traceback into the grading code
+        test_errors = [o for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade") for o in c.outputs
+                       if o.output_type == "error"]
+        assert test_errors and all(o.ename == "CheckFailed" for o in test_errors), name
+        assert all("not attempted" in "\n".join(o.traceback) for o in test_errors), name
+
+
+@pytest.mark.slow
+def test_release_has_stubs_and_no_hidden_tests(graded_course):
+    _, releases = graded_course
+    for notebooks in releases.values():
+        for name, nb in notebooks.items():
+            text = "\n".join(c.source for c in nb.cells)
+            assert "BEGIN HIDDEN TESTS" not in text and "hidden=True" not in text, name
+            assert "### BEGIN SOLUTION" not in text, name
+            assert "raise NotImplementedError()" in text, name
+            assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
+
+
+def test_grade_ids_map_to_registered_checks():
+    """Every graded test cell of the sources belongs to a spec, with the spec's points (and vice versa)."""
+    seen = {}
+    for assignment in ASSIGNMENTS:
+        for name, nb in build.source_notebooks(ROOT, assignment).items():
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if meta.get("grade") and cell.cell_type == "code":
+                    seen[meta["grade_id"]] = (meta["points"], name)
+    part1 = {gid: pts for spec in SPECS.values() for gid, pts in spec.points.items()}
+    for gid, points in part1.items():
+        assert gid in seen, f"{gid} has no test cell"
+        assert seen[gid][0] == points, gid
+    for gid, (_, name) in seen.items():
+        if name[:2] <= "09":
+            assert gid in part1, f"{name}: test cell {gid} is not in the registry"
+
+
+def test_each_notebook_states_its_points():
+    for name, nb in build.source_notebooks(ROOT, PART1).items():
+        points = sum(c.metadata["nbgrader"]["points"] for c in nb.cells
+                     if c.metadata.get("nbgrader", {}).get("grade"))
+        header = nb.cells[0].source
+        assert f"Points in this notebook: {points}**" in header, name
+        assert f"Series total: {PART1_TOTAL} points" in header, name
+
+
+@pytest.mark.slow
+def test_committed_copies_are_fresh(graded_course):
+    """notebooks/ and solutions/ have the sources the build would write now (outputs are not compared)."""
+    course, _ = graded_course
+    problems = build.stale_copies(ROOT, course_copy=course)
+    assert not problems, "stale copies (run `python -m gptedu.grading.build`): " + "; ".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "solutions").glob("*.ipynb")))
+def test_solution_notebook_executes(name, tmp_path):
+    """Each committed solution runs top to bottom in quick mode, with no error and nothing on stderr."""
+    nb = nbformat.read(ROOT / "solutions" / name, as_version=4)
+    for extra in (ROOT / "solutions").iterdir():
+        if extra.suffix not in (".ipynb",) and extra.is_file():
+            shutil.copy2(extra, tmp_path / extra.name)
+    seconds = build.execute(nb, tmp_path, quick=True, timeout=300)
+    stderr = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "stream" and o.name == "stderr" and "tqdm" not in o.text and "%|" not in o.text]
+    assert not stderr, f"{name} wrote to stderr: {stderr[:2]}"
+    print(f"\n{name}: {seconds:.1f} s")
