@@ -315,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"train": cmd_train, "generate": cmd_generate}[args.command]
     try:
         return command(args)
-    except (UsageError, CheckpointError, CorpusNotFoundError, ValueError) as exc:
+    except (UsageError, CheckpointError, CorpusNotFoundError, ValueError, FloatingPointError) as exc:
         if os.environ.get("GPTEDU_DEBUG"):
             raise
         message = " ".join(str(exc).split())  # one line

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import torch
@@ -51,7 +50,6 @@ def seed_everything(seed: int) -> None:
     Seeds make a run repeatable on the same machine and software; they do not make a CPU run match a GPU run.
     """
     random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)  # only affects subprocesses started from here
     try:
         import numpy as np
 

@@ -322,12 +322,13 @@ class Trainer:
         out = {}
         for split, data in (("train", self.train_data), ("val", self.val_data)):
             gen = torch.Generator().manual_seed(self.config.seed + _EVAL_SEED_OFFSET)
-            totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # (sum of losses, number of batches)
+            dtype = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+            totals = torch.zeros(2, dtype=dtype, device=self.device)  # (sum of losses, number of batches)
             for i in range(self.config.eval_batches):
                 x, y = get_batch(data, self.config.batch_size, self.seq_len, gen)
                 if i % self.dist.world_size != self.dist.rank:
                     continue
-                totals[0] += self._loss(self.model, x.to(self.device), y.to(self.device)).double()
+                totals[0] += self._loss(self.model, x.to(self.device), y.to(self.device)).to(dtype)
                 totals[1] += 1
             all_reduce_sum(totals, self.dist)
             out[split] = (totals[0] / totals[1]).item()
@@ -367,6 +368,12 @@ class Trainer:
                     torch.stack([loss.float(), torch.tensor(float(time_up), device=loss.device)]), self.dist
                 )
                 loss_value, stop = stats[0].item() / self.dist.world_size, bool(stats[1].item() > 0)
+                if not math.isfinite(loss_value):
+                    kept = f"the last checkpoint (step {saved_at}) is untouched" if saved_at else "nothing was saved"
+                    raise FloatingPointError(
+                        f"The training loss became {loss_value} at step {self.step}; {kept}. The learning rate "
+                        f"({lr:.2e}) is most likely too high for this model: lower lr or lengthen the warmup."
+                    )
                 self.history["step"].append(self.step)
                 self.history["loss"].append(loss_value)
                 self.history["lr"].append(lr)
@@ -499,6 +506,8 @@ class Trainer:
         seed: int | None = None,
     ) -> str:
         """Continue ``prompt`` with the current model and return prompt + continuation as text."""
+        if not hasattr(self.model, "generate"):
+            raise TypeError(f"{type(self.model).__name__} has no generate() method, so the trainer cannot sample it.")
         ids = torch.tensor([self.tokenizer.encode(prompt)], dtype=torch.long, device=self.device)
         gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
         out = self.model.generate(ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)

@@ -121,3 +121,15 @@ def test_corrupt_checkpoint_and_bad_options_in_process(tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path), "--lr", "-1", "--data", str(tmp_path / "none.txt")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path, capsys):
+    from gptedu.checkpoint import load_checkpoint
+
+    args = ["train", "--out", str(tmp_path), "--preset", "tiny", "--eval-interval", "0", "--eval-batches", "1"]
+    args += ["--no-progress", "--sample-tokens", "0", "--threads", "1"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert main([*args, "--steps", "3"]) == 0
+    assert "kept it as" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "ckpt.prev.pt")["step"] == 2
+    assert load_checkpoint(tmp_path / "ckpt.pt")["step"] == 3

@@ -244,3 +244,13 @@ def test_fused_model_trains_like_the_teaching_model_and_shares_checkpoints(text,
     x = torch.tensor([tokenizer.encode("ROMEO: what is")])
     fused.model.eval()
     torch.testing.assert_close(teaching(x), fused.model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_a_diverging_run_stops_with_advice_and_keeps_its_checkpoint(text, tmp_path):
+    config = tiny_train_config(max_steps=50, lr=1e30, min_lr=0.0, warmup_steps=0, eval_interval=1)
+    trainer = Trainer(config, TINY_MODEL, text=text)
+    trainer.config.out_dir = str(tmp_path)
+    with pytest.raises(FloatingPointError, match="learning rate .* too high"):
+        trainer.train()
+    saved = load_checkpoint(tmp_path / "ckpt.pt")
+    assert 1 <= saved["step"] < trainer.step  # the last good state, not the diverged one
