@@ -314,3 +314,15 @@ def test_text_token_round_trip_helpers():
     assert ids.shape[0] == 1 and ids[0, -1].item() == tok.eos_id
     assert token_ids_to_text(ids, tok) == "to be<|endoftext|>"
     assert token_ids_to_text(ids[0], tok) == "to be<|endoftext|>"
+
+
+def test_config_reads_like_a_dict_and_classes_accept_dicts():
+    assert TINY["emb_dim"] == TINY.emb_dim == 32 and TINY.get("tie_weights") is False
+    with pytest.raises(KeyError, match="no field"):
+        TINY["d_model"]
+    torch.manual_seed(0)
+    from_dict = GPTModel(TINY.to_dict())
+    assert from_dict.cfg == TINY
+    assert count_parameters(from_dict) == gpt_param_count(TINY.to_dict())
+    with pytest.raises(ValueError, match="Unknown config keys"):
+        GPTModel({**TINY.to_dict(), "d_model": 3})

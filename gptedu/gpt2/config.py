@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass
@@ -18,6 +19,9 @@ class GPTConfig:
     - ``qkv_bias``: whether the query/key/value projections have a bias (OpenAI's GPT-2 has one; the article's
       from-scratch model does not).
     - ``tie_weights``: share one matrix between the token embedding and the output head (as GPT-2 does).
+
+    Fields read both ways, ``cfg.emb_dim`` and ``cfg["emb_dim"]`` (the article keeps its config in a plain dict);
+    every class that takes a ``cfg`` also accepts such a dict.
     """
 
     context_len: int = 1024
@@ -38,8 +42,29 @@ class GPTConfig:
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}.")
 
+    def __getitem__(self, name: str):
+        if name not in self.to_dict():
+            raise KeyError(f"GPTConfig has no field {name!r}; its fields are {list(self.to_dict())}.")
+        return getattr(self, name)
+
+    def get(self, name: str, default=None):
+        return getattr(self, name, default)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def coerce(cls, cfg: GPTConfig | Mapping) -> GPTConfig:
+        """``cfg`` itself if it is a ``GPTConfig``; a plain dict becomes one (unknown keys are an error)."""
+        if isinstance(cfg, GPTConfig):
+            return cfg
+        if isinstance(cfg, Mapping):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(cfg) - known)
+            if unknown:
+                raise ValueError(f"Unknown config keys {unknown}; GPTConfig fields are {sorted(known)}.")
+            return cls(**cfg)
+        raise TypeError(f"cfg must be a GPTConfig or a dict of its fields, got {type(cfg).__name__}.")
 
     def replace(self, **changes) -> GPTConfig:
         """A copy with some fields changed: ``GPT2_124M.replace(context_len=256, drop_rate=0.0)``."""

@@ -49,8 +49,9 @@ class FeedForward(nn.Module):
     (both with bias); ``layers[1]`` is ``GELU``. ``forward(x)``: ``(batch, seq, emb_dim)`` → same shape.
     """
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: GPTConfig | dict):
         super().__init__()
+        cfg = GPTConfig.coerce(cfg)
         self.layers = nn.Sequential(
             nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim),
             GELU(),

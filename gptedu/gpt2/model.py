@@ -53,8 +53,9 @@ class TransformerBlock(nn.Module):
     ``forward(x, kv_cache=None)``: ``(batch, seq, emb_dim)`` → same shape.
     """
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: GPTConfig | dict):
         super().__init__()
+        cfg = GPTConfig.coerce(cfg)
         self.norm1 = LayerNorm(cfg.emb_dim)
         self.att = MultiHeadAttention(
             d_in=cfg.emb_dim,
@@ -86,8 +87,9 @@ class GPTModel(nn.Module):
     ``KVCache`` (see ``gptedu.gpt2.kvcache``), ``idx`` holds only the new tokens, which continue the cached positions.
     """
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: GPTConfig | dict):
         super().__init__()
+        cfg = GPTConfig.coerce(cfg)
         self.cfg = cfg
         self.emb = GPTEmbedding(cfg.context_len, cfg.vocab_size, cfg.emb_dim, cfg.drop_rate)
         self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
@@ -124,12 +126,13 @@ def count_parameters(model: nn.Module, exclude_out_head: bool = False) -> int:
     return sum(p.numel() for p in params.values())
 
 
-def gpt_param_count(cfg: GPTConfig) -> int:
+def gpt_param_count(cfg: GPTConfig | dict) -> int:
     """The parameter count of ``GPTModel(cfg)`` in closed form (checks ``count_parameters`` and your arithmetic).
 
     embeddings ``(vocab + context) d``; per block: 2 LayerNorms ``4d``, Q/K/V ``3d^2`` (+ ``3d`` bias), out_proj
     ``d^2 + d``, feed-forward ``8d^2 + 5d``; final LayerNorm ``2d``; output head ``vocab d`` unless tied.
     """
+    cfg = GPTConfig.coerce(cfg)
     d = cfg.emb_dim
     per_block = 4 * d + 3 * d * d + (3 * d if cfg.qkv_bias else 0) + d * d + d + 8 * d * d + 5 * d
     total = (cfg.vocab_size + cfg.context_len) * d + cfg.n_layers * per_block + 2 * d

@@ -1119,3 +1119,9 @@ def spec_for_grade_id(grade_id: str) -> tuple[Spec, str] | None:
         if grade_id in spec.points:
             return spec, spec.grade_ids[grade_id]
     return None
+
+
+# Part 2 ("Let's build GPT-2", notebooks 10-14) keeps its specs in its own module.
+from gptedu.grading.specs_gpt2 import GPT2_SPECS  # noqa: E402
+
+SPECS.update(GPT2_SPECS)

@@ -1,0 +1,543 @@
+"""Graded components of part 2 ("Let's build GPT-2", assignment ``gpt2``): notebooks 10 (blocks) and 11 (BPE).
+
+Same three steps as part 1 (:mod:`gptedu.grading.specs`): plain-data cases, :func:`gptedu.grading.runner.run_case`,
+and ``compare`` against ``gptedu.gpt2``. Model configs travel as plain dicts (the cases must load with
+``torch.load(weights_only=True)`` in the sandbox), so the exercises read them as ``cfg["emb_dim"]``.
+``GPT2_SPECS`` is merged into the registry ``gptedu.grading.specs.SPECS``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from gptedu.gpt2 import attention, layers, model
+from gptedu.gpt2.bpe import BPETokenizer
+from gptedu.grading.report import Failure
+from gptedu.grading.specs import ATTENTION_SHORTCUTS, _compare_module, _module_case, _spec, _status_failures
+
+NB10 = "10_gpt2_blocks"
+NB11 = "11_bpe_tokenizer"
+
+
+def _cfg(context_len, vocab_size, emb_dim, n_heads, n_layers, drop_rate=0.1, qkv_bias=False, tie_weights=False):
+    return dict(context_len=context_len, vocab_size=vocab_size, emb_dim=emb_dim, n_heads=n_heads, n_layers=n_layers,
+                drop_rate=drop_rate, qkv_bias=qkv_bias, tie_weights=tie_weights)
+
+
+def _randomise_norms(seed: int):
+    """LayerNorm ``scale``/``shift`` start at 1/0; random values make a swapped or missing norm visible."""
+
+    def prepare(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed + 2000)
+        out = {}
+        for name, p in params.items():
+            if name.endswith("scale"):
+                p = 1.0 + 0.3 * torch.randn(p.shape, generator=g)
+            elif name.endswith("shift") or name.endswith("bias"):
+                p = 0.2 * torch.randn(p.shape, generator=g)
+            out[name] = p
+        return out
+
+    return prepare
+
+
+def _case(spec, i, label, cls, init, shape, seed, **kw):
+    return _module_case(spec, i, label, cls, init, shape, seed, prepare=_randomise_norms(seed), **kw)
+
+
+# ============================================================================================== LayerNorm
+def _ln_cases(hidden: bool) -> list[dict]:
+    sizes = ([(dict(emb_dim=24), (3, 7, 24), 1101), (dict(emb_dim=5), (2, 1, 5), 1102),
+              (dict(emb_dim=64), (1, 9, 64), 1103)] if hidden else
+             [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)])
+    cases = [_case("gpt2_layer_norm", i, "LayerNorm", layers.LayerNorm, init, shape, seed)
+             for i, (init, shape, seed) in enumerate(sizes)]
+    for i, c in enumerate(cases):
+        # inputs far from mean 0 / variance 1, so normalising matters; the last case has a variance close to eps,
+        # where eps inside or outside the square root makes a difference
+        small = i == len(cases) - 1
+        c["inputs"] = {"x": c["inputs"]["x"] * 0.003 + 0.001 if small else c["inputs"]["x"] * 3.0 + 1.5}
+    return cases
+
+
+def _ln_variants(ref, x, method):
+    mean = x.mean(-1, keepdim=True)
+    var_b = x.var(-1, keepdim=True, unbiased=False)
+    var_u = x.var(-1, keepdim=True, unbiased=True)
+    s, b, eps = ref.scale, ref.shift, ref.eps
+    return [
+        ("the variance is unbiased (divides by n-1): use x.var(dim=-1, keepdim=True, unbiased=False).",
+         s * (x - mean) / torch.sqrt(var_u + eps) + b),
+        ("eps is added outside the square root: divide by torch.sqrt(var + eps).",
+         s * (x - mean) / (torch.sqrt(var_b) + eps) + b),
+        ("scale and shift are not applied: return self.scale * norm + self.shift.",
+         (x - mean) / torch.sqrt(var_b + eps)),
+        ("the statistics are taken over the wrong axis: normalise over the last axis (dim=-1, keepdim=True).",
+         s * (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, unbiased=False) + eps) + b),
+        ("the mean is not subtracted.", s * x / torch.sqrt(var_b + eps) + b),
+    ]
+
+
+def _ln_compare(case, outputs):
+    return _compare_module(case, outputs, layers.LayerNorm, "LayerNorm", 1e-4, 1e-4,
+                           "scale * (x - mean) / sqrt(var + eps) + shift over the last axis, biased variance, "
+                           "eps = 1e-5.", _ln_variants)
+
+
+# ============================================================================================== GELU
+def _gelu_cases(hidden: bool) -> list[dict]:
+    sizes = [((4, 50), 1201), ((2, 3, 7), 1202)] if hidden else [((3, 20), 121)]
+    cases = [_module_case("gpt2_gelu", i, "GELU", layers.GELU, {}, shape, seed, with_params=False)
+             for i, (shape, seed) in enumerate(sizes)]
+    for c in cases:
+        c["inputs"] = {"x": c["inputs"]["x"] * 3.0}
+    return cases
+
+
+def _gelu_variants(ref, x, method):
+    c = math.sqrt(2 / math.pi)
+    return [
+        ("this is the exact (erf) GELU; GPT-2 uses the tanh approximation "
+         "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).", F.gelu(x)),
+        ("ReLU is not GELU.", F.relu(x)),
+        ("the factor 0.5 is missing.", x * (1 + torch.tanh(c * (x + 0.044715 * x**3)))),
+        ("the cubic term is missing: tanh(sqrt(2/pi) * (x + 0.044715 * x**3)).", 0.5 * x * (1 + torch.tanh(c * x))),
+    ]
+
+
+def _gelu_compare(case, outputs):
+    failures = _compare_module(case, outputs, layers.GELU, "GELU", 1e-5, 1e-5,
+                               "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))).", _gelu_variants)
+    return failures
+
+
+# ============================================================================================== FeedForward
+def _ff_cases(hidden: bool) -> list[dict]:
+    sizes = ([(_cfg(8, 10, 24, 4, 1), (3, 5, 24), 1301), (_cfg(4, 10, 4, 2, 1), (1, 4, 4), 1302)] if hidden else
+             [(_cfg(8, 10, 16, 2, 1), (2, 5, 16), 131)])
+    return [_case("gpt2_feed_forward", i, "FeedForward", layers.FeedForward, {"cfg": cfg}, shape, seed)
+            for i, (cfg, shape, seed) in enumerate(sizes)]
+
+
+def _ff_variants(ref, x, method):
+    lin1, lin2 = ref.layers[0], ref.layers[2]
+    return [
+        ("exact GELU (nn.GELU()): use the GELU class above (tanh approximation).", lin2(F.gelu(lin1(x)))),
+        ("ReLU is used where GPT-2 uses GELU.", lin2(F.relu(lin1(x)))),
+        ("the activation is missing between the two linear layers.", lin2(lin1(x))),
+        ("a residual connection is added inside FeedForward: return the MLP's output only.", x + ref(x)),
+    ]
+
+
+def _ff_compare(case, outputs):
+    return _compare_module(case, outputs, layers.FeedForward, "FeedForward", 1e-5, 1e-4,
+                           "self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), GELU(), "
+                           "nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants)
+
+
+# ============================================================================================== attention
+def _att_cases(hidden: bool) -> list[dict]:
+    sizes = ([(dict(d_in=24, d_out=32, context_len=12, drop_rate=0.1, n_heads=4, qkv_bias=True), (3, 12, 24), 1401),
+              (dict(d_in=12, d_out=12, context_len=30, drop_rate=0.0, n_heads=3, qkv_bias=False), (2, 17, 12), 1402),
+              (dict(d_in=8, d_out=8, context_len=5, drop_rate=0.5, n_heads=1, qkv_bias=True), (1, 5, 8), 1403)]
+             if hidden else
+             [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
+              (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)])
+    return [_case("gpt2_attention", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
+                  causal=True, shortcuts=ATTENTION_SHORTCUTS) for i, (init, shape, seed) in enumerate(sizes)]
+
+
+def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1):
+    b, seq, _ = x.shape
+    h, hd = ref.n_heads, ref.head_dim
+
+    def heads(t):
+        if split == "no_transpose":
+            return t.reshape(b, h, seq, hd)
+        return t.view(b, seq, h, hd).transpose(1, 2)
+
+    q, k, v = heads(ref.W_query(x)), heads(ref.W_key(x)), heads(ref.W_value(x))
+    scores = q @ k.transpose(2, 3) * (1 / math.sqrt(hd) if scale is None else scale)
+    if mask == "causal":
+        scores = scores.masked_fill(torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1), float("-inf"))
+    w = torch.softmax(scores, dim=dim)
+    ctx = (w @ v).transpose(1, 2).reshape(b, seq, h * hd)
+    return ref.out_proj(ctx) if proj else ctx
+
+
+def _att_variants(ref, x, method):
+    d_out = ref.d_out
+    return [
+        ("the scores are not scaled: divide by sqrt(head_dim) before the softmax.", _manual_mha(ref, x, scale=1.0)),
+        ("the scores are scaled by sqrt(d_out); scale by sqrt(head_dim) = sqrt(d_out // n_heads), the size of one "
+         "head's keys.", _manual_mha(ref, x, scale=1 / math.sqrt(d_out))),
+        ("the causal mask is missing: fill the scores above the diagonal with -inf before the softmax.",
+         _manual_mha(ref, x, mask="none")),
+        ("the heads are split without a transpose: view (batch, seq, n_heads, head_dim), then .transpose(1, 2).",
+         _manual_mha(ref, x, split="no_transpose")),
+        ("out_proj is not applied to the combined heads.", _manual_mha(ref, x, proj=False)),
+        ("the softmax runs over the wrong axis: softmax(scores, dim=-1).", _manual_mha(ref, x, dim=-2)),
+    ]
+
+
+def _att_compare(case, outputs):
+    return _compare_module(case, outputs, attention.MultiHeadAttention, "MultiHeadAttention", 1e-5, 1e-4,
+                           "project, split into heads (batch, n_heads, seq, head_dim), mask, softmax, combine, "
+                           "out_proj.", _att_variants, causal=True)
+
+
+# ============================================================================================== embedding
+def _emb_cases(hidden: bool) -> list[dict]:
+    sizes = ([(dict(context_len=12, vocab_size=31, emb_dim=16, drop_rate=0.1), (3, 12), 1501),
+              (dict(context_len=40, vocab_size=7, emb_dim=6, drop_rate=0.0), (2, 5), 1502)] if hidden else
+             [(dict(context_len=8, vocab_size=20, emb_dim=8, drop_rate=0.1), (2, 6), 151)])
+    return [_case("gpt2_embedding", i, "GPTEmbedding", model.GPTEmbedding, init, shape, seed, vocab=init["vocab_size"])
+            for i, (init, shape, seed) in enumerate(sizes)]
+
+
+def _emb_variants(ref, x, method):
+    seq = x.size(1)
+    tok = ref.tok_emb(x)
+    out = [("the position embedding is not added.", tok),
+           ("the position embedding is looked up with the token ids; it takes the positions torch.arange(seq).",
+            tok + ref.pos_emb(x.clamp(max=ref.pos_emb.num_embeddings - 1)))]
+    if seq < ref.pos_emb.num_embeddings:
+        out.append(("positions start at 1; the first position is 0.",
+                    tok + ref.pos_emb(torch.arange(1, seq + 1))))
+    return out
+
+
+def _emb_compare(case, outputs):
+    return _compare_module(case, outputs, model.GPTEmbedding, "GPTEmbedding", 1e-6, 1e-5,
+                           "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.", _emb_variants)
+
+
+# ============================================================================================== block
+def _block_cases(hidden: bool) -> list[dict]:
+    sizes = ([(_cfg(12, 10, 24, 4, 1, qkv_bias=True), (3, 12, 24), 1601), (_cfg(6, 10, 8, 1, 1), (2, 4, 8), 1602)]
+             if hidden else [(_cfg(8, 10, 16, 2, 1), (2, 8, 16), 161)])
+    return [_case("gpt2_block", i, "TransformerBlock", model.TransformerBlock, {"cfg": cfg}, shape, seed,
+                  causal=True, shortcuts=ATTENTION_SHORTCUTS) for i, (cfg, shape, seed) in enumerate(sizes)]
+
+
+def _block_variants(ref, x, method):
+    post = ref.norm1(x + ref.att(x))
+    post = ref.norm2(post + ref.ff(post))
+    h = x + ref.att(ref.norm1(x))
+    return [
+        ("post-LN: GPT-2 normalises *before* each sub-layer: x = x + att(norm1(x)); x = x + ff(norm2(x)).", post),
+        ("the shortcut (residual) connections are missing: add the input back after att and after ff.",
+         ref.ff(ref.norm2(ref.att(ref.norm1(x))))),
+        ("norm1 is used before the feed-forward too: use norm2 there.", h + ref.ff(ref.norm1(h))),
+        ("the feed-forward branch is missing.", h),
+    ]
+
+
+def _block_compare(case, outputs):
+    return _compare_module(case, outputs, model.TransformerBlock, "TransformerBlock", 1e-5, 1e-4,
+                           "x = x + drop_shortcut(att(norm1(x))); x = x + drop_shortcut(ff(norm2(x))).",
+                           _block_variants, causal=True)
+
+
+# ============================================================================================== model
+def _model_cases(hidden: bool) -> list[dict]:
+    sizes = ([(_cfg(12, 29, 16, 4, 2, qkv_bias=True), (3, 12), 1701),
+              (_cfg(20, 13, 12, 3, 1, tie_weights=True), (2, 9), 1702)] if hidden else
+             [(_cfg(10, 17, 16, 2, 2), (2, 10), 171), (_cfg(8, 11, 8, 2, 1, tie_weights=True), (1, 8), 172)])
+    return [_case("gpt2_model", i, "GPTModel", model.GPTModel, {"cfg": cfg}, shape, seed, causal=True,
+                  vocab=cfg["vocab_size"], shortcuts=ATTENTION_SHORTCUTS) for i, (cfg, shape, seed) in enumerate(sizes)]
+
+
+def _model_variants(ref, x, method):
+    h = ref.trf_blocks(ref.emb(x))
+    return [
+        ("final_norm is not applied before out_head.", ref.out_head(h)),
+        ("forward returns probabilities: return the raw logits (batch, seq, vocab_size).", torch.softmax(ref(x), -1)),
+        ("the transformer blocks are skipped.", ref.out_head(ref.final_norm(ref.emb(x)))),
+    ]
+
+
+def _model_compare(case, outputs):
+    failures = _status_failures("GPTModel", case, outputs)
+    if failures:
+        if failures[0].status == "load_error" and case["init"]["cfg"].get("tie_weights"):
+            failures[0].cause = ("with cfg['tie_weights'], out_head must reuse the embedding matrix: "
+                                 "self.out_head.weight = self.emb.tok_emb.weight (one parameter, counted once).")
+        return failures
+    return _compare_module(case, outputs, model.GPTModel, "GPTModel", 2e-5, 1e-4,
+                           "emb -> trf_blocks -> final_norm -> out_head (no bias), returning logits.",
+                           _model_variants, causal=True)
+
+
+# ============================================================================================== parameter count
+_COUNT_CFGS_VISIBLE = [_cfg(1024, 50257, 768, 12, 12), _cfg(1024, 50257, 768, 12, 12, tie_weights=True),
+                       _cfg(16, 40, 32, 4, 2, qkv_bias=True)]
+_COUNT_CFGS_HIDDEN = [_cfg(1024, 50257, 1024, 16, 24, qkv_bias=True, tie_weights=True), _cfg(64, 100, 48, 3, 5),
+                      _cfg(128, 65, 64, 4, 3, qkv_bias=True)]
+
+
+def _count_cases(hidden: bool) -> list[dict]:
+    cfgs = _COUNT_CFGS_HIDDEN if hidden else _COUNT_CFGS_VISIBLE
+    calls = [{"name": f"c{i}", "args": [cfg], "describe": f"cfg with {_short(cfg)}"} for i, cfg in enumerate(cfgs)]
+    return [{"spec": "gpt2_param_count", "id": "gpt2_param_count/0", "kind": "calls", "label": "gpt_param_count",
+             "calls": calls, "seed": 0, "describe": "gpt_param_count on " + "; ".join(_short(c) for c in cfgs)}]
+
+
+def _short(cfg: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cfg.items() if k != "drop_rate")
+
+
+def _count_parts(cfg: dict) -> dict[str, int]:
+    d, v, n = cfg["emb_dim"], cfg["vocab_size"], cfg["n_layers"]
+    return {
+        "token embedding (vocab_size * emb_dim)": v * d,
+        "position embedding (context_len * emb_dim)": cfg["context_len"] * d,
+        "the LayerNorms (2 per block + final, each 2 * emb_dim)": (2 * n + 1) * 2 * d,
+        "the QKV biases (3 * emb_dim per block, only with qkv_bias)": 3 * d * n if cfg["qkv_bias"] else 0,
+        "out_proj's bias and the feed-forward biases (emb_dim + 4 emb_dim + emb_dim per block)": 6 * d * n,
+        "out_head (vocab_size * emb_dim, only without tying)": 0 if cfg["tie_weights"] else v * d,
+    }
+
+
+def _count_compare(case, outputs):
+    failures = _status_failures("gpt_param_count", case, outputs)
+    if failures:
+        return failures
+    for call in case["calls"]:
+        cfg = call["args"][0]
+        expected = model.gpt_param_count(cfg)
+        found = outputs.get(f"result:{call['name']}")
+        if not isinstance(found, torch.Tensor) or found.numel() != 1:
+            failures.append(Failure("returns one integer", call["describe"], f"got {found!r}", "return an int."))
+            continue
+        found = int(found.item())
+        if found != expected:
+            diff = found - expected
+            cause = "count every weight matrix and bias: embeddings, per block (2 LayerNorms, Q/K/V, out_proj, " \
+                    "feed-forward), the final LayerNorm, and out_head unless it is tied."
+            parts = [part for part, size in _count_parts(cfg).items() if size and abs(diff) == size]
+            if parts:
+                cause = (f"the difference ({diff:+,}) is exactly the size of {' or of '.join(parts)}: "
+                         f"{'missing' if diff < 0 else 'counted in excess'}.")
+            failures.append(Failure("parameter count equals the model's", call["describe"],
+                                    f"expected {expected:,}, found {found:,}", cause))
+    return failures
+
+
+# ============================================================================================== 11: BPE
+BPE_TEXTS_VISIBLE = ["low lower lowest newer wider", "First Citizen:\nBefore we proceed any further, hear me speak."]
+BPE_TEXTS_HIDDEN = [
+    "the cat sat on the mat; the cat ate the rat. That's that!",
+    "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.",
+    "naïve café — 東京 東京 2024 2025 ünïcødé ünïcødé",
+]
+
+
+def _calls_case(spec: str, label: str, calls: list[dict]) -> dict:
+    return {"spec": spec, "id": f"{spec}/0", "kind": "calls", "label": label, "calls": calls, "seed": 0,
+            "describe": f"{label} on {len(calls)} inputs"}
+
+
+def _pair_cases(hidden: bool) -> list[dict]:
+    seqs = ([[1, 2, 3, 1, 2], [5, 5, 5, 5], [7], [], list(range(10)) * 3] if hidden else
+            [[1, 2, 3, 1, 2], [104, 101, 108, 108, 111]])
+    calls = [{"name": f"c{i}", "args": [s], "describe": f"ids={s}"} for i, s in enumerate(seqs)]
+    return [_calls_case("bpe_pair_counts", "get_pair_counts", calls)]
+
+
+def _dict_from(outputs: dict, name: str):
+    keys, values = outputs.get(name + ".keys"), outputs.get(name + ".values")
+    if keys is None or values is None:
+        return None
+    return dict(zip(keys, values, strict=False))
+
+
+def _pair_compare(case, outputs):
+    failures = _status_failures("get_pair_counts", case, outputs)
+    if failures:
+        return failures
+    for call in case["calls"]:
+        ids = call["args"][0]
+        expected: dict[tuple[int, int], int] = {}
+        for pair in zip(ids, ids[1:], strict=False):
+            expected[pair] = expected.get(pair, 0) + 1
+        want = {repr(k): repr(v) for k, v in expected.items()}
+        found = _dict_from(outputs, f"result:{call['name']}")
+        if found is None and not expected and outputs.get(f"result:{call['name']}") is not None:
+            found = {}  # an empty dict may come back as something empty
+        if found != want:
+            cause = "count every adjacent pair (ids[i], ids[i+1]) as a tuple key; overlapping pairs count."
+            if found is not None and set(found) == set(want):
+                cause = "the right pairs, wrong counts: overlapping pairs such as (5, 5) in [5, 5, 5] count twice."
+            failures.append(Failure("pair counts", call["describe"], f"expected {expected}, found {found}", cause))
+    return failures
+
+
+def _merge_cases(hidden: bool) -> list[dict]:
+    args = ([([1, 2, 3, 1, 2], (1, 2), 99), ([5, 5, 5], (5, 5), 256), ([5, 5, 5, 5], (5, 5), 256),
+             ([1, 2], (2, 1), 7), ([], (1, 2), 3)] if hidden else
+            [([1, 2, 3, 1, 2], (1, 2), 256), ([6, 6, 6], (6, 6), 300)])
+    calls = [{"name": f"c{i}", "args": [list(ids), tuple(pair), new],
+              "describe": f"ids={ids}, pair={pair}, new_id={new}"} for i, (ids, pair, new) in enumerate(args)]
+    return [_calls_case("bpe_merge", "merge", calls)]
+
+
+def _reference_merge(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _list_result(outputs: dict, name: str):
+    value = outputs.get(name)
+    if isinstance(value, torch.Tensor):
+        return [int(v) for v in value.flatten().tolist()]
+    if value is None and isinstance(outputs.get(name + ".len"), torch.Tensor) and int(outputs[name + ".len"]) == 0:
+        return []
+    return value
+
+
+def _merge_compare(case, outputs):
+    failures = _status_failures("merge", case, outputs)
+    if failures:
+        return failures
+    for call in case["calls"]:
+        expected = _reference_merge(*call["args"])
+        found = _list_result(outputs, f"result:{call['name']}")
+        if found != expected and not (expected == [] and found in ([], None, "")):
+            cause = "walk left to right; when (ids[i], ids[i+1]) is the pair, emit new_id and skip both."
+            if call["args"][1][0] == call["args"][1][1]:
+                cause = "with a pair like (5, 5), merge left to right without overlap: [5, 5, 5] -> [new, 5]."
+            failures.append(Failure("merge", call["describe"], f"expected {expected}, found {found}", cause))
+    return failures
+
+
+def _train_cases(hidden: bool) -> list[dict]:
+    texts = BPE_TEXTS_HIDDEN if hidden else BPE_TEXTS_VISIBLE
+    merges = [12, 30, 25] if hidden else [10, 20]
+    calls = [{"name": f"c{i}", "args": [t, n], "describe": f"text={t[:30]!r}..., num_merges={n}"}
+             for i, (t, n) in enumerate(zip(texts, merges, strict=True))]
+    return [_calls_case("bpe_train", "train_bpe", calls)]
+
+
+def reference_merges(text: str, num_merges: int) -> dict[tuple[int, int], int]:
+    """The exercise's ``train_bpe`` from the reference tokenizer: ``{(id, id): new_id}`` in merge order."""
+    tok = BPETokenizer.train(text, vocab_size=256 + num_merges, special_tokens=())
+    return {(tok.token_to_id[a], tok.token_to_id[b]): 256 + k for k, (a, b) in enumerate(tok.merges)}
+
+
+def _train_compare(case, outputs):
+    failures = _status_failures("train_bpe", case, outputs)
+    if failures:
+        return failures
+    for call in case["calls"]:
+        expected = reference_merges(*call["args"])
+        want = {repr(k): repr(v) for k, v in expected.items()}
+        found = _dict_from(outputs, f"result:{call['name']}")
+        if found != want:
+            exp_list = sorted(expected.items(), key=lambda kv: kv[1])
+            found_list = sorted(((k, v) for k, v in (found or {}).items()), key=lambda kv: kv[1])
+            first = next((i for i, (a, b) in enumerate(zip(exp_list, found_list, strict=False))
+                          if repr(a[0]) != b[0] or repr(a[1]) != b[1]), min(len(exp_list), len(found_list)))
+            shown_exp = exp_list[first] if first < len(exp_list) else None
+            shown_found = found_list[first] if first < len(found_list) else None
+            failures.append(Failure(
+                "the learned merges", call["describe"],
+                f"{len(expected)} merges expected, {len(found or {})} found; first difference at merge {first}: "
+                f"expected {shown_exp}, found {shown_found}",
+                "count pairs inside each pre-tokenized chunk (regex.findall(GPT2_PATTERN, text)), never across "
+                "chunks; take the most frequent pair, ties to the smallest pair; give it the next id (256, 257, ...);"
+                " merge it everywhere before counting again."))
+    return failures
+
+
+def _encode_cases(hidden: bool) -> list[dict]:
+    train_texts = BPE_TEXTS_HIDDEN if hidden else BPE_TEXTS_VISIBLE
+    probes = (["the rat sat", "yonder east, Juliet!", "café 東京 ünïcødé!!", ""] if hidden else
+              ["lowest lower", "hear me"])
+    calls = []
+    for i, (text, probe) in enumerate(zip(train_texts * 2, probes, strict=False)):
+        merges = reference_merges(text, 20)
+        calls.append({"name": f"c{i}", "args": [probe, merges], "describe": f"text={probe!r}, {len(merges)} merges"})
+    return [_calls_case("bpe_encode", "encode", calls)]
+
+
+def _tokenizer_from(merges: dict) -> BPETokenizer:
+    vocab = {i: bytes([i]) for i in range(256)}
+    ordered = sorted(merges.items(), key=lambda kv: kv[1])
+    for (a, b), new in ordered:
+        vocab[new] = vocab[a] + vocab[b]
+    return BPETokenizer(vocab, [(vocab[a], vocab[b]) for (a, b), _ in ordered], {})
+
+
+def _encode_compare(case, outputs):
+    failures = _status_failures("encode", case, outputs)
+    if failures:
+        return failures
+    for call in case["calls"]:
+        text, merges = call["args"]
+        expected = _tokenizer_from(merges).encode_ordinary(text)
+        found = _list_result(outputs, f"result:{call['name']}")
+        if found != expected and not (expected == [] and found in ([], None)):
+            failures.append(Failure(
+                "encode", call["describe"], f"expected {expected}, found {found}",
+                "split with regex.findall(GPT2_PATTERN, text); for each chunk start from its UTF-8 bytes and apply "
+                "the merges in the order they were learned (lowest new id first), then concatenate."))
+    return failures
+
+
+def _decode_cases(hidden: bool) -> list[dict]:
+    texts = BPE_TEXTS_HIDDEN if hidden else BPE_TEXTS_VISIBLE
+    calls = []
+    for i, text in enumerate(texts):
+        merges = reference_merges(text, 15)
+        ids = _tokenizer_from(merges).encode_ordinary(text)
+        calls.append({"name": f"c{i}", "args": [ids, merges], "describe": f"the ids of {text[:30]!r}..."})
+    return [_calls_case("bpe_decode", "decode", calls)]
+
+
+def _decode_compare(case, outputs):
+    failures = _status_failures("decode", case, outputs)
+    if failures:
+        return failures
+    for call in case["calls"]:
+        ids, merges = call["args"]
+        expected = _tokenizer_from(merges).decode(ids)
+        found = outputs.get(f"result:{call['name']}")
+        if found != expected:
+            failures.append(Failure(
+                "decode", call["describe"], f"expected {expected!r}, found {found!r}",
+                "rebuild each id's bytes (vocab[new] = vocab[a] + vocab[b], in merge order), join all bytes, then "
+                "decode once with .decode('utf-8', errors='replace') — decoding token by token splits multi-byte "
+                "characters."))
+    return failures
+
+
+GPT2_SPECS = {s.name: s for s in [
+    _spec("gpt2_layer_norm", "LayerNorm (scale/shift, biased variance)", "LayerNorm", NB10, 5, 5, _ln_cases,
+          _ln_compare),
+    _spec("gpt2_gelu", "GELU (tanh approximation)", "GELU", NB10, 3, 2, _gelu_cases, _gelu_compare),
+    _spec("gpt2_feed_forward", "FeedForward(cfg)", "FeedForward", NB10, 3, 2, _ff_cases, _ff_compare),
+    _spec("gpt2_attention", "MultiHeadAttention (batched, causal)", "MultiHeadAttention", NB10, 10, 10, _att_cases,
+          _att_compare),
+    _spec("gpt2_embedding", "GPTEmbedding (token + learned position)", "GPTEmbedding", NB10, 3, 2, _emb_cases,
+          _emb_compare),
+    _spec("gpt2_block", "TransformerBlock (pre-LN)", "TransformerBlock", NB10, 5, 5, _block_cases, _block_compare),
+    _spec("gpt2_model", "GPTModel (with weight tying)", "GPTModel", NB10, 5, 5, _model_cases, _model_compare),
+    _spec("gpt2_param_count", "gpt_param_count (closed form)", "gpt_param_count", NB10, 3, 2, _count_cases,
+          _count_compare),
+    _spec("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
+    _spec("bpe_merge", "merge", "merge", NB11, 3, 2, _merge_cases, _merge_compare),
+    _spec("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare),
+    _spec("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare),
+    _spec("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
+]}
