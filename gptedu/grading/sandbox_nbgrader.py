@@ -1,0 +1,241 @@
+"""nbgrader glue for the sandbox: a hardened ``Execute`` and the one call that configures a course.
+
+``SandboxExecute`` replaces nbgrader's ``Execute`` in ``Autograde.autograde_preprocessors`` and adds what nbgrader
+lacks, so that every submission ends with a defined grade instead of a crashed notebook:
+
+* a time limit for the whole notebook (``notebook_timeout``) on top of the per-cell ``timeout``: once it is spent,
+  the remaining cells are not run and score 0;
+* a kernel that dies (memory limit, CPU limit, ``os._exit``, a crash) or stops answering (a loop that swallows
+  ``KeyboardInterrupt``) no longer fails the notebook: that cell gets an error explaining what happened, the
+  remaining cells are marked "not run", and the notebook is graded;
+* a cap on the output a cell may send (``max_output_bytes``), checked while it streams in, so a cell printing
+  gigabytes cannot exhaust nbgrader's memory;
+* a secret canary: each graded test cell gets ``print(<random token>)`` appended while it runs. A test cell whose
+  token did not come back (skipped, rewritten by an input transformer, silenced) is failed by
+  :class:`gptedu.grading.verify.VerifyAnswers`. The token is removed from the source and the outputs afterwards.
+
+``configure_nbgrader(c)`` is what ``autograder/nbgrader_config.py`` calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+from time import monotonic
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer
+
+RESOURCE_KEY = "gptedu_grading"
+
+
+def error_output(ename: str, message: str) -> NotebookNode:
+    """An ``error`` output, which nbgrader scores 0 and shows in the feedback."""
+    lines = [f"\x1b[0;31m{ename}\x1b[0m: {message.splitlines()[0] if message else ''}"]
+    lines += message.splitlines()[1:]
+    return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=lines)
+
+
+class _StopNotebook(Exception):
+    pass
+
+
+class SandboxExecute(Execute):
+    """nbgrader's ``Execute`` with a notebook time limit, kernel-death handling, an output cap and canaries."""
+
+    notebook_timeout = Integer(
+        900, help="Seconds for the whole notebook; after that the remaining cells are not run (score 0)."
+    ).tag(config=True)
+    max_output_bytes = Integer(
+        500_000, help="Bytes of output kept per cell; the rest is dropped while it streams in."
+    ).tag(config=True)
+    canary = Bool(True, help="Append a secret print to each test cell and check that it ran.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._deadline = monotonic() + self.notebook_timeout
+        self._stopped = ""
+        self._current = -1
+        self._output_bytes: dict[int, int] = {}
+        info = {"canary_missing": [], "canary_checked": [], "stopped": ""}
+        self._info = info
+        with contextlib.suppress(_StopNotebook):
+            nb, resources = super().preprocess(nb, resources, km)
+        if self._stopped:
+            info["stopped"] = self._stopped
+            for index, cell in enumerate(nb.cells):
+                if index > self._current and cell.cell_type == "code" and cell.source.strip():
+                    cell.outputs = [error_output("NotRun", f"This cell was not run: {self._stopped}")]
+        if resources is None:
+            resources = {}
+        resources[RESOURCE_KEY] = info
+        return nb, resources
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        remaining = max(1, int(self._deadline - monotonic()) + 1)
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def preprocess_cell(self, cell, resources, index):
+        self._current = index
+        if cell.cell_type != "code" or not cell.source.strip():
+            return cell, resources
+        if monotonic() >= self._deadline:
+            self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
+                             "that never ends or a very slow cell above.")
+            self._current = index - 1
+            raise _StopNotebook
+        is_test = utils.is_grade(cell) and not utils.is_solution(cell)
+        token = secrets.token_hex(16) if (self.canary and is_test) else ""
+        original = cell.source
+        if token:
+            cell.source = original + f"\nprint('{token}')"
+        try:
+            super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            self._stop(cell, "KernelDied", "the Python kernel died while running this cell. The usual causes: "
+                       "too much memory (the grader allows a fixed amount), too much CPU time, os._exit() or "
+                       "sys.exit() in your code, or a crash in a native library.")
+        except CellTimeoutError:
+            self._stop(cell, "KernelUnresponsive", "this cell did not stop when interrupted after its time limit "
+                       "(does it catch KeyboardInterrupt, e.g. with a bare `except:`?). The kernel was stopped.")
+        finally:
+            cell.source = original
+        if token:
+            self._check_canary(cell, token)
+        if monotonic() >= self._deadline and not self._stopped:
+            self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
+                             "that never ends or a very slow cell above.")
+            raise _StopNotebook
+        return cell, resources
+
+    def _stop(self, cell, ename: str, message: str) -> None:
+        cell.outputs = [error_output(ename, message), *cell.get("outputs", [])]
+        self._stopped = f"an earlier cell stopped the kernel ({ename})."
+        raise _StopNotebook
+
+    def _check_canary(self, cell, token: str) -> None:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        seen = False
+        kept = []
+        for output in cell.outputs:
+            if output.get("output_type") == "stream" and token in output.get("text", ""):
+                seen = seen or output.get("name") == "stdout"
+                output["text"] = output["text"].replace(token + "\n", "").replace(token, "")
+                if not output["text"]:
+                    continue
+            if output.get("output_type") == "error":  # the kernel quotes the executed source
+                output["traceback"] = [line.replace(f"print('{token}')", "") for line in output.get("traceback", [])]
+            kept.append(output)
+        cell.outputs = kept
+        self._info["canary_checked"].append(grade_id)
+        failed = any(o.get("output_type") == "error" for o in kept)
+        if not seen and not failed:
+            self._info["canary_missing"].append(grade_id)
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
+        used = self._output_bytes.get(cell_index, 0)
+        self._output_bytes[cell_index] = used + size
+        if used + size > self.max_output_bytes:
+            if used <= self.max_output_bytes:  # say it once
+                outs.append(NotebookNode(output_type="stream", name="stdout",
+                                         text=f"\n[output cut by the grader: more than {self.max_output_bytes} "
+                                              "bytes]\n"))
+                self._output_bytes[cell_index] = self.max_output_bytes + 1
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+# ------------------------------------------------------------------------------------------------ course config
+_IPC_DIRS: list[str] = []
+
+
+def _cleanup_ipc_dirs() -> None:
+    for path in _IPC_DIRS:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int = 900, cell_timeout: int = 120,
+                       verify: bool = True) -> bool:
+    """Configure an nbgrader course for safe autograding. Returns True when the sandboxed kernel is used.
+
+    * the kernel: ``gptedu-sandbox`` when :func:`gptedu.grading.sandbox.problems` finds nothing, else the normal
+      kernel with a WARNING on stderr (or an error when ``require`` / ``$GPTEDU_REQUIRE_SANDBOX=1``);
+    * ``SandboxExecute`` instead of ``Execute``, ``VerifyAnswers`` (out-of-process verification) before
+      ``SaveAutoGrades``; test cells whose metadata was stripped are re-inserted (``add_missing_cells``);
+    * feedback without hidden tests: hidden test code is stripped and tracebacks of test cells are redacted.
+    """
+    import atexit
+    import sys
+
+    from gptedu.grading import sandbox
+
+    if require is None:
+        require = os.environ.get("GPTEDU_REQUIRE_SANDBOX", "") not in ("", "0")
+    found = [] if os.environ.get("GPTEDU_NO_SANDBOX") else sandbox.problems()
+    if os.environ.get("GPTEDU_NO_SANDBOX"):
+        found = ["GPTEDU_NO_SANDBOX is set"]
+    use_sandbox = not found
+    if use_sandbox:
+        c.ExecutePreprocessor.kernel_name = sandbox.KERNEL_NAME
+        c.Execute.kernel_name = sandbox.KERNEL_NAME
+        ipc_dir = tempfile.mkdtemp(prefix="gptedu-ipc-")
+        _IPC_DIRS.append(ipc_dir)
+        if len(_IPC_DIRS) == 1:
+            atexit.register(_cleanup_ipc_dirs)
+        c.KernelManager.transport = "ipc"
+        c.KernelManager.ip = os.path.join(ipc_dir, "kernel")
+    else:
+        message = ("gptedu: WARNING: the grading sandbox is NOT used, student code runs with your privileges, "
+                   "network and files (" + "; ".join(found) + "). See autograder/README.md, 'Sandbox'.")
+        if require:
+            raise RuntimeError(message.replace("WARNING: ", "") + " (GPTEDU_REQUIRE_SANDBOX is set)")
+        print(message, file=sys.stderr)
+
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+
+    from gptedu.grading.verify import VerifyAnswers
+
+    c.Execute.timeout = cell_timeout
+    c.SandboxExecute.timeout = cell_timeout
+    c.SandboxExecute.notebook_timeout = notebook_timeout
+    c.Execute.iopub_timeout = 10
+    c.SandboxExecute.iopub_timeout = 10
+    c.Execute.startup_timeout = 120
+    c.SandboxExecute.startup_timeout = 120
+    c.Autograde.autograde_preprocessors = [
+        SandboxExecute,
+        *([VerifyAnswers] if verify else []),
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+    c.OverwriteCells.add_missing_cells = True
+    c.LimitOutput.max_lines = 200
+    c.LimitOutput.max_traceback = 40
+    # feedback: hidden tests out of the source, test-cell tracebacks shortened to the error line
+    c.GenerateFeedback.preprocessors = [
+        "nbgrader.preprocessors.GetGrades",
+        "nbgrader.preprocessors.ClearHiddenTests",
+        "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+        "gptedu.grading.verify.RedactTracebacks",
+    ]
+    c.ClearHiddenTests.enforce_metadata = False
+    return use_sandbox

@@ -1,0 +1,420 @@
+"""Out-of-process verification: verdicts that code in the student's kernel cannot influence.
+
+Everything that runs in the grading kernel after the student's code can be rewritten by it (monkeypatched
+``torch.allclose`` or grading helpers, spoofed modules, IPython input transformers). :class:`VerifyAnswers` is an
+nbgrader preprocessor (it runs in nbgrader's process, after ``SandboxExecute``) that reaches the verdict another way:
+
+1. it takes the student's code from the submission: the answer cells, plus code cells the student added (cells
+   that are not in the instructor's notebook); instructor cells are skipped, but their ``import`` lines and simple
+   constants are kept, with imports from ``gptedu`` served by a *copy* of the prerequisite classes' source (the
+   classes graded in this notebook are never copied);
+2. it runs that code in a fresh sandboxed process (:mod:`gptedu.grading.sandbox`, reference package hidden), which
+   calls :func:`gptedu.grading.runner.run_case` on the visible and hidden cases of every graded component of the
+   notebook and writes the raw outputs to a file;
+3. back in nbgrader's process it compares them with the reference (``Spec.compare``) and, for every test cell
+   whose component fails there, puts an error first in the cell's outputs so ``SaveAutoGrades`` scores it 0, with
+   a message for the student. A test cell whose canary did not come back (see ``SandboxExecute``) is failed too.
+
+A verdict can only take points away: a test cell that failed in the kernel stays failed.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import tokenize
+from pathlib import Path
+
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Integer
+
+from gptedu.grading.sandbox_nbgrader import RESOURCE_KEY, error_output
+
+COPY_PACKAGE = "reference_copy"
+FORBIDDEN_NAMES = ("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward",
+                   "flex_attention", "_native_multi_head_attention")
+MAX_OUTPUT_FILE = 256 * 2**20
+
+
+# ------------------------------------------------------------------------------------------- the student's code
+def _is_code(cell) -> bool:
+    return cell.cell_type == "code" and bool(cell.source.strip())
+
+
+def _normalise(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def student_code_cells(nb, source_nb) -> list[tuple[int, str]]:
+    """(index, source) of the answer cells and of the code cells the student added, in notebook order."""
+    instructor = {_normalise(c.source) for c in source_nb.cells
+                  if _is_code(c) and not utils.is_solution(c) and not utils.is_grade(c)}
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if not _is_code(cell) or (utils.is_grade(cell) and not utils.is_solution(cell)):
+            continue
+        if utils.is_solution(cell) or _normalise(cell.source) not in instructor:
+            found.append((index, cell.source))
+    return found
+
+
+def to_python(source: str) -> str:
+    """IPython cell source -> plain Python (magics become no-op ``get_ipython()`` calls); '' if it cannot parse."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        code = TransformerManager().transform_cell(source)
+        ast.parse(code)
+        return code
+    except (SyntaxError, ValueError):
+        return source  # let the sandbox report the SyntaxError for this cell
+
+
+def used_names(sources: list[str]) -> set[str]:
+    """Identifiers and attribute names in the code (comments and strings ignored)."""
+    names: set[str] = set()
+    for source in sources:
+        try:
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+                if tok.type == tokenize.NAME:
+                    names.add(tok.string)
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            names.update(source.replace(".", " ").split())
+    return names
+
+
+def instructor_prelude(source_nb) -> tuple[list[str], list[str]]:
+    """Top-level imports and literal constants of the instructor's code cells: (statements, names from gptedu)."""
+    statements, from_reference = [], []
+    for cell in source_nb.cells:
+        if not _is_code(cell) or utils.is_solution(cell) or utils.is_grade(cell):
+            continue
+        try:
+            tree = ast.parse(to_python(cell.source))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu":
+                from_reference += [a.asname or a.name for a in node.names if a.name != "*"]
+                statements.append(ast.unparse(node))
+            elif isinstance(node, ast.Import | ast.ImportFrom) or (
+                    isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)):
+                statements.append(ast.unparse(node))
+    return statements, from_reference
+
+
+# -------------------------------------------------------------------------- prerequisite classes as source copies
+def _reference_module_file(module_name: str) -> Path:
+    import importlib
+
+    return Path(importlib.import_module(module_name).__file__)
+
+
+def _rewrite_module(tree: ast.Module, withheld: set[str], needed: set[str]) -> ast.Module:
+    """Point ``gptedu`` imports at the copy; replace definitions of withheld names by a stub that raises."""
+    import importlib
+
+    body = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu" and node.level == 0:
+            for alias in node.names:
+                obj = getattr(importlib.import_module(node.module), alias.name)
+                real = getattr(obj, "__module__", node.module) if not isinstance(obj, type(os)) else obj.__name__
+                needed.add(real)
+                target = COPY_PACKAGE + real[len("gptedu"):]
+                body.append(ast.parse(f"from {target} import {alias.name} as {alias.asname or alias.name}").body[0])
+            continue
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "gptedu" for a in node.names):
+            continue
+        name = getattr(node, "name", None)
+        if isinstance(node, ast.ClassDef | ast.FunctionDef) and name in withheld:
+            body.append(ast.parse(f"{name} = _withheld({name!r})").body[0])
+            continue
+        body.append(node)
+    stub = ast.parse(
+        "def _withheld(name):\n"
+        "    class Withheld:\n"
+        "        def __init__(self, *args, **kwargs):\n"
+        "            raise NameError(f'{name} is what this notebook asks you to write: define it in your answer "
+        "cell.')\n"
+        "        def __call__(self, *args, **kwargs):\n"
+        "            raise NameError(f'{name} is not available here.')\n"
+        "    Withheld.__name__ = Withheld.__qualname__ = name\n"
+        "    return Withheld\n"
+    ).body
+    future = [n for n in body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
+    rest = [n for n in body if n not in future]
+    tree.body = future + stub + rest
+    return tree
+
+
+def write_reference_copy(dest: Path, modules: set[str], withheld: set[str]) -> None:
+    """Copy the ``gptedu`` modules (and what they import from ``gptedu``) as package ``reference_copy``."""
+    (dest / COPY_PACKAGE).mkdir(parents=True, exist_ok=True)
+    done: set[str] = set()
+    todo = set(modules)
+    while todo:
+        name = todo.pop()
+        if name in done:
+            continue
+        done.add(name)
+        needed: set[str] = set()
+        tree = _rewrite_module(ast.parse(_reference_module_file(name).read_text()), withheld, needed)
+        todo |= needed - done
+        parts = name.split(".")[1:]
+        path = dest / COPY_PACKAGE / Path(*parts[:-1]) / f"{parts[-1]}.py" if parts else dest / COPY_PACKAGE / "x.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(ast.unparse(tree) + "\n")
+    for folder in [dest / COPY_PACKAGE, *(p for p in (dest / COPY_PACKAGE).rglob("*") if p.is_dir())]:
+        (folder / "__init__.py").touch()
+
+
+def build_prelude(statements: list[str], names: list[str], withheld: set[str]) -> tuple[str, set[str]]:
+    """The prelude source and the ``gptedu`` modules it needs; ``gptedu`` imports become imports from the copy."""
+    import importlib
+
+    lines, modules = ["import math", "import torch", "from torch import nn", "import torch.nn.functional as F"], set()
+    for statement in statements:
+        node = ast.parse(statement).body[0]
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu":
+            for alias in node.names:
+                try:
+                    obj = getattr(importlib.import_module(node.module), alias.name)
+                except (ImportError, AttributeError):
+                    continue
+                if getattr(obj, "__name__", alias.name) in withheld or not hasattr(obj, "__module__"):
+                    continue
+                real = obj.__module__
+                modules.add(real)
+                lines.append(f"from {COPY_PACKAGE}{real[len('gptedu'):]} import {obj.__name__} as "
+                             f"{alias.asname or alias.name}")
+        elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "gptedu" for a in node.names):
+            continue
+        else:
+            lines.append(f"try:\n    {statement}\nexcept Exception:\n    pass")
+    for name in names:
+        import gptedu
+
+        obj = getattr(gptedu, name, None)
+        if obj is not None and name not in withheld and hasattr(obj, "__module__"):
+            modules.add(obj.__module__)
+            lines.append(f"from {COPY_PACKAGE}{obj.__module__[len('gptedu'):]} import {name}")
+    return "\n".join(lines) + "\n", modules
+
+
+# ------------------------------------------------------------------------------------------- the preprocessor
+class VerifyAnswers(NbGraderPreprocessor):
+    """Re-grade every registered component of the notebook in a sandbox and fail test cells it does not confirm."""
+
+    enabled = Bool(True).tag(config=True)
+    timeout = Integer(300, help="Seconds for the sandboxed run of one notebook's components.").tag(config=True)
+    require_sandbox = Bool(
+        False, help="Fail the verification instead of running unsandboxed when the sandbox is unavailable."
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = (resources or {}).get(RESOURCE_KEY, {})
+        messages: dict[str, str] = {}
+        for grade_id in info.get("canary_missing", []):
+            messages[grade_id] = ("this test cell did not run to its end as written (the grader's check that every "
+                                  "test ran was not seen). Code in an earlier cell changed how cells run.")
+        try:
+            messages.update(self._verify(nb, resources) or {})
+        except Exception as exc:  # noqa: BLE001 - a grader bug must not pass a student, nor crash the batch
+            self.log.error("gptedu verification failed: %s", exc, exc_info=True)
+            for cell in nb.cells:
+                if utils.is_grade(cell) and not utils.is_solution(cell) and self._spec_for(cell):
+                    messages.setdefault(cell.metadata.nbgrader["grade_id"],
+                                        f"the grader could not verify this answer ({type(exc).__name__}); "
+                                        "your instructor will review it.")
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in messages and utils.is_grade(cell) and not utils.is_solution(cell):
+                already_failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+                if not already_failed:
+                    cell.outputs = [error_output("VerificationFailed", messages[grade_id]), *cell.outputs]
+        resources.setdefault(RESOURCE_KEY, {})["verification"] = messages
+        return nb, resources
+
+    @staticmethod
+    def _spec_for(cell):
+        from gptedu.grading.specs import spec_for_grade_id
+
+        return spec_for_grade_id(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
+
+    def _source_notebook(self, resources):
+        import nbformat
+        from nbgrader.coursedir import CourseDirectory
+
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        path = Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"])) / (
+            info["notebook"] + ".ipynb")
+        return nbformat.read(str(path), as_version=4)
+
+    def _verify(self, nb, resources) -> dict[str, str]:
+        test_cells = {}
+        for cell in nb.cells:
+            if utils.is_grade(cell) and not utils.is_solution(cell):
+                found = self._spec_for(cell)
+                if found:
+                    test_cells[cell.metadata.nbgrader["grade_id"]] = found
+        if not test_cells or not self.enabled:
+            return {}
+        specs = {spec.name: spec for spec, _ in test_cells.values()}
+        source_nb = self._source_notebook(resources)
+        cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb)]
+        outputs, problem = run_in_sandbox(list(specs.values()), cells, source_nb, self.timeout, self.require_sandbox)
+        verdicts = {name: compare_outputs(spec, outputs, problem) for name, spec in specs.items()}
+        forbidden = [n for n in FORBIDDEN_NAMES if n in used_names([s for _, s in cells])]
+        uses_reference = "gptedu" in used_names([s for _, s in cells])
+        messages = {}
+        for grade_id, (spec, which) in test_cells.items():
+            text = verdicts[spec.name].get(which, "")
+            if uses_reference:
+                text = ("your code imports the reference package `gptedu` in an answer cell; the graded "
+                        "components must be your own code.")
+            elif forbidden and _forbids_torch_attention(spec):
+                text = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute attention "
+                        "yourself.")
+            if text:
+                messages[grade_id] = f"{spec.title}: {text}"
+        return messages
+
+
+def _forbids_torch_attention(spec) -> bool:
+    try:
+        return any(c.get("shortcuts", {}).get("forbid_torch_attention") for c in spec.cases(hidden=False))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def case_key(spec, which: str, index: int) -> str:
+    return f"{spec.name}:{which}:{index}"
+
+
+def compare_outputs(spec, outputs: dict | None, problem: str) -> dict[str, str]:
+    """``{"visible"|"hidden": failure message}`` for the spec ('' or missing = confirmed)."""
+    result = {}
+    for which in ("visible", "hidden"):
+        if outputs is None:
+            result[which] = f"the grader could not run your code in isolation: {problem}"
+            continue
+        failures = []
+        for i, case in enumerate(spec.cases(hidden=(which == "hidden"))):
+            found = outputs.get(case_key(spec, which, i))
+            if not isinstance(found, dict):
+                failures.append(f"no result for case {case['id']}")
+                break
+            try:
+                failed = spec.compare(case, found)
+            except Exception as exc:  # noqa: BLE001 - malformed outputs
+                failures.append(f"unexpected outputs ({type(exc).__name__}: {exc})")
+                break
+            if failed:
+                failures.extend(f.render() for f in failed[:2])
+                break
+        if failures:
+            cell_errors = outputs.get("_cells") or []
+            hint = ""
+            if cell_errors and isinstance(cell_errors, list):
+                hint = "\nWhen your cells were run on their own: " + "; ".join(str(e) for e in cell_errors[:3])
+            result[which] = ("re-run in isolation (answer cells only, fresh process), your code does not pass:\n"
+                             + "\n".join(failures) + hint)
+    return result
+
+
+def _load_outputs(path: Path) -> dict:
+    """Read the sandbox's output file without trusting it (no symlinks, no special files, bounded size)."""
+    import torch
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_OUTPUT_FILE:
+            raise ValueError("the output file is not a regular file of reasonable size")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_OUTPUT_FILE + 1)
+    finally:
+        os.close(fd)
+    outputs = torch.load(io.BytesIO(data), weights_only=True)
+    if not isinstance(outputs, dict):
+        raise ValueError("the output file does not hold a dict")
+    return outputs
+
+
+def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool) -> tuple[dict | None, str]:
+    """Run the student's cells and ``run_case`` on every case of ``specs`` in the jail; (outputs, problem)."""
+    import torch
+
+    from gptedu.grading import runner, sandbox
+
+    statements, names = instructor_prelude(source_nb)
+    withheld = {spec.target for spec in specs}
+    names = sorted(set(names) | {p for spec in specs for p in spec.prerequisites})
+    prelude, modules = build_prelude(statements, names, withheld)
+    with tempfile.TemporaryDirectory(prefix="gptedu-verify-") as tmp:
+        job = Path(tmp) / "job"
+        job.mkdir()
+        write_reference_copy(job, modules, withheld)
+        shutil.copyfile(runner.__file__, job / "grading_runner.py")
+        shutil.copyfile(Path(__file__).with_name("verify_runner.py"), job / "verify_runner.py")
+        torch.save({spec.name: [(case_key(spec, which, i), case) for which in ("visible", "hidden")
+                                for i, case in enumerate(spec.cases(which == "hidden"))] for spec in specs},
+                   job / "cases.pt")
+        (job / "job.json").write_text(json.dumps({
+            "prelude": prelude, "cells": cells,
+            "specs": [{"name": spec.name, "target": spec.target} for spec in specs],
+        }))
+        problems = sandbox.problems()
+        if problems:
+            if require:
+                return None, "the sandbox is not available (" + "; ".join(problems) + ")"
+            cmd = [sys.executable, "-I", str(job / "verify_runner.py"), str(job)]
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
+        else:
+            settings = sandbox.SandboxSettings.load(sandbox.find_kernelspec_dir() / sandbox.SETTINGS_FILE)
+            os.chown(job, settings.uid, settings.gid)
+            cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--bind-workdir",
+                   "--workdir", str(job), "--", "python", "-I", str(job / "verify_runner.py"), str(job)]
+            env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH or k in ("PATH", "JUPYTER_PATH")}
+        env["NBGRADER_EXECUTION"] = "autograde"
+        try:
+            res = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env, cwd=str(job))
+        except subprocess.TimeoutExpired:
+            return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
+        out = job / "out" / "outputs.pt"
+        if not out.exists() and not out.is_symlink():
+            tail = res.stderr.decode(errors="replace").strip().splitlines()[-3:]
+            return None, f"it stopped before producing results (exit code {res.returncode}). " + " ".join(tail)
+        try:
+            return _load_outputs(out), ""
+        except Exception as exc:  # noqa: BLE001
+            return None, f"its results could not be read ({exc})"
+
+
+class RedactTracebacks(NbGraderPreprocessor):
+    """Feedback: a failed test cell shows the error message only, never the (hidden) test code in a traceback."""
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
+                continue
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    message = str(output.get("evalue", ""))
+                    output["traceback"] = [f"{output.get('ename', 'Error')}: {message}" if message
+                                           else str(output.get("ename", "Error"))]
+        return nb, resources
+
+
+__all__ = ["RedactTracebacks", "VerifyAnswers", "NotebookNode"]

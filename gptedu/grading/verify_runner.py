@@ -1,0 +1,114 @@
+"""Runs inside the sandbox (no ``gptedu``, no network, unprivileged): the student's code on the grading cases.
+
+Copied into a job folder with ``grading_runner.py`` (a copy of :mod:`gptedu.grading.runner`), the reference-copy
+package of prerequisite classes, ``job.json`` (the student's code cells, the imports) and ``cases.pt``. It writes
+``out/outputs.pt``: ``{case id: run_case outputs}`` plus ``"_cells"`` (what each code cell raised, if anything).
+
+Nothing in here is trusted by the grader: whatever this process writes is only ever *compared* with the
+reference, in nbgrader's own process, which never ran student code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import traceback
+import types
+
+
+class _NoIPython:
+    """``get_ipython()`` for code that calls it: every attribute is a no-op, so magics and hooks do nothing."""
+
+    def __getattr__(self, name):
+        return _NoIPython()
+
+    def __call__(self, *args, **kwargs):
+        return _NoIPython()
+
+    def __iter__(self):
+        return iter(())
+
+
+def _poison_torch_attention(torch) -> None:
+    """Make PyTorch's ready-made attention raise: an exercise's output must come from the student's own code."""
+
+    def forbidden(*args, **kwargs):
+        raise RuntimeError("PyTorch's built-in attention is not available while grading: this exercise asks you "
+                           "to compute attention yourself.")
+
+    import torch.nn.functional as F  # noqa: N812
+
+    for owner, name in ((F, "scaled_dot_product_attention"), (F, "multi_head_attention_forward"),
+                        (torch._C._nn, "scaled_dot_product_attention"), (torch, "_native_multi_head_attention")):
+        if hasattr(owner, name):
+            setattr(owner, name, forbidden)
+    torch.nn.MultiheadAttention.forward = forbidden
+
+
+class _BlockReference:
+    """Import hook refusing ``gptedu`` (the jail does not contain it anyway; this covers the unsandboxed fallback)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "gptedu" or name.startswith("gptedu."):
+            raise ModuleNotFoundError(f"No module named {name!r} (the reference is not available while grading)")
+        return None
+
+
+def main(job_dir: str) -> int:
+    sys.meta_path.insert(0, _BlockReference)
+    for name in [m for m in sys.modules if m == "gptedu" or m.startswith("gptedu.")]:
+        del sys.modules[name]
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, job_dir)
+    with open(os.path.join(job_dir, "job.json")) as f:
+        job = json.load(f)
+    import grading_runner  # the copy of gptedu.grading.runner
+
+    cases = torch.load(os.path.join(job_dir, "cases.pt"), weights_only=True)
+    _poison_torch_attention(torch)
+
+    student = types.ModuleType("student")
+    student.__dict__["get_ipython"] = lambda: _NoIPython()
+    sys.modules["student"] = student
+    cell_errors: list[str] = []
+    try:
+        exec(compile(job["prelude"], "<grader prelude>", "exec"), student.__dict__)
+    except Exception:  # noqa: BLE001 - reported, the student's cells still run
+        cell_errors.append("prelude: " + traceback.format_exc(limit=2))
+    real_stdout = sys.stdout
+    for index, source in job["cells"]:
+        sys.stdout = io.StringIO()  # the student's prints are not needed here
+        try:
+            exec(compile(source, f"<cell {index}>", "exec"), student.__dict__)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
+            cell_errors.append(f"cell {index}: {type(exc).__name__}: {exc}")
+        finally:
+            sys.stdout = real_stdout
+
+    outputs: dict = {"_cells": cell_errors}
+    for spec in job["specs"]:
+        obj = student.__dict__.get(spec["target"])
+        module = getattr(obj, "__module__", "student") or ""
+        for key, case in cases[spec["name"]]:
+            if obj is not None and module != "student":
+                result = {"_status": "forbidden", "_forbidden": [f"{module}.{spec['target']}"],
+                          "_message": f"{spec['target']} is not defined by your code (it comes from {module})."}
+            else:
+                try:
+                    result = grading_runner.run_case(obj, case)
+                except BaseException as exc:  # noqa: BLE001
+                    result = {"_status": "error", "_forbidden": [],
+                              "_message": f"grading stopped: {type(exc).__name__}: {exc}"}
+            outputs[key] = result
+    os.makedirs(os.path.join(job_dir, "out"), exist_ok=True)
+    torch.save(outputs, os.path.join(job_dir, "out", "outputs.pt"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

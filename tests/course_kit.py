@@ -1,0 +1,166 @@
+"""A tiny nbgrader course for the grading-loop tests: one notebook (``03_single_head``, the ``Head`` exercise).
+
+Built in a temporary folder: ``nbgrader_config.py`` (the real ``configure_nbgrader`` with short time limits), the
+source notebook, ``generate_assignment``; then submissions are written into ``submitted/`` and the real nbgrader
+CLI grades them. The sandbox kernelspec is installed into a private ``JUPYTER_PATH`` (``sandbox_env``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "ps1"
+NOTEBOOK = "03_single_head"
+
+HEAD_SOLUTION = '''\
+class Head(nn.Module):
+    """One head of masked self-attention."""
+
+    def __init__(self, d_model, d_k, d_v, context_len=100):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.query = nn.Linear(d_model, d_k, bias=False)
+        self.key = nn.Linear(d_model, d_k, bias=False)
+        self.value = nn.Linear(d_model, d_v, bias=False)
+        self.register_buffer("mask", torch.tril(torch.ones(context_len, context_len)))
+        ### END SOLUTION
+
+    def attention_weights(self, x):
+        ### BEGIN SOLUTION
+        seq = x.size(1)
+        scores = self.query(x) @ self.key(x).transpose(-2, -1) / math.sqrt(self.key.out_features)
+        scores = scores.masked_fill(self.mask[:seq, :seq] == 0, float("-inf"))
+        return torch.softmax(scores, dim=-1)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        return self.attention_weights(x) @ self.value(x)
+        ### END SOLUTION
+'''
+
+def strip_markers(source: str) -> str:
+    lines = source.splitlines(keepends=True)
+    return "".join(line for line in lines if "### BEGIN" not in line and "### END" not in line)
+
+
+HEAD_CORRECT = strip_markers(HEAD_SOLUTION)
+
+CONFIG = '''\
+c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = "gptedu-test"
+c.CourseDirectory.db_url = "sqlite:///{db}"
+from gptedu.grading.sandbox_nbgrader import configure_nbgrader  # noqa: E402
+configure_nbgrader(c, notebook_timeout={notebook_timeout}, cell_timeout={cell_timeout})
+c.VerifyAnswers.timeout = 120
+'''
+
+
+def _meta(grade_id: str, *, solution=False, grade=False, locked=False, points=0) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
+            "task": False}
+    if grade:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def source_notebook() -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cells = [
+        nbformat.v4.new_markdown_cell("# 3. One head of attention (20 points)"),
+        nbformat.v4.new_code_cell("import math\nimport torch\nfrom torch import nn"),
+        nbformat.v4.new_code_cell(HEAD_SOLUTION, metadata=_meta("head_answer", solution=True)),
+        nbformat.v4.new_code_cell('from gptedu.grading import check\ncheck("head", Head)',
+                                  metadata=_meta("test_head_visible", grade=True, locked=True, points=10)),
+        nbformat.v4.new_code_cell('### BEGIN HIDDEN TESTS\ncheck("head", Head, hidden=True)\n### END HIDDEN TESTS',
+                                  metadata=_meta("test_head_hidden", grade=True, locked=True, points=10)),
+        nbformat.v4.new_markdown_cell("Why is the mask applied before the softmax?"),
+        nbformat.v4.new_markdown_cell("YOUR ANSWER HERE",
+                                      metadata=_meta("explain_mask", solution=True, grade=True, points=2)),
+    ]
+    nb.cells = cells
+    return nb
+
+
+def nbgrader(course: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real nbgrader CLI in the course folder."""
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def make_course(root: Path, env: dict, notebook_timeout: int = 40, cell_timeout: int = 8) -> Path:
+    course = root / "course"
+    (course / "source" / ASSIGNMENT).mkdir(parents=True)
+    (course / "nbgrader_config.py").write_text(CONFIG.format(db=course / "gradebook.db",
+                                                             notebook_timeout=notebook_timeout,
+                                                             cell_timeout=cell_timeout))
+    nbformat.write(source_notebook(), course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+    res = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", env=env)
+    assert res.returncode == 0, res.stderr
+    return course
+
+
+def release_notebook(course: Path) -> nbformat.NotebookNode:
+    return nbformat.read(course / "release" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", as_version=4)
+
+
+def answer_index(nb) -> int:
+    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "head_answer")
+
+
+def submit(course: Path, student: str, nb=None, answer: str | None = None, raw: str | None = None,
+           extra_files: dict[str, str] | None = None) -> Path:
+    """Write ``submitted/<student>/ps1/03_single_head.ipynb``: the release with ``answer`` in the answer cell,
+    or the notebook ``nb``, or the raw text ``raw`` (e.g. invalid JSON)."""
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "timestamp.txt").write_text("2026-01-30 10:00:00.000000 UTC")
+    path = folder / f"{NOTEBOOK}.ipynb"
+    for name, text in (extra_files or {}).items():
+        (folder / name).write_text(text)
+    if raw is not None:
+        path.write_text(raw)
+        return path
+    if nb is None:
+        nb = release_notebook(course)
+        if answer is not None:
+            nb.cells[answer_index(nb)].source = answer
+    nbformat.write(nb, path)
+    return path
+
+
+def cell_scores(course: Path, student: str) -> dict[str, float | None]:
+    """grade id -> score of the student's notebook, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student)
+        return {g.name: g.score for g in nb.grades}
+
+
+def outputs_of(course: Path, student: str, grade_id: str) -> str:
+    nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return json.dumps(cell.get("outputs", []))
+
+
+def sandbox_env(tmp: Path) -> dict:
+    """Environment with the sandbox kernelspec installed in a private JUPYTER_PATH (needs root)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs `alembic`
+    data = tmp / "jupyter"
+    res = subprocess.run([sys.executable, "-m", "gptedu.grading.sandbox", "install", "--kernels-dir",
+                          str(data / "kernels")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    env["JUPYTER_PATH"] = str(data)
+    env["GPTEDU_REQUIRE_SANDBOX"] = "1"
+    env.pop("GPTEDU_NO_SANDBOX", None)
+    return env
