@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-samples", type=int, default=1, metavar="N", help="independent samples of the prompt (default: 1)"
     )
     gen.add_argument(
+        "--no-kv-cache",
+        dest="kv_cache",
+        action="store_false",
+        help="recompute the whole context for every new character instead of caching keys and values "
+        "(same text, slower; default: cache)",
+    )
+    gen.add_argument(
         "--device",
         default="auto",
         metavar="DEV",
@@ -270,6 +277,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from gptedu.checkpoint import load_for_generation
     from gptedu.device import pick_device
+    from gptedu.trainer import generate_ids
 
     if args.prompt == "":
         raise UsageError('the prompt is empty; give the model something to continue, e.g. --prompt "ROMEO:".')
@@ -290,8 +298,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.seed is not None:
         generator = torch.Generator(device=device).manual_seed(args.seed)
     temperature = 0.0 if args.greedy else args.temperature
-    out = model.generate(
-        ids, args.max_new_tokens, temperature=temperature, top_k=args.top_k, top_p=args.top_p, generator=generator
+    out = generate_ids(
+        model,
+        ids,
+        args.max_new_tokens,
+        temperature=temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        generator=generator,
+        kv_cache=args.kv_cache,
     )
     for i, row in enumerate(out):
         if args.num_samples > 1:

@@ -53,6 +53,7 @@ __all__ = [
     "Trainer",
     "build_model",
     "default_configs",
+    "generate_ids",
     "load_for_generation",
     "lr_at",
     "make_optimizer",
@@ -199,6 +200,36 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
+@torch.no_grad()
+def generate_ids(
+    model: nn.Module,
+    ids: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+    kv_cache: bool = True,
+) -> torch.Tensor:
+    """Continue the token ids ``(batch, seq)``; returns ``(batch, seq + max_new_tokens)``.
+
+    With ``kv_cache`` a ``GPTModel`` samples through ``gptedu.char.kvcache.generate_cached`` (the same tokens,
+    each position computed once); any other model uses its own ``generate``.
+    """
+    kwargs = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+    if kv_cache and isinstance(model, GPTModel):
+        try:
+            from gptedu.char.kvcache import generate_cached
+        except ImportError:
+            pass
+        else:
+            return generate_cached(model, ids, max_new_tokens, **kwargs)
+    if not hasattr(model, "generate"):
+        raise TypeError(f"{type(model).__name__} has no generate() method, so it cannot be sampled here.")
+    return model.generate(ids, max_new_tokens, **kwargs)
+
+
 def new_history() -> dict[str, list]:
     """Empty loss history. Per step: ``step``, ``loss``, ``lr``. Per estimate: ``eval_step``, ``train_loss``,
     ``val_loss`` and ``elapsed`` (seconds of training so far, summed over resumed runs)."""
@@ -245,6 +276,8 @@ class Trainer:
             data = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
         except ValueError as exc:
             raise ValueError(f"The training text does not fit the tokenizer: {exc}") from None
+        if device.type == "cuda":  # a few MB: keep the corpus on the GPU so batches need no host-to-device copy
+            data = data.to(device)
         self.train_data, self.val_data = split_contiguous(data, config.train_fraction)
 
         if model is not None and model_config is None and isinstance(getattr(model, "config", None), CharGPTConfig):
@@ -506,9 +539,8 @@ class Trainer:
         seed: int | None = None,
     ) -> str:
         """Continue ``prompt`` with the current model and return prompt + continuation as text."""
-        if not hasattr(self.model, "generate"):
-            raise TypeError(f"{type(self.model).__name__} has no generate() method, so the trainer cannot sample it.")
         ids = torch.tensor([self.tokenizer.encode(prompt)], dtype=torch.long, device=self.device)
         gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
-        out = self.model.generate(ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+        out = generate_ids(self.model, ids, max_new_tokens, **sampling)
         return self.tokenizer.decode(out[0])

@@ -79,6 +79,16 @@ def test_generate_sampling_options_are_reproducible(trained_run, capsys):
     assert len(set(samples)) > 1  # three draws, not one repeated
 
 
+def test_kv_cache_and_full_recompute_write_the_same_text(trained_run, capsys):
+    out, _ = trained_run
+    args = ["generate", "--checkpoint", str(out / "ckpt.pt"), "--prompt", "ROMEO:", "--max-new-tokens", "20"]
+    args += ["--seed", "3", "--top-k", "10"]
+    assert main(args) == 0
+    cached = capsys.readouterr().out
+    assert main([*args, "--no-kv-cache"]) == 0
+    assert capsys.readouterr().out == cached
+
+
 def test_resume_continues_from_the_saved_step(trained_run):
     out, proc = trained_run
     assert proc.returncode == 0, proc.stderr
