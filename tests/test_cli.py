@@ -129,8 +129,29 @@ def test_corrupt_checkpoint_and_bad_options_in_process(tmp_path, capsys):
     assert len(err) == 1 and "not a PyTorch checkpoint" in err[0]
     assert main(["train", "--out", str(tmp_path), "--resume"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
-    assert main(["train", "--out", str(tmp_path), "--lr", "-1", "--data", str(tmp_path / "none.txt")]) == 2
-    assert "error:" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--lr", "-1"]) == 2
+    assert "lr must be > 0" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--preset", "tiny", "--data", str(tmp_path / "none.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.txt" in err[0] and "does not exist" in err[0]
+
+
+def test_ctrl_c_saves_a_checkpoint_to_resume_from(tmp_path, capsys, monkeypatch):
+    from gptedu.checkpoint import load_checkpoint
+    from gptedu.trainer import Trainer
+
+    real_step = Trainer.train_step
+
+    def step_then_interrupt(self):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_interrupt)
+    args = ["train", "--out", str(tmp_path), "--preset", "tiny", "--eval-interval", "0", "--eval-batches", "1"]
+    assert main([*args, "--no-progress", "--threads", "1"]) == 130
+    assert "Interrupted at step 3" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "ckpt.pt")["step"] == 3
 
 
 def test_a_fresh_run_keeps_the_previous_checkpoint(tmp_path, capsys):
