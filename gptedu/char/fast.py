@@ -55,10 +55,16 @@ class FusedMultiHeadAttention(nn.Module):
             + [h.value.weight for h in self.heads]
         )
 
-    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys and values for every head: three tensors ``(batch, num_heads, seq, head_size)``."""
+    def qkv(
+        self, x: torch.Tensor, packed_weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values for every head: three tensors ``(batch, num_heads, seq, head_size)``.
+
+        ``packed_weight``: a ``packed_qkv_weight()`` computed earlier (generation reuses one for every step).
+        """
         batch, seq, _ = x.shape
-        packed = F.linear(x, self.packed_qkv_weight())  # (batch, seq, 3*d_model)
+        weight = self.packed_qkv_weight() if packed_weight is None else packed_weight
+        packed = F.linear(x, weight)  # (batch, seq, 3*d_model)
         q, k, v = packed.view(batch, seq, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4)
         return q, k, v
 

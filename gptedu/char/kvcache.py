@@ -53,24 +53,41 @@ class KVCache:
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
-def _attention(module: nn.Module) -> FusedMultiHeadAttention:
-    """A fused view of a layer's attention (shares the parameters; works for teaching and fused models)."""
-    return module if isinstance(module, FusedMultiHeadAttention) else FusedMultiHeadAttention.from_teaching(module)
+def prepare_layers(model: GPTModel) -> list[tuple[nn.Module, FusedMultiHeadAttention, torch.Tensor]]:
+    """Per decoder layer: the layer, a fused view of its attention and its packed QKV weight, built once.
+
+    The fused view shares the parameters (it works for teaching and fused models alike); packing the weights once
+    per generation instead of once per token saves a concatenation per layer and step.
+    """
+    prepared = []
+    for layer in model.decoder.layers:
+        attn = layer.attn
+        if not isinstance(attn, FusedMultiHeadAttention):
+            attn = FusedMultiHeadAttention.from_teaching(attn)
+        prepared.append((layer, attn, attn.packed_qkv_weight().detach()))
+    return prepared
 
 
-def forward_with_cache(model: GPTModel, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+def forward_with_cache(
+    model: GPTModel,
+    tokens: torch.Tensor,
+    cache: KVCache,
+    layers: list[tuple[nn.Module, FusedMultiHeadAttention, torch.Tensor]] | None = None,
+) -> torch.Tensor:
     """Run ``tokens`` ``(batch, new)`` at positions ``cache.length ...``; return the last logits ``(batch, vocab)``.
 
     With an empty cache and ``new > 1`` this is the prefill (causal attention inside the new tokens); with
     ``new == 1`` the token attends to every cached position and itself. Other cases are not needed here.
+    ``layers``: ``prepare_layers(model)``, to reuse across steps (computed here when not given).
     """
     start, new = cache.length, tokens.size(1)
     if start > 0 and new != 1:
         raise ValueError("forward_with_cache feeds either a whole prompt into an empty cache or one token at a time.")
+    if layers is None:
+        layers = prepare_layers(model)
     x = model.embedding(tokens) + model.pos_encoding.pe[:, start : start + new]  # (batch, new, d_model)
-    for i, layer in enumerate(model.decoder.layers):
-        attn = _attention(layer.attn)
-        q, k, v = attn.qkv(layer.norm1(x))  # (batch, heads, new, head_size)
+    for i, (layer, attn, qkv_weight) in enumerate(layers):
+        q, k, v = attn.qkv(layer.norm1(x), qkv_weight)  # (batch, heads, new, head_size)
         k_all, v_all = cache.append(i, k, v)
         x = x + attn.merge_heads(F.scaled_dot_product_attention(q, k_all, v_all, is_causal=new > 1))
         x = x + layer.ffn(layer.norm2(x))
@@ -109,18 +126,19 @@ def generate_cached(
     finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
     cache = None
     like = model.embedding.weight
+    layers = prepare_layers(model)
     for _ in range(max_new_tokens):
         if idx.size(1) > context_len:
             # The window slid: every position changed, the cache is stale. Recompute the window (as generate does).
             if cache is None:
                 cache = _new_cache(model, idx.size(0), like)
             cache.length = 0
-            logits = forward_with_cache(model, idx[:, -context_len:], cache)
+            logits = forward_with_cache(model, idx[:, -context_len:], cache, layers)
         elif cache is None:
             cache = _new_cache(model, idx.size(0), like)
-            logits = forward_with_cache(model, idx, cache)  # prefill
+            logits = forward_with_cache(model, idx, cache, layers)  # prefill
         else:
-            logits = forward_with_cache(model, idx[:, -1:], cache)
+            logits = forward_with_cache(model, idx[:, -1:], cache, layers)
         nxt = sample_next_token(logits, temperature, top_k, top_p, generator)
         if eos_id is not None:
             nxt = nxt.masked_fill(finished, eos_id)
