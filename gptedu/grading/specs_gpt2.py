@@ -328,7 +328,8 @@ def _count_compare(case, outputs):
 
 
 # ============================================================================================== 11: BPE
-BPE_TEXTS_VISIBLE = ["low lower lowest newer wider", "First Citizen:\nBefore we proceed any further, hear me speak."]
+BPE_TEXTS_VISIBLE = ["low low low lower lowest newer newer wider wider wider",
+                     "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak. Naïve café!"]
 BPE_TEXTS_HIDDEN = [
     "the cat sat on the mat; the cat ate the rat. That's that!",
     "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.",
@@ -461,12 +462,15 @@ def _train_compare(case, outputs):
 
 
 def _encode_cases(hidden: bool) -> list[dict]:
-    train_texts = BPE_TEXTS_HIDDEN if hidden else BPE_TEXTS_VISIBLE
-    probes = (["the rat sat", "yonder east, Juliet!", "café 東京 ünïcødé!!", ""] if hidden else
-              ["lowest lower", "hear me"])
+    # (training text, merges, probe): the probes contain words where applying merges in the wrong order (e.g. the
+    # first mergeable pair from the left instead of the earliest-learned merge) gives other tokens.
+    v, h = BPE_TEXTS_VISIBLE, BPE_TEXTS_HIDDEN
+    setups = ([(h[1], 40, "the thunder under yonder window, understood?"), (h[0], 20, "the rat sat"),
+               (h[2], 20, "café 東京 ünïcødé!!"), (h[0], 20, "")] if hidden else
+              [(v[1], 20, "hear me, Bear! We cease in peace."), (v[0], 20, "lowest lower")])
     calls = []
-    for i, (text, probe) in enumerate(zip(train_texts * 2, probes, strict=False)):
-        merges = reference_merges(text, 20)
+    for i, (text, n, probe) in enumerate(setups):
+        merges = reference_merges(text, n)
         calls.append({"name": f"c{i}", "args": [probe, merges], "describe": f"text={probe!r}, {len(merges)} merges"})
     return [_calls_case("bpe_encode", "encode", calls)]
 
