@@ -48,7 +48,13 @@ def test_help_explains_every_option_with_its_default():
         if action.option_strings and action.dest not in ("help", "resume", "greedy", "checkpoint", "prompt"):
             assert "default" in (action.help or ""), action.option_strings
     assert "--top-p" in subparsers["generate"].format_help()
-    assert "(default: 128)" in train_help  # the default preset's d_model
+    from gptedu.trainer import presets
+
+    model_default, train_default = presets()["default"]
+    assert f"embedding width (must be divisible by --num-heads) (default: {model_default.d_model})" in " ".join(
+        train_help.split()
+    )
+    assert f"(default: {train_default.max_steps})" in train_help
 
 
 def test_train_then_generate_end_to_end(trained_run):
