@@ -166,6 +166,25 @@ def _kwargs_text(kwargs: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in kwargs.items())
 
 
+def _shared_submodule(module: nn.Module) -> str:
+    """A sentence when one submodule with weights is registered under several names (``[layer] * n``), else ``""``.
+
+    (Added by the mistakes suite: such a module loses its duplicates from ``named_parameters()``, and the generic
+    "missing parameters" message does not say why.)
+    """
+    names_of: dict[int, list[str]] = {}
+    for name, sub in module.named_modules(remove_duplicate=False):
+        if name and any(True for _ in sub.parameters()):  # sharing a parameterless GELU is harmless
+            names_of.setdefault(id(sub), []).append(name)
+    for names in names_of.values():
+        if len(names) > 1:
+            more = f" (and {len(names) - 2} more)" if len(names) > 2 else ""
+            return (f"`{names[0]}` and `{names[1]}`{more} are the same module object, so they share one set of "
+                    "weights. `[Module(...)] * n` (or appending one instance n times) repeats a single module: "
+                    "create a new one for each position, e.g. nn.ModuleList([Head(...) for _ in range(n)]).")
+    return ""
+
+
 def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | None, label: str) -> nn.Module:
     """Construct ``cls(**init)`` and inject ``params`` (parameter name -> tensor).
 
@@ -181,6 +200,9 @@ def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | No
         raise StudentCodeError("error", f"{what} is a {type(module).__name__}, expected a torch.nn.Module subclass.")
     if params is None:
         return module
+    shared = _shared_submodule(module)
+    if shared:
+        raise StudentCodeError("load_error", f"{what}: {shared}")
     found = dict(module.named_parameters())
     expected_names, found_names = set(params), set(found)
     if expected_names != found_names:
@@ -392,11 +414,153 @@ def _run_loop(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     return out
 
 
+# ------------------------------------------------------------------- part 2: loss/generation functions, KV caches
+class TinyCausalLM(nn.Module):
+    """A small causal language model for checking loss, training-loop and generation functions.
+
+    The logits at position t depend on every token <= t (a running mean of embedded tokens plus learned positions),
+    so a wrongly cropped context changes them. ``forward(idx, kv_cache=None)``: ``(batch, seq)`` ids →
+    ``(batch, seq, vocab)`` logits. With ``kv_cache`` (the interface of ``gptedu.gpt2.KVCache``: ``.length`` and
+    ``.layers(n)``, whose items have ``.append(keys, values)``), ``idx`` holds only the new tokens. More than
+    ``context_len`` positions raise a ``ValueError``. Each call is recorded as
+    ``(training, grad enabled, new tokens, start position)`` in ``self.calls``.
+    """
+
+    def __init__(self, vocab_size: int = 11, d_model: int = 8, context_len: int = 8):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.pos_emb = nn.Embedding(context_len, d_model)
+        self.fc_out = nn.Linear(d_model, vocab_size)
+        self.context_len = context_len
+        self.cfg = {"context_len": context_len, "vocab_size": vocab_size}
+        self.calls: list[tuple[int, int, int, int]] = []
+
+    def forward(self, idx: torch.Tensor, kv_cache: Any = None) -> torch.Tensor:
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+            raise ValueError(f"the model expects token ids of shape (batch, seq), got "
+                             f"{tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__}.")
+        start = 0 if kv_cache is None else int(kv_cache.length)
+        seq = idx.size(1)
+        self.calls.append((int(self.training), int(torch.is_grad_enabled()), seq, start))
+        if start + seq > self.context_len:
+            raise ValueError(f"the model got {start + seq} positions but its context_len is {self.context_len}: "
+                             "feed at most the last context_size tokens (idx[:, -context_size:]).")
+        h = torch.tanh(self.embedding(idx) + self.pos_emb(torch.arange(start, start + seq, device=idx.device)))
+        if kv_cache is not None:
+            h, _ = kv_cache.layers(1)[0].append(h.unsqueeze(1), h.unsqueeze(1))
+            h = h.squeeze(1)
+        counts = torch.arange(1, start + seq + 1, device=idx.device, dtype=h.dtype).view(1, -1, 1)
+        return self.fc_out((h.cumsum(1) / counts)[:, start:])
+
+
+class GradingLayerCache:
+    """Keys/values of one attention layer (the interface of ``gptedu.gpt2.LayerKVCache``), torch only."""
+
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys is None else self.keys.size(2)
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.keys is None:
+            self.keys, self.values = keys, values
+        else:
+            self.keys = torch.cat([self.keys, keys], dim=2)
+            self.values = torch.cat([self.values, values], dim=2)
+        return self.keys, self.values
+
+
+def _deep_clone(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, list | tuple):
+        return type(value)(_deep_clone(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _deep_clone(v) for k, v in value.items()}
+    return value
+
+
+def _fill(value: Any, swap: dict) -> Any:
+    return swap[value] if isinstance(value, str) and value in swap else _deep_clone(value)
+
+
+def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
+    """Call a function that takes a model (loss, training loop, generation) on a fresh ``TinyCausalLM`` per call.
+
+    ``case["init"]``/``case["params"]``: the model; each call's ``args``/``kwargs`` may hold the strings
+    ``"<model>"`` and ``"<optimizer>"`` (``torch.optim.AdamW`` with ``case["optimizer"]`` as keyword arguments).
+    Outputs: ``result:<name>`` (as in ``calls``), ``requires_grad:<name>`` for a tensor result, ``calls:<name>``
+    (the model's call log, ``(n, 4)``) and, with ``report_params``, ``param:<name>:<parameter>``.
+    """
+    import contextlib
+    import io
+
+    label = case.get("label", getattr(obj, "__name__", "function"))
+    out: dict[str, Any] = {}
+    for call in case["calls"]:
+        model = TinyCausalLM(**case["init"])
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(case["params"][name])
+        model.train(call.get("train_mode", False))
+        optimizer = torch.optim.AdamW(model.parameters(), **case.get("optimizer", {}))
+        swap = {"<model>": model, "<optimizer>": optimizer}
+
+        args = [_fill(a, swap) for a in call.get("args", [])]
+        kwargs = {k: _fill(v, swap) for k, v in call.get("kwargs", {}).items()}
+        what = f"{label}({call.get('describe', '...')})"
+        torch.manual_seed(call.get("seed", 0))
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = _call(what, obj, *args, **kwargs)
+        if isinstance(result, torch.Tensor):
+            out[f"requires_grad:{call['name']}"] = torch.tensor(result.requires_grad)
+        _store(f"result:{call['name']}", result, out, what)
+        out[f"calls:{call['name']}"] = torch.tensor(model.calls, dtype=torch.long).reshape(-1, 4)
+        if call.get("report_params"):
+            for name, p in model.named_parameters():
+                out[f"param:{call['name']}:{name}"] = p.detach().clone()
+    return out
+
+
+def _run_cached_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
+    """An attention module with a KV cache: the full sequence at once, then the prompt and one position at a time.
+
+    Outputs ``full`` (``module(x)``), ``cached`` (the outputs of ``module(x[:, :p], kv_cache=cache)`` then
+    ``module(x[:, t:t+1], kv_cache=cache)`` for each later t, concatenated) and ``cache_length``.
+    """
+    label = case.get("label", getattr(obj, "__name__", "module"))
+    module = build_module(obj, case["init"], case.get("params"), label)
+    guard.check_module_tree(module)
+    module.eval()
+    x, p = case["inputs"]["x"], case["prompt_len"]
+    out: dict[str, Any] = {}
+    torch.manual_seed(case.get("seed", 0))
+    with torch.no_grad():
+        what = f"{label}.forward(x of shape {tuple(x.shape)})"
+        out["full"] = _require_tensor(what, _call(what, module, x.clone()))
+        cache = GradingLayerCache()
+        pieces = []
+        for lo, hi in [(0, p), *[(t, t + 1) for t in range(p, x.size(1))]]:
+            what = f"{label}.forward(x[:, {lo}:{hi}], kv_cache=<cache holding {cache.length} positions>)"
+            pieces.append(_require_tensor(what, _call(what, module, x[:, lo:hi].clone(), kv_cache=cache)))
+        if any(piece.dim() != 3 for piece in pieces):
+            raise StudentCodeError("error", f"{label} with a KV cache returned shapes "
+                                            f"{[tuple(t.shape) for t in pieces[:3]]}, expected (batch, new, d_out).")
+        out["cached"] = torch.cat(pieces, dim=1)
+        out["cache_length"] = torch.tensor(cache.length)
+    return out
+
+
 KINDS: dict[str, Callable[[Callable, dict, ShortcutGuard], dict]] = {
     "module": _run_module,
     "generate": _run_generate,
     "calls": _run_calls,
     "loop": _run_loop,
+    "lm_calls": _run_lm_calls,
+    "cached_module": _run_cached_module,
 }
 
 
@@ -442,4 +606,5 @@ def softmax_tv(p: torch.Tensor, q: torch.Tensor) -> float:
     return 0.5 * float((p - q).abs().sum())
 
 
-__all__ = ["KINDS", "ShortcutGuard", "StudentCodeError", "TinyLM", "build_module", "run_case", "softmax_tv"]
+__all__ = ["KINDS", "GradingLayerCache", "ShortcutGuard", "StudentCodeError", "TinyCausalLM", "TinyLM", "build_module",
+           "run_case", "softmax_tv"]
