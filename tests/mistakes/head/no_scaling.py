@@ -1,0 +1,36 @@
+"""Single head: scores not scaled by 1/sqrt(d_k).
+
+Mistake: ``scores = q @ k.transpose(-2, -1)`` with no division by ``sqrt(d_k)``.
+Component: single head.
+Expected effect: softmax too peaked; weights and outputs differ from the reference. The check should name the
+missing 1/sqrt(d_k) scaling as the likely cause.
+"""
+
+
+import torch
+from torch import nn
+
+COMPONENT = "head"
+EXPECT = "caught"
+HINTS = ("sqrt", "scal")
+
+# --- answer cell ---
+
+
+class Head(nn.Module):
+    def __init__(self, d_model, d_k, d_v, context_len=100):
+        super().__init__()
+        self.query = nn.Linear(d_model, d_k, bias=False)
+        self.key = nn.Linear(d_model, d_k, bias=False)
+        self.value = nn.Linear(d_model, d_v, bias=False)
+        self.register_buffer("mask", torch.tril(torch.ones(context_len, context_len)))
+
+    def attention_weights(self, x):
+        seq = x.size(1)
+        q, k = self.query(x), self.key(x)
+        scores = q @ k.transpose(-2, -1)
+        scores = scores.masked_fill(self.mask[:seq, :seq] == 0, float("-inf"))
+        return torch.softmax(scores, dim=-1)
+
+    def forward(self, x):
+        return self.attention_weights(x) @ self.value(x)

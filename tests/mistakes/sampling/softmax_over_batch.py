@@ -1,0 +1,31 @@
+"""sample_next_token: softmax over the batch axis.
+
+Mistake: ``torch.softmax(logits, dim=0)`` on ``(batch, vocab)`` logits: every column sums to 1 instead of every row.
+Component: sample_next_token (notebook 09).
+Expected effect: with many identical rows every token becomes (nearly) equally likely; the distribution check fails.
+"""
+
+import torch
+
+COMPONENT = "sample_next_token"
+EXPECT = "caught"
+HINTS = ('softmax', 'dim', 'distribution')
+
+
+def top_k_filter(logits, k):
+    """Stands for the notebook's own top_k_filter (the cell above); the notebook's definition wins."""
+    kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+# --- answer cell ---
+
+
+def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    probs = torch.softmax(logits, dim=0)
+    return torch.multinomial(probs, num_samples=1, generator=generator)

@@ -1,0 +1,40 @@
+"""Evaluation loop: returns the loss of the last batch only.
+
+Mistake: ``total_loss = loss.item()`` (assignment instead of ``+=``) then divides by the number of batches.
+Component: training loop (evaluate).
+Expected effect: returned value differs from the mean over batches; the message should say to average over batches.
+"""
+
+import torch
+
+COMPONENT = "evaluate"
+EXPECT = "caught"
+HINTS = ('mean', 'average', 'batches', 'last')
+
+# --- answer cell ---
+
+
+def train(model, dataloader, criterion, optimizer, device):
+    model.train()
+    total_loss = 0.0
+    for src, tgt in dataloader:
+        src, tgt = src.to(device), tgt.to(device)
+        optimizer.zero_grad()
+        logits = model(src)
+        loss = criterion(logits.view(-1, logits.size(-1)), tgt.view(-1))
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item()
+    return total_loss / len(dataloader)
+
+
+def evaluate(model, dataloader, criterion, device):
+    model.eval()
+    total_loss = 0.0
+    with torch.no_grad():
+        for src, tgt in dataloader:
+            src, tgt = src.to(device), tgt.to(device)
+            logits = model(src)
+            loss = criterion(logits.view(-1, logits.size(-1)), tgt.view(-1))
+            total_loss = loss.item()
+    return total_loss / len(dataloader)
