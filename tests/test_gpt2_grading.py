@@ -74,7 +74,7 @@ def specs_of(notebook: str) -> list[str]:
     return [name for name, spec in SPECS.items() if spec.notebook == notebook]
 
 
-NOTEBOOKS = ["10_gpt2_blocks", "11_bpe_tokenizer"]
+NOTEBOOKS = ["10_gpt2_blocks", "11_bpe_tokenizer", "13_kv_cache"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
@@ -178,6 +178,30 @@ MISTAKES_11 = [
 @pytest.mark.parametrize("spec, replace, hint", MISTAKES_11, ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES_11)])
 def test_notebook_11_mistakes_lose_the_points(spec, replace, hint):
     ns = notebook_namespace("11_bpe_tokenizer", replace)
+    result = grade_component(spec, ns)
+    assert result.points == 0, f"{spec} kept {result.points} points with {replace}"
+    report = result.report(hidden=True)
+    assert hint.lower() in report.lower(), report
+
+
+MISTAKES_13 = [
+    ("kv_cached_attention", {"self.mask.bool()[start:end, :end]": "self.mask.bool()[:new, :end]"}, "shifted"),
+    ("kv_cached_attention", {"                k = torch.cat([self.cache_k, k], dim=2)\n"
+                             "                v = torch.cat([self.cache_v, v], dim=2)\n": ""}, "raised"),
+    ("kv_cached_attention", {"return self.out_proj((weights @ v)": "return ((weights @ v)"}, "out_proj"),
+    ("kv_cached_generate", {"                cache = KVCache()\n                logits = self(idx[:, -ctx:], "
+                            "kv_cache=cache)[:, -1, :]": "                logits = self(idx_next, kv_cache=cache)"
+                            "[:, -1, :]"}, "learned positions"),
+    ("kv_cached_generate", {"        logits = self(idx[:, -ctx:], kv_cache=cache)[:, -1, :]\n        for":
+                            "        logits = self(idx, kv_cache=cache)[:, -1, :]\n        for"}, "learned positions"),
+    ("kv_cached_generate", {"                logits = self(idx[:, -ctx:], kv_cache=cache)[:, -1, :]":
+                            "                logits = self(idx[:, -(ctx // 2):], kv_cache=cache)[:, -1, :]"}, "stale"),
+]
+
+
+@pytest.mark.parametrize("spec, replace, hint", MISTAKES_13, ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES_13)])
+def test_notebook_13_mistakes_lose_the_points(spec, replace, hint):
+    ns = notebook_namespace("13_kv_cache", replace)
     result = grade_component(spec, ns)
     assert result.points == 0, f"{spec} kept {result.points} points with {replace}"
     report = result.report(hidden=True)

@@ -526,6 +526,162 @@ def _decode_compare(case, outputs):
     return failures
 
 
+# ============================================================================================== 13: KV cache
+NB13 = "13_kv_cache"
+
+
+class CachedAttentionReference(attention.MultiHeadAttention):
+    """The exercise's ``CachedMultiHeadAttention``: ``forward(x, use_cache=False)``, ``reset_cache()`` and the two
+    drivers the notebook gives (``step_by_step``, ``prefill_then_steps``), on top of the reference attention."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from gptedu.gpt2.kvcache import LayerKVCache
+
+        self._cache_cls = LayerKVCache
+        self.cache = LayerKVCache()
+
+    def reset_cache(self):
+        self.cache = self._cache_cls()
+
+    def forward(self, x, use_cache=False):
+        return super().forward(x, kv_cache=self.cache if use_cache else None)
+
+    def step_by_step(self, x):
+        self.reset_cache()
+        return torch.cat([self(x[:, t : t + 1], use_cache=True) for t in range(x.size(1))], dim=1)
+
+    def prefill_then_steps(self, x):
+        self.reset_cache()
+        half = max(1, x.size(1) // 2)
+        outs = [self(x[:, :half], use_cache=True)]
+        outs += [self(x[:, t : t + 1], use_cache=True) for t in range(half, x.size(1))]
+        return torch.cat(outs, dim=1)
+
+
+def _cached_att_cases(hidden: bool) -> list[dict]:
+    sizes = ([(dict(d_in=24, d_out=32, context_len=12, drop_rate=0.1, n_heads=4, qkv_bias=True), (3, 12, 24), 1801),
+              (dict(d_in=12, d_out=12, context_len=30, drop_rate=0.0, n_heads=3, qkv_bias=False), (2, 17, 12), 1802),
+              (dict(d_in=8, d_out=8, context_len=5, drop_rate=0.0, n_heads=1, qkv_bias=True), (1, 5, 8), 1803)]
+             if hidden else
+             [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
+              (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)])
+    return [_case("kv_cached_attention", i, "CachedMultiHeadAttention", CachedAttentionReference, init, shape, seed,
+                  methods=("forward", "step_by_step", "prefill_then_steps"), causal=True,
+                  shortcuts=ATTENTION_SHORTCUTS) for i, (init, shape, seed) in enumerate(sizes)]
+
+
+def _cached_att_variants(ref, x, method):
+    if method == "forward":
+        return _att_variants(ref, x, method)
+    seq = x.size(1)
+    out = []
+    # the new queries attend to the cached keys but the mask is not shifted: it uses the top-left corner
+    def no_offset(chunks):
+        keys, values, outs = [], [], []
+        for a, b in chunks:
+            part = x[:, a:b]
+            q, k, v = (ref._split_heads(w(part)) for w in (ref.W_query, ref.W_key, ref.W_value))
+            keys.append(k)
+            values.append(v)
+            k_all, v_all = torch.cat(keys, 2), torch.cat(values, 2)
+            scores = q @ k_all.transpose(2, 3) / math.sqrt(ref.head_dim)
+            n_new, n_all = b - a, b
+            scores = scores.masked_fill(ref.mask[:n_new, :n_all], float("-inf"))
+            w = torch.softmax(scores, -1)
+            outs.append(ref.out_proj((w @ v_all).transpose(1, 2).reshape(x.size(0), n_new, ref.d_out)))
+        return torch.cat(outs, 1)
+
+    half = max(1, seq // 2)
+    chunks = ([(t, t + 1) for t in range(seq)] if method == "step_by_step" else
+              [(0, half)] + [(t, t + 1) for t in range(half, seq)])
+    out.append(("with a cache, the mask must be shifted: the new queries sit at positions start..start+new-1, so "
+                "use mask[start:start + new, :start + new], not the top-left corner.", no_offset(chunks)))
+    out.append(("the cache is not used: the new positions attend only to themselves. Append the new keys/values to "
+                "the cached ones and attend to all of them.",
+                torch.cat([ref(x[:, a:b]) for a, b in chunks], 1)))
+    return out
+
+
+def _cached_att_compare(case, outputs):
+    failures = _compare_module(case, outputs, CachedAttentionReference, "CachedMultiHeadAttention", 1e-5, 1e-4,
+                               "forward(x) must equal plain attention; step_by_step / prefill_then_steps feed the "
+                               "same x through the cache and must give the same outputs.", _cached_att_variants,
+                               causal=True)
+    for f in failures:
+        if "step_by_step" in f.tensor or "prefill" in f.tensor:
+            f.check = "cached outputs equal uncached ones: " + f.check
+    return failures
+
+
+GEN13_ALLOWED = ["GPTModel.", "GPTEmbedding.", "TransformerBlock.", "MultiHeadAttention.", "LayerNorm.",
+                 "FeedForward.", "GELU.", "KVCache.", "LayerKVCache.", "GPTConfig.", "__create_fn__.",
+                 "sample_next_token", "filter_logits"]
+
+
+def _cached_gen_cases(hidden: bool) -> list[dict]:
+    settings = ([(_cfg(10, 17, 16, 2, 2, drop_rate=0.0, qkv_bias=True), 1901),
+                 (_cfg(6, 9, 8, 4, 1, drop_rate=0.0, tie_weights=True), 1902)] if hidden else
+                [(_cfg(12, 13, 16, 2, 2, drop_rate=0.0), 191)])
+    cases = []
+    for i, (cfg, seed) in enumerate(settings):
+        torch.manual_seed(seed)
+        ref = model.GPTModel(cfg)
+        params = _randomise_norms(seed)({k: v.detach().clone() for k, v in ref.named_parameters()})
+        params["out_head.weight"] = params.get("out_head.weight", params["emb.tok_emb.weight"]) * 4.0
+        if cfg["tie_weights"]:
+            params.pop("out_head.weight")
+            params["emb.tok_emb.weight"] = params["emb.tok_emb.weight"] * 4.0
+        g = torch.Generator().manual_seed(seed)
+        vocab, ctx = cfg["vocab_size"], cfg["context_len"]
+        runs = [
+            {"name": "inside", "prompt": torch.randint(vocab, (2, 3), generator=g), "max_new_tokens": ctx - 3,
+             "temperature": 0.0, "seed": seed},
+            {"name": "one_token_prompt", "prompt": torch.randint(vocab, (1, 1), generator=g), "max_new_tokens": 4,
+             "temperature": 0.0, "seed": seed + 1},
+            {"name": "past_context", "prompt": torch.randint(vocab, (1, ctx - 2), generator=g),
+             "max_new_tokens": ctx + 3, "temperature": 0.0, "seed": seed + 2},
+            {"name": "long_prompt", "prompt": torch.randint(vocab, (1, ctx + 4), generator=g), "max_new_tokens": 3,
+             "temperature": 0.0, "seed": seed + 3},
+        ]
+        cases.append({
+            "spec": "kv_cached_generate", "id": f"kv_cached_generate/{i}", "kind": "generate",
+            "label": "CachedGPT", "init": {"cfg": cfg}, "params": params, "runs": runs, "seed": seed,
+            "shortcuts": {**ATTENTION_SHORTCUTS, "allowed_reference": GEN13_ALLOWED},
+            "describe": f"CachedGPT(cfg with {_short(cfg)}).generate (greedy), seed {seed}",
+        })
+    return cases
+
+
+def _cached_gen_compare(case, outputs):
+    failures = _status_failures("CachedGPT.generate", case, outputs)
+    if failures:
+        return failures
+    ref = model.GPTModel(case["init"]["cfg"])
+    ref.load_state_dict(case["params"], strict=False)
+    ref.eval()
+    from gptedu.gpt2.generate import gen_text
+
+    ctx = case["init"]["cfg"]["context_len"]
+    for run in case["runs"]:
+        expected = gen_text(ref, run["prompt"].clone(), run["max_new_tokens"], ctx)
+        found = outputs.get(f"tokens:{run['name']}")
+        what = f"generate(prompt of shape {tuple(run['prompt'].shape)}, max_new_tokens={run['max_new_tokens']})"
+        if not isinstance(found, torch.Tensor) or found.shape != expected.shape or not torch.equal(found, expected):
+            cause = "greedy decoding with the cache must give exactly the tokens of gen_text without it."
+            if run["name"] == "past_context":
+                cause = ("past context_len, learned positions shift by one at every step, so the cached keys are "
+                         "stale: rebuild the cache from the last context_len tokens (a fresh KVCache and a full "
+                         "forward pass) whenever the next token would not fit.")
+            elif run["name"] == "long_prompt":
+                cause = "crop the prompt to its last context_len tokens before the first (prefill) pass."
+            shown = tuple(found.shape) if isinstance(found, torch.Tensor) else found
+            failures.append(Failure("tokens equal uncached greedy generation", case["describe"],
+                                    f"{what}: expected {expected.tolist()}, found "
+                                    f"{found.tolist() if isinstance(found, torch.Tensor) else shown}", cause))
+    return failures
+
+
 GPT2_SPECS = {s.name: s for s in [
     _spec("gpt2_layer_norm", "LayerNorm (scale/shift, biased variance)", "LayerNorm", NB10, 5, 5, _ln_cases,
           _ln_compare),
@@ -544,4 +700,8 @@ GPT2_SPECS = {s.name: s for s in [
     _spec("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare),
     _spec("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare),
     _spec("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
+    _spec("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", "CachedMultiHeadAttention", NB13, 10, 10,
+          _cached_att_cases, _cached_att_compare),
+    _spec("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
+          _cached_gen_cases, _cached_gen_compare, ["GPTModel", "KVCache"]),
 ]}
