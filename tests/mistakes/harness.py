@@ -35,6 +35,20 @@ PART1 = [name for name, spec in SPECS.items() if spec.notebook[:2].isdigit() and
 HOMEWORK_COMPONENT = {"gpt_forward": "GPT model", "gpt_generate": "GPT model"}
 
 
+_NB09 = ("sample_next_token calls the student's own top_k_filter (as a student writes notebook 09; see "
+         "tests/mistakes/baseline/09_generation.py until the course's notebook 09 exists), so a top_k_filter bug also "
+         "fails sample_next_token's top-k checks. Fix in the course: give sample_next_token the reference filter "
+         "under another name, as notebook 07 gives GPTModel its ReferenceDecoder.")
+# Cascades found and reported, kept visible here instead of hidden: answer -> why. The test fails when one of them
+# disappears (then delete it here) or when a new one appears.
+KNOWN_CASCADES = {
+    "sampling/topk_drops_to_zero": _NB09,
+    "sampling/topk_keeps_k_minus_one": _NB09,
+    "sampling/topk_over_batch_axis": _NB09,
+    "sampling/topk_returns_values": _NB09,
+}
+
+
 def homework_component(component: str) -> str:
     return HOMEWORK_COMPONENT.get(component, component)
 

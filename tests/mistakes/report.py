@@ -16,7 +16,7 @@ import time
 import torch
 
 from .catalog import entries
-from .harness import PART1, grade_entry
+from .harness import KNOWN_CASCADES, PART1, grade_entry
 
 # Mistakes from the list that no graded component can see, because no exercise asks for that code.
 NOT_GRADED = [
@@ -101,10 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         for o in undetectable:
             flag = "" if o.entry.expect == "undetectable" else "  [UNEXPECTED: listed as caught]"
             print(f"  - {o.entry.name}: {o.entry.title}{flag}\n      {_excerpt(o.entry.effect, 400)}")
+    if cascades:
+        print("\ncascades (points lost in another component):")
+        for o in cascades:
+            why = KNOWN_CASCADES.get(o.entry.name, "UNEXPECTED: not in KNOWN_CASCADES")
+            print(f"  - {o.entry.name} -> {', '.join(o.collateral)}: {_excerpt(why, 300)}")
     print("\nrealistic mistakes no graded exercise covers:")
     for where, what, why in NOT_GRADED:
         print(f"  - {where}: {what} ({why})")
-    if unexpected or cascades or len(full) != len(correct):
+    if unexpected or any(o.entry.name not in KNOWN_CASCADES for o in cascades) or len(full) != len(correct):
         return 1
     return 0
 
