@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     start = time.perf_counter()
-    outcomes = [grade_entry(e) for e in entries()]
+    outcomes = [grade_entry(e, full=True) for e in entries()]
     seconds = time.perf_counter() - start
 
     header = ["component", "answer", "expect", "caught", "lost (own)", "same comp.", "cascade", "cause", "message"]
