@@ -13,7 +13,6 @@ from torch import nn
 COMPONENT = "positional_encoding"
 EXPECT = "caught"
 HINTS = ("add", "x +", "unchanged")
-CAUSE_NAMED = False  # the checks catch it but give only a generic cause (see the report)
 
 # --- answer cell ---
 

@@ -11,7 +11,6 @@ import torch
 COMPONENT = "train"
 EXPECT = "caught"
 HINTS = ('target', 'tgt', 'shift')
-CAUSE_NAMED = False  # the checks catch it but give only a generic cause (see the report)
 
 # --- answer cell ---
 
