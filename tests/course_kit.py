@@ -1,4 +1,4 @@
-"""A tiny nbgrader course for the grading-loop tests: one notebook (``03_single_head``, the ``Head`` exercise).
+"""A tiny nbgrader course for the grading-loop tests: one notebook (the course's ``03_single_head``, ``Head``).
 
 Built in a temporary folder: ``nbgrader_config.py`` (the real ``configure_nbgrader`` with short time limits), the
 source notebook, ``generate_assignment``; then submissions are written into ``submitted/`` and the real nbgrader
@@ -18,48 +18,22 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ps1"
 NOTEBOOK = "03_single_head"
-
-HEAD_SOLUTION = '''\
-class Head(nn.Module):
-    """One head of masked self-attention."""
-
-    def __init__(self, d_model, d_k, d_v, context_len=100):
-        super().__init__()
-        ### BEGIN SOLUTION
-        self.query = nn.Linear(d_model, d_k, bias=False)
-        self.key = nn.Linear(d_model, d_k, bias=False)
-        self.value = nn.Linear(d_model, d_v, bias=False)
-        self.register_buffer("mask", torch.tril(torch.ones(context_len, context_len)))
-        ### END SOLUTION
-
-    def attention_weights(self, x):
-        ### BEGIN SOLUTION
-        seq = x.size(1)
-        scores = self.query(x) @ self.key(x).transpose(-2, -1) / math.sqrt(self.key.out_features)
-        scores = scores.masked_fill(self.mask[:seq, :seq] == 0, float("-inf"))
-        return torch.softmax(scores, dim=-1)
-        ### END SOLUTION
-
-    def forward(self, x):
-        ### BEGIN SOLUTION
-        return self.attention_weights(x) @ self.value(x)
-        ### END SOLUTION
-'''
+SOURCE = REPO / "autograder" / "source" / "gpt_from_scratch" / f"{NOTEBOOK}.ipynb"
+ANSWER_ID = "head_solution"
+# the course's setup cell without its Colab install and plotting imports (they only cost time in these tests)
+SETUP = "import math\nimport os\n\nimport torch\nfrom torch import nn\n\ntorch.set_num_threads(1)\ntorch.manual_seed(0)"
 
 def strip_markers(source: str) -> str:
     lines = source.splitlines(keepends=True)
     return "".join(line for line in lines if "### BEGIN" not in line and "### END" not in line)
-
-
-HEAD_CORRECT = strip_markers(HEAD_SOLUTION)
 
 CONFIG = '''\
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "gptedu-test"
 c.CourseDirectory.db_url = "sqlite:///{db}"
 from gptedu.grading.sandbox_nbgrader import configure_nbgrader  # noqa: E402
-configure_nbgrader(c, notebook_timeout={notebook_timeout}, cell_timeout={cell_timeout})
-c.VerifyAnswers.timeout = 120
+configure_nbgrader(c, notebook_timeout={notebook_timeout}, cell_timeout={cell_timeout}, iopub_timeout=5)
+c.VerifyAnswers.timeout = 60
 '''
 
 
@@ -72,22 +46,24 @@ def _meta(grade_id: str, *, solution=False, grade=False, locked=False, points=0)
 
 
 def source_notebook() -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cells = [
-        nbformat.v4.new_markdown_cell("# 3. One head of attention (20 points)"),
-        nbformat.v4.new_code_cell("import math\nimport torch\nfrom torch import nn"),
-        nbformat.v4.new_code_cell(HEAD_SOLUTION, metadata=_meta("head_answer", solution=True)),
-        nbformat.v4.new_code_cell('from gptedu.grading import check\ncheck("head", Head)',
-                                  metadata=_meta("test_head_visible", grade=True, locked=True, points=10)),
-        nbformat.v4.new_code_cell('### BEGIN HIDDEN TESTS\ncheck("head", Head, hidden=True)\n### END HIDDEN TESTS',
-                                  metadata=_meta("test_head_hidden", grade=True, locked=True, points=10)),
-        nbformat.v4.new_markdown_cell("Why is the mask applied before the softmax?"),
-        nbformat.v4.new_markdown_cell("YOUR ANSWER HERE",
-                                      metadata=_meta("explain_mask", solution=True, grade=True, points=2)),
-    ]
-    nb.cells = cells
+    """The course's ``03_single_head`` source (setup, answer and test cells), plus a free-text question (2 points,
+    graded by hand)."""
+    nb = nbformat.read(SOURCE, as_version=4)
+    # keep the setup cell, the answer and the test cells; the demos and plots only cost time here
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells = [c for i, c in enumerate(nb.cells) if i == first_code or "nbgrader" in c.metadata]
+    nb.cells[0].source = SETUP
+    nb.cells.append(nbformat.v4.new_markdown_cell("Why must the mask be applied before the softmax?"))
+    nb.cells.append(nbformat.v4.new_markdown_cell("YOUR ANSWER HERE",
+                                                  metadata=_meta("explain_mask", solution=True, grade=True, points=2)))
     return nb
+
+
+def head_solution() -> str:
+    """The instructor's ``Head`` with the solution markers removed (what a perfect student hands in)."""
+    nb = nbformat.read(SOURCE, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ANSWER_ID)
+    return strip_markers(cell.source)
 
 
 def nbgrader(course: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -96,7 +72,7 @@ def nbgrader(course: Path, *args: str, env: dict | None = None, timeout: int = 6
                           text=True, timeout=timeout)
 
 
-def make_course(root: Path, env: dict, notebook_timeout: int = 40, cell_timeout: int = 8) -> Path:
+def make_course(root: Path, env: dict, notebook_timeout: int = 60, cell_timeout: int = 6) -> Path:
     course = root / "course"
     (course / "source" / ASSIGNMENT).mkdir(parents=True)
     (course / "nbgrader_config.py").write_text(CONFIG.format(db=course / "gradebook.db",
@@ -113,7 +89,7 @@ def release_notebook(course: Path) -> nbformat.NotebookNode:
 
 
 def answer_index(nb) -> int:
-    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "head_answer")
+    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == ANSWER_ID)
 
 
 def submit(course: Path, student: str, nb=None, answer: str | None = None, raw: str | None = None,
@@ -157,8 +133,10 @@ def sandbox_env(tmp: Path) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs `alembic`
     data = tmp / "jupyter"
+    # small limits keep the memory and fork bombs of the tests light on a shared machine
     res = subprocess.run([sys.executable, "-m", "gptedu.grading.sandbox", "install", "--kernels-dir",
-                          str(data / "kernels")], capture_output=True, text=True, timeout=300)
+                          str(data / "kernels"), "--memory-mb", "1536", "--nproc", "64"],
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     env["JUPYTER_PATH"] = str(data)
     env["GPTEDU_REQUIRE_SANDBOX"] = "1"

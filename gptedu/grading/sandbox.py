@@ -83,6 +83,7 @@ class SandboxSettings:
     file_mb: int = 256  # RLIMIT_FSIZE: largest file the code may write
     nofile: int = 1024  # RLIMIT_NOFILE
     tmpfs_mb: int = 512  # size of each private in-memory filesystem (/tmp, the copy of the student's folder)
+    preload: str = "torch"  # module(s) the kernel imports while starting ("torch, numpy"); "" for none
     ro_paths: list[str] = field(default_factory=list)  # Python installation, venv, site-packages, ...
     reference_paths: list[str] = field(default_factory=list)  # the gptedu package: hidden from the verifier
 
@@ -445,6 +446,8 @@ def kernel_main(settings_path: str | None, connection_file: str, extra: list[str
     jail = Jail(settings, workdir=workdir, copy_workdir=True, rw_dirs=[ipc_dir],
                 files={"kernel-connection.json": Path(connection_file).read_bytes()})
     argv = [settings.python, "-m", "ipykernel_launcher", "-f", "/tmp/kernel-connection.json", *extra]
+    if settings.preload:  # imported while the kernel starts, so a slow import does not eat the first cell's timeout
+        argv.append(f"--IPKernelApp.exec_lines=['import {settings.preload}']")
     return run_jailed(jail, argv, _jail_env())
 
 

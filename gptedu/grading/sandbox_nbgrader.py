@@ -29,7 +29,7 @@ from time import monotonic
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Integer
 
 RESOURCE_KEY = "gptedu_grading"
@@ -58,7 +58,7 @@ class SandboxExecute(Execute):
     canary = Bool(True, help="Append a secret print to each test cell and check that it ran.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
-        self._deadline = monotonic() + self.notebook_timeout
+        self._deadline = None  # starts with the first cell: the kernel's start-up has its own timeout
         self._stopped = ""
         self._current = -1
         self._output_bytes: dict[int, int] = {}
@@ -78,6 +78,8 @@ class SandboxExecute(Execute):
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
+        if self._deadline is None:
+            return timeout
         remaining = max(1, int(self._deadline - monotonic()) + 1)
         return remaining if timeout is None else min(timeout, remaining)
 
@@ -85,6 +87,8 @@ class SandboxExecute(Execute):
         self._current = index
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
+        if self._deadline is None:
+            self._deadline = monotonic() + self.notebook_timeout
         if monotonic() >= self._deadline:
             self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
                              "that never ends or a very slow cell above.")
@@ -153,6 +157,70 @@ class SandboxExecute(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
 
+# ---------------------------------------------------------------------------------------- damaged submissions
+class RestoreCellMetadata(NbGraderPreprocessor):
+    """Sanitizing: give back the nbgrader metadata of cells that lost it (an editor stripped it, a copy-paste).
+
+    Cells are matched by their notebook cell id (kept by Jupyter, VS Code and Colab) and type; the metadata comes
+    from the released notebook (or the source). The student's answer stays; OverwriteCells then restores locked
+    cells as usual.
+    """
+
+    def preprocess(self, nb, resources):
+        import nbformat
+        from nbgrader.coursedir import CourseDirectory
+
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        reference = None
+        for folder in (coursedir.release_directory, coursedir.source_directory):
+            path = os.path.join(coursedir.format_path(folder, ".", info["assignment"]), info["notebook"] + ".ipynb")
+            if os.path.isfile(path):
+                reference = nbformat.read(path, as_version=4)
+                break
+        if reference is None:
+            return nb, resources
+        known = {c.get("id"): c for c in reference.cells if "nbgrader" in c.metadata and c.get("id")}
+        present = {c.metadata["nbgrader"].get("grade_id") for c in nb.cells if "nbgrader" in c.metadata}
+        for cell in nb.cells:
+            original = known.get(cell.get("id"))
+            if "nbgrader" in cell.metadata or original is None or original.cell_type != cell.cell_type:
+                continue
+            if original.metadata["nbgrader"].get("grade_id") in present:
+                continue
+            cell.metadata["nbgrader"] = dict(original.metadata["nbgrader"])
+            self.log.warning("Restored the nbgrader metadata of cell %s (%s)", cell.get("id"),
+                             cell.metadata["nbgrader"].get("grade_id"))
+        return nb, resources
+
+
+class SafeOverwriteCells(OverwriteCells):
+    """``OverwriteCells`` that still re-inserts missing test cells when their neighbour is missing too.
+
+    nbgrader 0.9.6 raises ``KeyError`` (and fails the whole notebook) when a deleted grade cell's preceding
+    solution cell is also gone; here the missing test cells are then appended at the end instead.
+    """
+
+    def add_missing_grade_cells(self, nb, resources):
+        import copy
+
+        backup = copy.deepcopy(nb.cells)
+        try:
+            return super().add_missing_grade_cells(nb, resources)
+        except (KeyError, ValueError):
+            nb.cells = backup
+        source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        solution_ids = {c.name for c in source_nb.solution_cells}
+        present = {c.metadata["nbgrader"].get("grade_id") for c in nb.cells if "nbgrader" in c.metadata}
+        for grade_cell in source_nb.grade_cells:
+            if grade_cell.name not in present:
+                self.log.warning("Missing grade cell %s: added at the end of the notebook", grade_cell.name)
+                source_cell = next(c for c in source_nb.source_cells if c.name == grade_cell.name)
+                nb.cells.append(self.missing_cell_transform(source_cell, grade_cell.max_score,
+                                                            is_solution=grade_cell.name in solution_ids))
+        return nb, resources
+
+
 # ------------------------------------------------------------------------------------------------ course config
 _IPC_DIRS: list[str] = []
 
@@ -163,7 +231,7 @@ def _cleanup_ipc_dirs() -> None:
 
 
 def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int = 900, cell_timeout: int = 120,
-                       verify: bool = True) -> bool:
+                       iopub_timeout: int = 10, verify: bool = True) -> bool:
     """Configure an nbgrader course for safe autograding. Returns True when the sandboxed kernel is used.
 
     * the kernel: ``gptedu-sandbox`` when :func:`gptedu.grading.sandbox.problems` finds nothing, else the normal
@@ -213,8 +281,8 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
     c.Execute.timeout = cell_timeout
     c.SandboxExecute.timeout = cell_timeout
     c.SandboxExecute.notebook_timeout = notebook_timeout
-    c.Execute.iopub_timeout = 10
-    c.SandboxExecute.iopub_timeout = 10
+    c.Execute.iopub_timeout = iopub_timeout
+    c.SandboxExecute.iopub_timeout = iopub_timeout
     c.Execute.startup_timeout = 120
     c.SandboxExecute.startup_timeout = 120
     c.Autograde.autograde_preprocessors = [
@@ -225,6 +293,16 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
         LimitOutput,
         SaveAutoGrades,
         AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+    from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec
+
+    c.Autograde.sanitize_preprocessors = [
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        RestoreCellMetadata,
+        SafeOverwriteCells,
         CheckCellMetadata,
     ]
     c.OverwriteCells.add_missing_cells = True

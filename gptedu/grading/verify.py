@@ -263,11 +263,16 @@ class VerifyAnswers(NbGraderPreprocessor):
 
     def _verify(self, nb, resources) -> dict[str, str]:
         test_cells = {}
+        passed_in_kernel = set()
         for cell in nb.cells:
             if utils.is_grade(cell) and not utils.is_solution(cell):
                 found = self._spec_for(cell)
                 if found:
                     test_cells[cell.metadata.nbgrader["grade_id"]] = found
+                    if not any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                        passed_in_kernel.add(found[0].name)
+        # a verdict can only take points away: components whose every test cell already failed need no second look
+        test_cells = {gid: found for gid, found in test_cells.items() if found[0].name in passed_in_kernel}
         if not test_cells or not self.enabled:
             return {}
         specs = {spec.name: spec for spec, _ in test_cells.values()}
