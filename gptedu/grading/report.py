@@ -49,9 +49,10 @@ class GradeResult:
         return bool(self.failures) and all(f.status == "not_attempted" for f in self.failures)
 
     def report(self, hidden: bool = False) -> str:
-        which = "hidden checks" if hidden else "checks"
+        which = "hidden test case" if hidden else "test case"
+        which += "" if self.cases_run == 1 else "s"
         if self.passed:
-            return f"✓ {self.title}: all {self.cases_run} {which} passed."
+            return f"✓ {self.title}: passed ({self.cases_run} {which})."
         if self.not_attempted:
             return (f"… {self.title}: not attempted yet ({self.failures[0].message.rstrip('.')}).\n"
                     "  Replace the `raise NotImplementedError()` lines with your code, run the cell, then this check.")
@@ -62,7 +63,7 @@ class GradeResult:
             if key not in seen:
                 seen.add(key)
                 shown.append(failure)
-        head = f"✗ {self.title}: {len(self.failures)} problem(s) found in {self.cases_run} {which}."
+        head = f"✗ {self.title}: {len(self.failures)} problem(s) found ({self.cases_run} {which})."
         body = "\n".join(f.render() for f in shown[:4])
         more = len(shown) - 4
         tail = f"\n  ... and {more} more kind(s) of problem." if more > 0 else ""

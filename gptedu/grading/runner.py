@@ -185,7 +185,8 @@ def _shared_submodule(module: nn.Module) -> str:
     return ""
 
 
-def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | None, label: str) -> nn.Module:
+def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | None, label: str,
+                 guard: ShortcutGuard | None = None) -> nn.Module:
     """Construct ``cls(**init)`` and inject ``params`` (parameter name -> tensor).
 
     Every parameter of the reference must exist in the student's module under the same name and shape, and the
@@ -198,6 +199,8 @@ def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | No
         raise StudentCodeError("not_attempted", f"{what} returned None.")
     if not isinstance(module, nn.Module):
         raise StudentCodeError("error", f"{what} is a {type(module).__name__}, expected a torch.nn.Module subclass.")
+    if guard is not None:  # report a forbidden module before any parameter-name mismatch it causes
+        guard.check_module_tree(module)
     if params is None:
         return module
     shared = _shared_submodule(module)
@@ -236,8 +239,7 @@ def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | No
 def _run_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """Forward (and optional extra methods) of an ``nn.Module`` on each named input."""
     label = case.get("label", getattr(obj, "__name__", "module"))
-    module = build_module(obj, case["init"], case.get("params"), label)
-    guard.check_module_tree(module)
+    module = build_module(obj, case["init"], case.get("params"), label, guard)
     module.eval()
     out: dict[str, Any] = {}
     if case.get("report_buffers"):
@@ -265,8 +267,7 @@ def _run_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
 def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """``generate`` on several prompts under fixed seeds (greedy-like, cropped context, sampling statistics)."""
     label = case.get("label", "GPTModel")
-    model = build_module(obj, case["init"], case.get("params"), label)
-    guard.check_module_tree(model)
+    model = build_module(obj, case["init"], case.get("params"), label, guard)
     model.eval()
     out: dict[str, Any] = {}
     for run in case["runs"]:
@@ -352,6 +353,7 @@ def _store(name: str, value: Any, out: dict, what: str = "") -> None:
             out[name] = [str(v) for v in value]
         elif value and all(isinstance(v, int | float | bool) for v in value):
             out[name] = torch.tensor(list(value))
+            out[name + ".pytype"] = type(value).__name__  # it was a Python list/tuple (e.g. a dataset item)
         else:
             out[name + ".len"] = torch.tensor(len(value))
             for i, v in enumerate(value):
@@ -418,12 +420,12 @@ def _run_loop(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
 class TinyCausalLM(nn.Module):
     """A small causal language model for checking loss, training-loop and generation functions.
 
-    The logits at position t depend on every token <= t (a running mean of embedded tokens plus learned positions),
-    so a wrongly cropped context changes them. ``forward(idx, kv_cache=None)``: ``(batch, seq)`` ids →
-    ``(batch, seq, vocab)`` logits. With ``kv_cache`` (the interface of ``gptedu.gpt2.KVCache``: ``.length`` and
-    ``.layers(n)``, whose items have ``.append(keys, values)``), ``idx`` holds only the new tokens. More than
-    ``context_len`` positions raise a ``ValueError``. Each call is recorded as
-    ``(training, grad enabled, new tokens, start position)`` in ``self.calls``.
+    The logits at position t depend on token t, on its position and on every token before it (a running mean of the
+    embedded tokens plus learned positions), so a wrongly cropped context changes them.
+    ``forward(idx, kv_cache=None)``: ``(batch, seq)`` ids → ``(batch, seq, vocab)`` logits. With ``kv_cache`` (the
+    interface of ``gptedu.gpt2.KVCache``: ``.length`` and ``.layers(n)``, whose items have ``.append(keys,
+    values)``), ``idx`` holds only the new tokens. More than ``context_len`` positions raise a ``ValueError``.
+    Each call is recorded as ``(training, grad enabled, new tokens, start position)`` in ``self.calls``.
     """
 
     def __init__(self, vocab_size: int = 11, d_model: int = 8, context_len: int = 8):
@@ -450,7 +452,7 @@ class TinyCausalLM(nn.Module):
             h, _ = kv_cache.layers(1)[0].append(h.unsqueeze(1), h.unsqueeze(1))
             h = h.squeeze(1)
         counts = torch.arange(1, start + seq + 1, device=idx.device, dtype=h.dtype).view(1, -1, 1)
-        return self.fc_out((h.cumsum(1) / counts)[:, start:])
+        return self.fc_out(h[:, start:] + (h.cumsum(1) / counts)[:, start:])  # this position + running mean
 
 
 class GradingLayerCache:
@@ -532,8 +534,7 @@ def _run_cached_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     ``module(x[:, t:t+1], kv_cache=cache)`` for each later t, concatenated) and ``cache_length``.
     """
     label = case.get("label", getattr(obj, "__name__", "module"))
-    module = build_module(obj, case["init"], case.get("params"), label)
-    guard.check_module_tree(module)
+    module = build_module(obj, case["init"], case.get("params"), label, guard)
     module.eval()
     x, p = case["inputs"]["x"], case["prompt_len"]
     out: dict[str, Any] = {}

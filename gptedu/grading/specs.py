@@ -42,7 +42,9 @@ class Spec:
     points: dict[str, int]  # grade id -> points, e.g. {"test_head_visible": 10, "test_head_hidden": 10}
     make_cases: Callable[[bool], list[dict]]
     compare: Callable[[dict, dict], list[Failure]]
-    prerequisites: tuple[str, ...] = ()  # reference classes the student's code may use (from earlier notebooks)
+    # Names the notebook imports from gptedu for this exercise (earlier steps): name in the notebook -> reference
+    # class. A sandbox that cannot import gptedu must provide these under those names.
+    prerequisites: dict[str, str] = field(default_factory=dict)
     notes: str = ""
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -235,6 +237,8 @@ def _pe_variants(ref, x, method):
         ("positions start at 1; the first position is pos = 0.", x + _pe_table(seq, d, start=1)[None]),
         ("forward returns the encoding alone: it must return x + pe[:, :seq].",
          _pe_table(seq, d)[None].expand_as(x).clone()),
+        ("forward returns x unchanged: the positional code is never added; return x + self.pe[:, :seq].",
+         x.clone()),  # (variant added by the mistakes suite, tests/mistakes/)
     ]
 
 
@@ -446,6 +450,8 @@ def _layer_compare(case, outputs):
 # ============================================================================================== 07 decoder + GPT
 DECODER_PREREQS = [*LAYER_PREREQS, "TransformerDecoderLayer."]
 GPT_PREREQS = [*DECODER_PREREQS, "TransformerDecoder.", "PositionalEncoding.", "sinusoidal_table"]
+GPT_PREREQ_NAMES = {"ReferenceDecoder": "gptedu.char.decoder.TransformerDecoder",
+                    "PositionalEncoding": "gptedu.char.positional.PositionalEncoding"}
 
 
 def _decoder_cases(hidden: bool) -> list[dict]:
@@ -720,6 +726,13 @@ def _dataset_compare(case, outputs):
         for part, expected in ((0, src), (1, tgt)):
             found = outputs.get(f"result:item{j}.{part}")
             name = f"dataset[{j}][{part}] ({'src' if part == 0 else 'tgt'})"
+            pytype = outputs.get(f"result:item{j}.{part}.pytype")
+            if pytype:  # (check added by the mistakes suite, tests/mistakes/data/returns_python_lists.py)
+                failures.append(Failure("items are torch.long tensors", desc, f"{name} is a Python {pytype}.",
+                                        "return torch.tensor(seq, dtype=torch.long): a DataLoader stacks tensors "
+                                        "into (batch, seq), but turns a batch of lists into seq tensors of shape "
+                                        "(batch,)."))
+                continue
             if isinstance(found, torch.Tensor) and found.dtype != torch.long:
                 failures.append(Failure("items are torch.long tensors", desc, f"{name} has dtype {found.dtype}.",
                                         "nn.Embedding and cross_entropy need integer ids: torch.tensor(seq, "
@@ -753,6 +766,9 @@ def _get_batch_cases(hidden: bool) -> list[dict]:
 def _get_batch_compare(case, outputs):
     failures = _status_failures("get_batch", case, outputs)
     if failures:
+        if "equal size" in failures[0].message:  # (cause added by the mistakes suite: data/start_overruns_end)
+            failures[0].cause = ("a window ran past the end of the data, so its target is one token short: draw "
+                                 "the starts from torch.randint(len(data) - seq_len, ...).")
         return failures
     data, batch, seq = case["data"], case["batch"], case["seq"]
     n = len(data)
@@ -844,7 +860,8 @@ def _loop_reference(case, variant: str = "") -> tuple[float, dict]:
         if variant != "no_zero_grad":
             opt.zero_grad()
         logits = tiny(src)
-        loss = criterion(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1))
+        target = src if variant == "src_targets" else tgt  # "src_targets": a mistake of the mistakes suite
+        loss = criterion(logits.reshape(-1, logits.size(-1)), target.reshape(-1))
         loss.backward()
         if variant != "no_step":
             opt.step()
@@ -906,7 +923,9 @@ def _loop_compare(case, outputs):
                 cause = "per batch: optimizer.zero_grad(); loss = criterion(...); loss.backward(); optimizer.step()."
                 for variant, text in (("no_step", "optimizer.step() is never called: the weights did not move."),
                                       ("no_zero_grad", "optimizer.zero_grad() is missing: gradients accumulate "
-                                                       "across batches.")):
+                                                       "across batches."),
+                                      ("src_targets", "the loss compares the logits with the inputs (src): the "
+                                                      "targets are tgt, the next token at every position.")):
                     _, vparams = _loop_reference(case, variant)
                     if isinstance(found_p, torch.Tensor) and found_p.shape == vparams[name].shape and \
                             torch.allclose(found_p, vparams[name], atol=1e-5):
@@ -1070,9 +1089,18 @@ def _sample_compare(case, outputs):
 
 
 # ============================================================================================== the registry
-def _spec(name, title, target, notebook, visible, hidden, make_cases, compare, prerequisites=()) -> Spec:
+def _spec(name, title, target, notebook, visible, hidden, make_cases, compare, prerequisites=None) -> Spec:
     return Spec(name, title, target, notebook, {f"test_{name}_visible": visible, f"test_{name}_hidden": hidden},
-                make_cases, compare, tuple(prerequisites))
+                make_cases, compare, _as_prerequisites(prerequisites))
+
+
+def _as_prerequisites(prerequisites) -> dict[str, str]:
+    """Accept a mapping (name in the notebook -> reference class) or a plain list of names."""
+    if prerequisites is None:
+        return {}
+    if isinstance(prerequisites, dict):
+        return dict(prerequisites)
+    return {name: name for name in prerequisites}
 
 
 SPECS: dict[str, Spec] = {s.name: s for s in [
@@ -1086,16 +1114,16 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     _spec("head", "Head (masked scaled dot-product attention)", "Head", "03_single_head", 10, 10, _head_cases,
           _head_compare),
     _spec("multi_head", "MultiHeadAttention", "MultiHeadAttention", "04_multi_head", 5, 5, _mha_cases, _mha_compare,
-          ["Head"]),
+          {"Head": "gptedu.char.attention.Head"}),
     _spec("feed_forward", "FeedForward", "FeedForward", "05_feed_forward", 5, 5, _ffn_cases, _ffn_compare),
     _spec("decoder_layer", "TransformerDecoderLayer (pre-norm)", "TransformerDecoderLayer", "06_decoder_layer", 5, 5,
-          _layer_cases, _layer_compare, ["MultiHeadAttention", "FeedForward"]),
+          _layer_cases, _layer_compare, {"MultiHeadAttention": "gptedu.char.attention.MultiHeadAttention",
+                                         "FeedForward": "gptedu.char.feedforward.FeedForward"}),
     _spec("decoder", "TransformerDecoder", "TransformerDecoder", "07_gpt", 5, 5, _decoder_cases, _decoder_compare,
-          ["TransformerDecoderLayer"]),
-    _spec("gpt_forward", "GPTModel.forward", "GPTModel", "07_gpt", 8, 7, _gpt_cases, _gpt_compare,
-          ["TransformerDecoder", "PositionalEncoding"]),
+          {"TransformerDecoderLayer": "gptedu.char.decoder.TransformerDecoderLayer"}),
+    _spec("gpt_forward", "GPTModel.forward", "GPTModel", "07_gpt", 8, 7, _gpt_cases, _gpt_compare, GPT_PREREQ_NAMES),
     _spec("gpt_generate", "GPTModel.generate", "GPTModel", "07_gpt", 8, 7, _generate_cases, _generate_compare,
-          ["TransformerDecoder", "PositionalEncoding"]),
+          GPT_PREREQ_NAMES),
     _spec("train", "train (one epoch)", "train", "08_training", 5, 5, lambda h: _loop_cases("train", h),
           _loop_compare),
     _spec("evaluate", "evaluate", "evaluate", "08_training", 3, 2, lambda h: _loop_cases("evaluate", h),
@@ -1125,3 +1153,6 @@ def spec_for_grade_id(grade_id: str) -> tuple[Spec, str] | None:
 from gptedu.grading.specs_gpt2 import GPT2_SPECS  # noqa: E402
 
 SPECS.update(GPT2_SPECS)
+from gptedu.grading.specs_gpt2_more import GPT2_MORE_SPECS  # noqa: E402  (notebooks 12-14)
+
+SPECS.update(GPT2_MORE_SPECS)
