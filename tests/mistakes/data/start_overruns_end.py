@@ -11,7 +11,6 @@ import torch
 COMPONENT = "get_batch"
 EXPECT = "caught"
 HINTS = ('past the end', 'len(data) - seq_len', 'randint')
-CAUSE_NAMED = False  # the checks catch it but give only a generic cause (see the report)
 
 # --- answer cell ---
 
