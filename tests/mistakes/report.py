@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"wrong implementations: {len(wrong)} across {len(components)} graded components; caught {len(caught)} "
           f"({100 * len(caught) / max(1, len(wrong)):.0f}%)")
-    print(f"  message names the likely cause: {len(named)} of {len(caught)} caught")
+    unnamed = [o for o in caught if o.hint_found is None]
+    print(f"  message names the likely cause: {len(named)} of {len(caught)} caught"
+          + (f" ({len(unnamed)} with no specific cause to name: {', '.join(o.entry.name for o in unnamed)})"
+             if unnamed else ""))
     print(f"  cascades into other components: {len(cascades)}")
     print(f"correct-but-unusual implementations with full points: {len(full)} of {len(correct)}")
     print(f"graded in {seconds:.1f} s")
