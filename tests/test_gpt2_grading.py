@@ -74,7 +74,7 @@ def specs_of(notebook: str) -> list[str]:
     return [name for name, spec in SPECS.items() if spec.notebook == notebook]
 
 
-NOTEBOOKS = ["10_gpt2_blocks", "11_bpe_tokenizer", "13_kv_cache"]
+NOTEBOOKS = ["10_gpt2_blocks", "11_bpe_tokenizer", "12_pretraining_sampling", "13_kv_cache"]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
@@ -202,6 +202,38 @@ MISTAKES_13 = [
 @pytest.mark.parametrize("spec, replace, hint", MISTAKES_13, ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES_13)])
 def test_notebook_13_mistakes_lose_the_points(spec, replace, hint):
     ns = notebook_namespace("13_kv_cache", replace)
+    result = grade_component(spec, ns)
+    assert result.points == 0, f"{spec} kept {result.points} points with {replace}"
+    report = result.report(hidden=True)
+    assert hint.lower() in report.lower(), report
+
+
+MISTAKES_12 = [
+    ("gpt2_calc_loss_batch", {"F.cross_entropy(logits.flatten(0, 1), target_batch.flatten())":
+                              "F.cross_entropy(torch.softmax(logits, -1).flatten(0, 1), target_batch.flatten())"},
+     "softmax"),
+    ("gpt2_calc_loss_batch", {"return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten())":
+                              "return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten()).detach()"},
+     "backward"),
+    ("gpt2_calc_loss_batch", {"F.cross_entropy(logits.flatten(0, 1), target_batch.flatten())":
+                              "F.cross_entropy(logits[:, -1], target_batch[:, -1])"}, "last position"),
+    ("gpt2_calc_loss_loader", {"        if i >= n:\n            break\n": ""}, "num_batches is ignored"),
+    ("gpt2_calc_loss_loader", {"    return total / n": "    return total"}, "sum"),
+    ("gpt2_calc_loss_loader", {"    if len(data_loader) == 0:\n        return float(\"nan\")\n": ""}, "raised"),
+    ("gpt2_gen_text", {"model(idx[:, -context_size:])": "model(idx)"}, "crop"),
+    ("gpt2_gen_text", {"probs = torch.softmax(logits / temperature, dim=-1)": "probs = torch.softmax(logits, dim=-1)"},
+     "temperature is not applied"),
+    ("gpt2_gen_text", {"logits = logits.masked_fill(logits < kth, float(\"-inf\"))": "pass"}, "top"),
+    ("gpt2_gen_text", {"        if eos_id is not None and bool((idx_next == eos_id).all()):\n            break\n": ""},
+     "eos_id"),
+    ("gpt2_gen_text", {"idx_next = logits.argmax(dim=-1, keepdim=True)":
+                       "idx_next = torch.multinomial(torch.softmax(logits, -1), 1)"}, "argmax"),
+]
+
+
+@pytest.mark.parametrize("spec, replace, hint", MISTAKES_12, ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES_12)])
+def test_notebook_12_mistakes_lose_the_points(spec, replace, hint):
+    ns = notebook_namespace("12_pretraining_sampling", replace)
     result = grade_component(spec, ns)
     assert result.points == 0, f"{spec} kept {result.points} points with {replace}"
     report = result.report(hidden=True)

@@ -97,6 +97,19 @@ class GPTModel(nn.Module):
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.out_head.weight = self.emb.tok_emb.weight
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """GPT-2's initialisation: weights ~ N(0, 0.02), biases 0 (LayerNorms keep scale 1, shift 0).
+
+        PyTorch's defaults (``nn.Embedding`` ~ N(0, 1)) would make the first logits huge, most visibly with tied
+        weights; with this the untrained loss starts near ``ln(vocab_size)``.
+        """
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
         if idx.dim() != 2:

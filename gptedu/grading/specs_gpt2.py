@@ -15,7 +15,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from gptedu.gpt2 import attention, layers, model
 from gptedu.gpt2.bpe import BPETokenizer
-from gptedu.grading.report import Failure
+from gptedu.grading.report import Failure, tensor_failure
 from gptedu.grading.specs import ATTENTION_SHORTCUTS, _compare_module, _module_case, _spec, _status_failures
 
 NB10 = "10_gpt2_blocks"
@@ -526,6 +526,245 @@ def _decode_compare(case, outputs):
     return failures
 
 
+# ============================================================================================== 12: loss, sampling
+NB12 = "12_pretraining_sampling"
+
+
+def _lm_params(init: dict, seed: int, spread: float = 3.0) -> dict[str, torch.Tensor]:
+    """Weights for the runner's ``TinyCausalLM`` (logits spread so greedy choices are clear)."""
+    from gptedu.grading.runner import TinyCausalLM
+
+    torch.manual_seed(seed)
+    lm = TinyCausalLM(**init)
+    params = {k: v.detach().clone() for k, v in lm.named_parameters()}
+    params["fc_out.weight"] = params["fc_out.weight"] * spread
+    return params
+
+
+def _lm(case: dict):
+    from gptedu.grading.runner import TinyCausalLM
+
+    lm = TinyCausalLM(**case["init"])
+    with torch.no_grad():
+        for name, p in lm.named_parameters():
+            p.copy_(case["params"][name])
+    return lm.eval()
+
+
+def _lm_case(spec: str, label: str, init: dict, seed: int, calls: list[dict]) -> dict:
+    return {"spec": spec, "id": f"{spec}/{seed}", "kind": "lm_calls", "label": label, "init": dict(init),
+            "params": _lm_params(init, seed), "calls": calls, "seed": seed,
+            "describe": f"{label} with a small causal LM (vocab {init['vocab_size']}, context {init['context_len']}), "
+                        f"seed {seed}"}
+
+
+def _loss_batch_cases(hidden: bool) -> list[dict]:
+    settings = [(dict(vocab_size=13, d_model=8, context_len=10), 2101, (3, 7)),
+                (dict(vocab_size=5, d_model=4, context_len=4), 2102, (1, 4))] if hidden else \
+               [(dict(vocab_size=11, d_model=8, context_len=8), 211, (2, 6))]
+    cases = []
+    for init, seed, shape in settings:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randint(init["vocab_size"], shape, generator=g)
+        y = torch.randint(init["vocab_size"], shape, generator=g)
+        calls = [{"name": "loss", "args": [x, y, "<model>", "cpu"], "describe": f"inputs/targets {tuple(shape)}"}]
+        cases.append(_lm_case("gpt2_calc_loss_batch", "calc_loss_batch", init, seed, calls))
+    return cases
+
+
+def _loss_batch_compare(case, outputs):
+    failures = _status_failures("calc_loss_batch", case, outputs)
+    if failures:
+        return failures
+    call = case["calls"][0]
+    x, y = call["args"][0], call["args"][1]
+    lm = _lm(case)
+    logits = lm(x)
+    expected = F.cross_entropy(logits.flatten(0, 1), y.flatten()).detach()
+    found = outputs.get("result:loss")
+    fail = tensor_failure("loss = mean cross-entropy over every position", case["describe"], "calc_loss_batch(...)",
+                          expected, found, 1e-5, 1e-5, "")
+    if fail is not None:
+        variants = [
+            ("softmax is applied before cross_entropy, which applies log-softmax itself: pass the raw logits.",
+             F.cross_entropy(torch.softmax(logits, -1).flatten(0, 1), y.flatten())),
+            ("only the last position is scored; every position has a target.",
+             F.cross_entropy(logits[:, -1], y[:, -1])),
+            ("the targets are the inputs: use target_batch.", F.cross_entropy(logits.flatten(0, 1), x.flatten())),
+        ]
+        fail.cause = _match_scalar(found, variants) or ("flatten logits to (batch*seq, vocab) and targets to "
+                                                        "(batch*seq,), then F.cross_entropy(logits, targets).")
+        failures.append(fail)
+    elif not bool(outputs.get("requires_grad:loss", torch.tensor(False))):
+        failures.append(Failure("the loss can be back-propagated", case["describe"],
+                                "the returned loss does not require grad.",
+                                "return the loss tensor itself (not .item(), not under torch.no_grad()): the training "
+                                "loop calls loss.backward()."))
+    return failures
+
+
+def _match_scalar(found, variants) -> str:
+    if not isinstance(found, torch.Tensor) or found.numel() != 1:
+        return ""
+    for text, value in variants:
+        if abs(float(found) - float(value)) < 1e-5:
+            return text
+    return ""
+
+
+def _loss_loader_cases(hidden: bool) -> list[dict]:
+    settings = [(dict(vocab_size=9, d_model=8, context_len=6), 2201, 5, [None, 2, 9]),
+                (dict(vocab_size=7, d_model=4, context_len=5), 2202, 3, [1])] if hidden else \
+               [(dict(vocab_size=11, d_model=8, context_len=8), 221, 4, [None, 2])]
+    cases = []
+    for init, seed, n_batches, nums in settings:
+        g = torch.Generator().manual_seed(seed)
+        batches = [(torch.randint(init["vocab_size"], (2, init["context_len"]), generator=g),
+                    torch.randint(init["vocab_size"], (2, init["context_len"]), generator=g))
+                   for _ in range(n_batches)]
+        calls = [{"name": f"n{j}", "args": [batches, "<model>", "cpu"], "kwargs": {"num_batches": num},
+                  "describe": f"a loader of {n_batches} batches, num_batches={num}"} for j, num in enumerate(nums)]
+        calls.append({"name": "empty", "args": [[], "<model>", "cpu"], "describe": "an empty loader"})
+        cases.append(_lm_case("gpt2_calc_loss_loader", "calc_loss_loader", init, seed, calls))
+    return cases
+
+
+def _loss_loader_compare(case, outputs):
+    failures = _status_failures("calc_loss_loader", case, outputs)
+    if failures:
+        return failures
+    from gptedu.gpt2.train import calc_loss_batch
+
+    lm = _lm(case)
+    for call in case["calls"]:
+        batches = call["args"][0]
+        num = call.get("kwargs", {}).get("num_batches")
+        found = outputs.get(f"result:{call['name']}")
+        if isinstance(found, torch.Tensor) and found.numel() == 1:
+            found_v = float(found)
+        else:
+            failures.append(Failure("returns one float", call["describe"], f"got {found!r}", "return a float."))
+            continue
+        if not batches:
+            if not math.isnan(found_v):
+                failures.append(Failure("an empty loader gives nan", call["describe"], f"got {found_v}",
+                                        "return float('nan') when the loader has no batch (no division by zero)."))
+            continue
+        n = len(batches) if num is None else min(num, len(batches))
+        with torch.no_grad():
+            expected = sum(calc_loss_batch(x, y, lm, "cpu").item() for x, y in batches[:n]) / n
+        if abs(found_v - expected) > 1e-5:
+            cause = "average calc_loss_batch over the first num_batches batches (all when None, at most len(loader))."
+            with torch.no_grad():
+                all_mean = sum(calc_loss_batch(x, y, lm, "cpu").item() for x, y in batches) / len(batches)
+                total = expected * n
+            if abs(found_v - all_mean) < 1e-5 or abs(found_v - all_mean * len(batches) / n) < 1e-5:
+                cause = "num_batches is ignored: stop after num_batches batches."
+            elif abs(found_v - total) < 1e-5:
+                cause = "the sum is returned: divide by the number of batches used."
+            elif num is not None and num > len(batches):
+                cause = "num_batches larger than the loader: use min(num_batches, len(data_loader))."
+            failures.append(Failure("mean loss over the batches", call["describe"],
+                                    f"expected {expected:.6f}, found {found_v:.6f}", cause))
+    return failures
+
+
+def _gen_cases(hidden: bool) -> list[dict]:
+    settings = ([(dict(vocab_size=13, d_model=8, context_len=10), 2301),
+                 (dict(vocab_size=7, d_model=6, context_len=6), 2302)] if hidden else
+                [(dict(vocab_size=11, d_model=8, context_len=8), 231)])
+    cases = []
+    for init, seed in settings:
+        g = torch.Generator().manual_seed(seed)
+        v, ctx = init["vocab_size"], init["context_len"]
+        calls = [
+            {"name": "greedy", "args": ["<model>", torch.randint(v, (2, 3), generator=g), 5, ctx],
+             "describe": "prompt (2, 3), 5 new tokens, greedy", "seed": seed},
+            {"name": "crop", "args": ["<model>", torch.randint(v, (1, ctx + 2), generator=g), 4, ctx - 3],
+             "describe": f"prompt longer than the context, context_size={ctx - 3}", "seed": seed + 1},
+            {"name": "top_k", "args": ["<model>", torch.randint(v, (3, 2), generator=g), 6, ctx],
+             "kwargs": {"temperature": 1.0, "top_k": 2}, "describe": "temperature 1.0, top_k=2", "seed": seed + 2},
+            {"name": "eos", "args": ["<model>", torch.randint(v, (1, 2), generator=g), 6, ctx],
+             "describe": "greedy with eos_id", "seed": seed + 3},
+            {"name": "sample", "args": ["<model>", torch.randint(v, (1, 2), generator=g).repeat(3000, 1), 1, ctx],
+             "kwargs": {"temperature": 2.0}, "describe": "3000 copies of a prompt, 1 token at temperature 2.0",
+             "seed": seed + 4},
+        ]
+        case = _lm_case("gpt2_gen_text", "gen_text", init, seed, calls)
+        # eos: the token greedy decoding produces at its 3rd step
+        lm = _lm(case)
+        from gptedu.gpt2.generate import gen_text
+
+        free = gen_text(lm, calls[3]["args"][1], 6, ctx)
+        case["calls"][3]["kwargs"] = {"eos_id": int(free[0, 4])}
+        cases.append(case)
+    return cases
+
+
+def _gen_compare(case, outputs):
+    failures = _status_failures("gen_text", case, outputs)
+    if failures:
+        return failures
+    from gptedu.gpt2.generate import gen_text
+
+    lm = _lm(case)
+    calls = {c["name"]: c for c in case["calls"]}
+    for name in ("greedy", "crop", "eos"):
+        call = calls[name]
+        _, idx, n, ctx = call["args"]
+        expected = gen_text(lm, idx, n, ctx, **call.get("kwargs", {}))
+        found = outputs.get(f"result:{name}")
+        if not isinstance(found, torch.Tensor) or found.shape != expected.shape or not torch.equal(found, expected):
+            cause = {"greedy": "temperature 0 means argmax of the last position's logits, appended with torch.cat.",
+                     "crop": "feed only the last context_size tokens: model(idx[:, -context_size:]).",
+                     "eos": "stop as soon as the chosen token is eos_id, without appending it."}[name]
+            log = outputs.get(f"calls:{name}")
+            if name == "crop" and isinstance(log, torch.Tensor) and log.numel() and int(log[:, 2].max()) > ctx:
+                cause = f"the model was fed {int(log[:, 2].max())} tokens with context_size={ctx}: crop first."
+            shown = found.tolist() if isinstance(found, torch.Tensor) else found
+            failures.append(Failure(f"{name}: tokens equal the reference", call["describe"],
+                                    f"expected {expected.tolist()}, found {shown}", cause))
+    call = calls["top_k"]
+    found = outputs.get("result:top_k")
+    _, idx, n, ctx = call["args"]
+    if not isinstance(found, torch.Tensor) or found.shape != (idx.size(0), idx.size(1) + n):
+        failures.append(Failure("top_k: shape", call["describe"], f"found {getattr(found, 'shape', found)}",
+                                "return the prompt followed by max_new_tokens tokens."))
+    else:
+        with torch.no_grad():
+            for t in range(idx.size(1), found.size(1)):
+                top = lm(found[:, :t][:, -ctx:])[:, -1].topk(call["kwargs"]["top_k"]).indices
+                bad = ~(top == found[:, t : t + 1]).any(-1)
+                if bool(bad.any()):
+                    row = int(bad.nonzero()[0])
+                    failures.append(Failure("top_k: every token is among the k most likely", call["describe"],
+                                            f"row {row}, step {t}: token {int(found[row, t])} is not in the top "
+                                            f"{call['kwargs']['top_k']} {top[row].tolist()}",
+                                            "set every logit below the k-th largest to -inf before the softmax."))
+                    break
+    call = calls["sample"]
+    found = outputs.get("result:sample")
+    _, idx, n, ctx = call["args"]
+    if isinstance(found, torch.Tensor) and found.shape == (idx.size(0), idx.size(1) + 1):
+        with torch.no_grad():
+            probs = torch.softmax(lm(idx[:1])[0, -1] / call["kwargs"]["temperature"], -1)
+            probs_t1 = torch.softmax(lm(idx[:1])[0, -1], -1)
+        counts = torch.bincount(found[:, -1].long().clamp(0, probs.numel() - 1), minlength=probs.numel()).double()
+        freq = counts / counts.sum()
+        tv = 0.5 * float((freq - probs.double()).abs().sum())
+        if tv > 0.06:
+            tv1 = 0.5 * float((freq - probs_t1.double()).abs().sum())
+            cause = ("the temperature is not applied: divide the logits by it before the softmax." if tv1 < 0.06 else
+                     "sample with torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1).")
+            failures.append(Failure("sampling follows softmax(logits / temperature)", call["describe"],
+                                    f"total-variation distance {tv:.3f} between the sampled frequencies and the "
+                                    "expected probabilities (at most 0.06 expected)", cause))
+    else:
+        failures.append(Failure("sample: shape", call["describe"], f"found {getattr(found, 'shape', found)}",
+                                "return the prompt followed by the new token for every row."))
+    return failures
+
+
 # ============================================================================================== 13: KV cache
 NB13 = "13_kv_cache"
 
@@ -627,12 +866,10 @@ def _cached_gen_cases(hidden: bool) -> list[dict]:
     for i, (cfg, seed) in enumerate(settings):
         torch.manual_seed(seed)
         ref = model.GPTModel(cfg)
-        params = _randomise_norms(seed)({k: v.detach().clone() for k, v in ref.named_parameters()})
-        params["out_head.weight"] = params.get("out_head.weight", params["emb.tok_emb.weight"]) * 4.0
-        if cfg["tie_weights"]:
-            params.pop("out_head.weight")
-            params["emb.tok_emb.weight"] = params["emb.tok_emb.weight"] * 4.0
         g = torch.Generator().manual_seed(seed)
+        # weights of std 0.5 (not GPT-2's 0.02) so that every position and token visibly changes the argmax
+        params = {k: 0.5 * torch.randn(v.shape, generator=g) for k, v in ref.named_parameters()}
+        params = _randomise_norms(seed)(params)
         vocab, ctx = cfg["vocab_size"], cfg["context_len"]
         runs = [
             {"name": "inside", "prompt": torch.randint(vocab, (2, 3), generator=g), "max_new_tokens": ctx - 3,
@@ -700,6 +937,12 @@ GPT2_SPECS = {s.name: s for s in [
     _spec("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare),
     _spec("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare),
     _spec("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
+    _spec("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
+          _loss_batch_compare),
+    _spec("gpt2_calc_loss_loader", "calc_loss_loader", "calc_loss_loader", NB12, 3, 2, _loss_loader_cases,
+          _loss_loader_compare),
+    _spec("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
+          _gen_compare),
     _spec("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", "CachedMultiHeadAttention", NB13, 10, 10,
           _cached_att_cases, _cached_att_compare),
     _spec("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
