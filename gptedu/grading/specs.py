@@ -1153,6 +1153,6 @@ def spec_for_grade_id(grade_id: str) -> tuple[Spec, str] | None:
 from gptedu.grading.specs_gpt2 import GPT2_SPECS  # noqa: E402
 
 SPECS.update(GPT2_SPECS)
-from gptedu.grading.specs_gpt2_more import GPT2_MORE_SPECS  # noqa: E402  (notebooks 12-14)
+from gptedu.grading.specs_gpt2_more import GPT2_MORE_SPECS  # noqa: E402  (notebook 14)
 
 SPECS.update(GPT2_MORE_SPECS)
