@@ -1,7 +1,8 @@
 """The catalogue of wrong (and correct-but-unusual) student answers in ``tests/mistakes/<component>/<name>.py``.
 
-Each file is what a student would type into the answer cell of a part-1 notebook, preceded by the imports that the
-notebook's setup cell provides and three constants:
+Each file is what a student would type into the answer cell of a part-1 notebook, preceded by a preamble that is
+never executed by the harness (it repeats what the notebook's setup cell imports, so the file reads and lints on its
+own) and three constants:
 
 * ``COMPONENT``: the graded component the answer belongs to (``ALSO``: further components the same cell defines);
 * ``EXPECT``: ``"caught"`` (must lose points in its own component), ``"undetectable"`` (known to pass: no observable
@@ -69,11 +70,6 @@ class Entry:
         """The code after the marker: what goes into the notebook's answer cell."""
         return self.source.split(MARKER, 1)[1].strip() + "\n"
 
-    def namespace(self) -> dict:
-        """Execute the whole file (preamble + answer) in a fresh namespace, as the notebook's kernel would."""
-        ns: dict = {"__name__": f"student_{self.path.stem}"}
-        exec(compile(self.source, str(self.path), "exec"), ns)  # noqa: S102 - our own catalogue files
-        return ns
 
 
 def _constant(tree: ast.Module, name: str, default=None):

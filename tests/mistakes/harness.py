@@ -217,15 +217,10 @@ def grade_entry(entry: Entry, full: bool = False) -> Outcome:
     notebook = notebook_of(entry.component)
     ns = notebook_namespace(notebook)
     before = dict(ns)
-    # The preamble stands for the notebook's setup cell: it only fills in names the notebook does not define, so
-    # e.g. notebook 07's own TransformerDecoder is not replaced by the reference one a preamble imports.
-    preamble: dict = {"__name__": ns["__name__"]}
+    # Only the answer cell runs, as in the notebook: its preamble (imports for reading the file on its own) stands
+    # for the notebook's setup cell, which has already run. Blank lines keep the line numbers of tracebacks right.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _exec(entry.preamble, preamble, f"{entry.path}:preamble")
-        for name, value in preamble.items():
-            ns.setdefault(name, value)
-        # Blank lines in place of the preamble keep the line numbers of tracebacks right.
         _exec("\n" * entry.preamble.count("\n") + entry.source.split(MARKER, 1)[1], ns, str(entry.path))
     changed = {name for name, value in ns.items() if name not in before or before[name] is not value}
     outcome = Outcome(entry)

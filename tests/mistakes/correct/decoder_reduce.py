@@ -3,8 +3,6 @@
 Component: stacked decoder. Must get full points.
 """
 
-import functools
-
 from torch import nn
 
 from gptedu import TransformerDecoderLayer
@@ -14,6 +12,7 @@ EXPECT = "full"
 HINTS = ()
 
 # --- answer cell ---
+import functools  # noqa: E402 - the student's own import, in the answer cell
 
 
 class TransformerDecoder(nn.Module):

@@ -4,7 +4,6 @@ Component: feed-forward. Must get full points (``ffn[1]`` is an ``nn.GELU`` as a
 Sequential as a whole).
 """
 
-import torch.nn.functional as F
 from torch import nn
 
 COMPONENT = "feed_forward"
@@ -12,6 +11,7 @@ EXPECT = "full"
 HINTS = ()
 
 # --- answer cell ---
+import torch.nn.functional as F  # noqa: E402 - the student's own import, in the answer cell
 
 
 class FeedForward(nn.Module):
