@@ -54,10 +54,14 @@ def _normalise(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
-def student_code_cells(nb, source_nb) -> list[tuple[int, str]]:
-    """(index, source) of the answer cells and of the code cells the student added, in notebook order."""
-    instructor = {_normalise(c.source) for c in source_nb.cells
-                  if _is_code(c) and not utils.is_solution(c) and not utils.is_grade(c)}
+def student_code_cells(nb, *instructor_nbs) -> list[tuple[int, str]]:
+    """(index, source) of the answer cells and of the code cells the student added, in notebook order.
+
+    A code cell without nbgrader metadata counts as the student's unless its text is one of the instructor's cells
+    (setup, demos, test cells) in ``instructor_nbs`` (the source and the released notebook).
+    """
+    instructor = {_normalise(c.source) for other in instructor_nbs for c in other.cells
+                  if _is_code(c) and not utils.is_solution(c)}
     found = []
     for index, cell in enumerate(nb.cells):
         if not _is_code(cell) or (utils.is_grade(cell) and not utils.is_solution(cell)):
@@ -77,6 +81,32 @@ def to_python(source: str) -> str:
         return code
     except (SyntaxError, ValueError):
         return source  # let the sandbox report the SyntaxError for this cell
+
+
+def imported_reference_modules(sources: list[str]) -> set[str]:
+    """``gptedu`` modules imported by the code, other than the grading helpers (which self-checks may use)."""
+    found: set[str] = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                    "__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant):
+                names = [str(node.args[0].value)]
+            for name in names:
+                is_reference = name.split(".")[0] == "gptedu" and not name.startswith("gptedu.grading")
+                # `from gptedu import X` is caught through "gptedu.X"; a bare "gptedu" module name counts
+                # only when imported as a whole
+                if is_reference and (name != "gptedu" or isinstance(node, ast.Import | ast.Call)):
+                    found.add(name)
+    return found
 
 
 def used_names(sources: list[str]) -> set[str]:
@@ -251,15 +281,18 @@ class VerifyAnswers(NbGraderPreprocessor):
 
         return spec_for_grade_id(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
 
-    def _source_notebook(self, resources):
+    def _instructor_notebooks(self, resources):
+        """The source notebook and the released one (the source again when there is no release folder)."""
         import nbformat
         from nbgrader.coursedir import CourseDirectory
 
         info = resources["nbgrader"]
         coursedir = CourseDirectory(config=self.config)
-        path = Path(coursedir.format_path(coursedir.source_directory, ".", info["assignment"])) / (
-            info["notebook"] + ".ipynb")
-        return nbformat.read(str(path), as_version=4)
+        found = []
+        for folder in (coursedir.source_directory, coursedir.release_directory):
+            path = Path(coursedir.format_path(folder, ".", info["assignment"])) / (info["notebook"] + ".ipynb")
+            found.append(nbformat.read(str(path), as_version=4) if path.is_file() else None)
+        return found[0], found[1] or found[0]
 
     def _verify(self, nb, resources) -> dict[str, str]:
         test_cells = {}
@@ -276,17 +309,17 @@ class VerifyAnswers(NbGraderPreprocessor):
         if not test_cells or not self.enabled:
             return {}
         specs = {spec.name: spec for spec, _ in test_cells.values()}
-        source_nb = self._source_notebook(resources)
-        cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb)]
+        source_nb, release_nb = self._instructor_notebooks(resources)
+        cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb, release_nb)]
         outputs, problem = run_in_sandbox(list(specs.values()), cells, source_nb, self.timeout, self.require_sandbox)
         verdicts = {name: compare_outputs(spec, outputs, problem) for name, spec in specs.items()}
         forbidden = [n for n in FORBIDDEN_NAMES if n in used_names([s for _, s in cells])]
-        uses_reference = "gptedu" in used_names([s for _, s in cells])
+        uses_reference = sorted(imported_reference_modules([s for _, s in cells]))
         messages = {}
         for grade_id, (spec, which) in test_cells.items():
             text = verdicts[spec.name].get(which, "")
             if uses_reference:
-                text = ("your code imports the reference package `gptedu` in an answer cell; the graded "
+                text = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the graded "
                         "components must be your own code.")
             elif forbidden and _forbids_torch_attention(spec):
                 text = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute attention "
@@ -377,7 +410,7 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool) -> tupl
                                 for i, case in enumerate(spec.cases(which == "hidden"))] for spec in specs},
                    job / "cases.pt")
         (job / "job.json").write_text(json.dumps({
-            "prelude": prelude, "cells": cells,
+            "prelude": prelude, "cells": cells, "cell_seconds": max(5, timeout // 4),
             "specs": [{"name": spec.name, "target": spec.target} for spec in specs],
         }))
         problems = sandbox.problems()

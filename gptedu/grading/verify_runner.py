@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 import traceback
 import types
@@ -81,13 +82,20 @@ def main(job_dir: str) -> int:
     except Exception:  # noqa: BLE001 - reported, the student's cells still run
         cell_errors.append("prelude: " + traceback.format_exc(limit=2))
     real_stdout = sys.stdout
+
+    def out_of_time(signum, frame):
+        raise TimeoutError("this cell took too long when re-run for grading")
+
+    signal.signal(signal.SIGALRM, out_of_time)
     for index, source in job["cells"]:
         sys.stdout = io.StringIO()  # the student's prints are not needed here
+        signal.setitimer(signal.ITIMER_REAL, job.get("cell_seconds", 60))
         try:
             exec(compile(source, f"<cell {index}>", "exec"), student.__dict__)
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
             cell_errors.append(f"cell {index}: {type(exc).__name__}: {exc}")
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             sys.stdout = real_stdout
 
     outputs: dict = {"_cells": cell_errors}
