@@ -103,6 +103,9 @@ def test_notebook_headers_state_the_points():
         registry = sum(SPECS[s].max_points for s in specs_of(notebook))
         assert total == registry
         assert f"Points in this notebook: {total}**" in nb.cells[0].source
+        part2 = sum(spec.max_points for spec in SPECS.values() if spec.notebook[:3] in ("10_", "11_", "12_", "13_",
+                                                                                          "14_"))
+        assert f"Part 2 total: {part2} points" in nb.cells[0].source
         ids = {m["grade_id"] for m in cells if m.get("grade")}
         assert ids == {gid for s in specs_of(notebook) for gid in SPECS[s].points}
 
