@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from gptedu.gpt2 import gen_text  # noqa: E402
 from gptedu.gpt2.hf import CheckpointError, load_hf_gpt2, read_checkpoint  # noqa: E402
 
 transformers.logging.set_verbosity_error()
+GPT2_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
 
 
 def tiny_hf_model(tie: bool = True, seed: int = 0):
@@ -118,3 +121,25 @@ def test_extra_keys_are_reported_as_unexpected(saved, tmp_path):
     save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "model.safetensors")
     with pytest.raises(CheckpointError, match=r"unexpected keys: score\.weight"):
         load_hf_gpt2(tmp_path / "model.safetensors", n_heads=4)
+
+
+def test_command_line_continues_a_prompt(tmp_path, capsys):
+    from gptedu.gpt2.bpe import BPETokenizer, gpt2_dir
+    from gptedu.gpt2.hf import main
+
+    folder = gpt2_dir(os.environ.get("GPTEDU_GPT2_DIR", str(GPT2_DIR)))
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=50257, n_positions=16, n_embd=8, n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2-tiny")
+    assert main([str(tmp_path / "gpt2-tiny"), "--prompt", "Hello there", "--max-new-tokens", "5",
+                 "--tokenizer-dir", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Hello there")
+    ours = load_hf_gpt2(tmp_path / "gpt2-tiny")
+    tok = BPETokenizer.from_gpt2_files(folder)
+    ids = torch.tensor([tok.encode("Hello there")])
+    expected = tok.decode(gen_text(ours, ids, 5, 16, eos_id=tok.eos_id)[0].tolist())
+    assert text.rstrip("\n") == expected
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nowhere"), "--prompt", "Hi", "--tokenizer-dir", str(folder)])
+    assert "does not exist" in capsys.readouterr().err

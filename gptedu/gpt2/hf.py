@@ -225,3 +225,47 @@ def load_hf_gpt2(
     model = GPTModel(cfg)
     model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=True)
     return model.to(device).eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gptedu.gpt2.hf CHECKPOINT --prompt "..."``: continue a prompt with real GPT-2 weights."""
+    import argparse
+
+    from gptedu.gpt2.bpe import BPETokenizer
+    from gptedu.gpt2.generate import gen_text, text_to_token_ids, token_ids_to_text
+
+    parser = argparse.ArgumentParser(
+        prog="python -m gptedu.gpt2.hf",
+        description="Load a Hugging Face GPT-2 checkpoint (model.safetensors or pytorch_model.bin, or their folder) "
+        "into gptedu's GPTModel and continue a prompt. Nothing is downloaded.",
+    )
+    parser.add_argument("checkpoint", help="the checkpoint file, or the folder that holds it")
+    parser.add_argument("--prompt", required=True, help="text to continue")
+    parser.add_argument("--tokenizer-dir", default=None,
+                        help="folder with GPT-2's encoder.json and merges.txt (default: $GPTEDU_GPT2_DIR)")
+    parser.add_argument("--max-new-tokens", type=int, default=40, help="tokens to generate (default 40)")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); e.g. 0.8 to sample")
+    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens only")
+    parser.add_argument("--n-heads", type=int, default=None, help="heads, for a non-standard width without config.json")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
+    args = parser.parse_args(argv)
+    if not args.prompt.strip():
+        parser.error("--prompt is empty: give some text to continue.")
+    try:
+        model = load_hf_gpt2(args.checkpoint, n_heads=args.n_heads)
+        tokenizer = BPETokenizer.from_gpt2_files(args.tokenizer_dir)
+    except (CheckpointError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
+    if tokenizer.vocab_size != model.cfg.vocab_size:
+        parser.exit(2, f"error: the tokenizer has {tokenizer.vocab_size} ids but the model {model.cfg.vocab_size}; "
+                       "use the tokenizer the checkpoint was trained with.\n")
+    torch.manual_seed(args.seed)
+    idx = text_to_token_ids(args.prompt, tokenizer)
+    out = gen_text(model, idx, args.max_new_tokens, model.cfg.context_len, args.temperature, args.top_k,
+                   eos_id=tokenizer.eos_id)
+    print(token_ids_to_text(out, tokenizer))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
