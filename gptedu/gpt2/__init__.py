@@ -11,7 +11,8 @@ notebook                   classes / functions                                  
 12 pretraining/sampling    ``calc_loss_batch``, ``calc_loss_loader``, ``train_simple``,     ``train``,
                            ``gen_text``, ``text_to_token_ids``, ``token_ids_to_text``       ``generate``
 13 fast generation         ``KVCache``, ``gen_text_cached``                                 ``kvcache``
-(real weights)             ``load_hf_gpt2``                                                 ``hf``
+14 instruction tuning      prompt template, examples, collate with prompt masking           ``finetune``
+(real weights)             ``load_hf_gpt2``; ``python -m gptedu.gpt2.hf CHECKPOINT --prompt``  ``hf``
 =========================  =============================================================  ==============
 
 The names clash with part 1 on purpose only inside this subpackage (``gptedu.GPTModel`` is the character model;
