@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  cascades into other components: {len(cascades)}")
     print(f"correct-but-unusual implementations with full points: {len(full)} of {len(correct)}")
     print(f"graded in {seconds:.1f} s")
+    print("\nper component (wrong: caught/total, cause named; correct-but-unusual: full/total):")
+    for component in PART1:
+        mine = [o for o in wrong if o.entry.component == component]
+        ok = [o for o in correct if component in o.entry.components]
+        print(f"  {component:20s} wrong {sum(o.caught for o in mine)}/{len(mine)}, named "
+              f"{sum(bool(o.hint_found) for o in mine)}; unusual {sum(o in full for o in ok)}/{len(ok)}")
     generic = [o for o in caught if o.hint_found is False]
     if generic:
         print("\ncaught, but the message gives only a generic cause (suggestions for the checks):")
