@@ -44,6 +44,8 @@ def test_header_states_the_points_of_the_test_cells():
     assert f"**Points in this notebook: {total}** (self-checks {visible} + hidden tests {total - visible})" \
         in nb.cells[0].source
     assert {m["grade_id"] for m in graded} == {gid for s in specs_of(NOTEBOOK) for gid in SPECS[s].points}
+    part2 = sum(spec.max_points for spec in SPECS.values() if spec.notebook[:3] in ("10_", "11_", "12_", "13_", "14_"))
+    assert f"**Part 2 total: {part2} points.**" in nb.cells[0].source
 
 
 PROMPT_RETURN = 'return text + "\\n\\n### Response:\\n"'
