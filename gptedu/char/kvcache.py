@@ -12,7 +12,8 @@ valid and the result equals ``GPTModel.generate`` token for token (greedy, and s
 ``generate`` feeds the last ``context_len`` tokens, so every token moves one position to the left at each step and
 every cached key and value is stale. ``generate_cached`` then recomputes the whole window at every step, exactly
 like ``generate``: still identical, but no faster. The speed-up therefore holds for ``prompt + new tokens <=
-context_len`` (the default config's ``context_len`` is chosen so that a short prompt + 500 new tokens fit).
+context_len``. The default preset's window is 128 characters (longer windows trained too slowly for its 5-minute
+budget), so there the cache pays off for short continuations; ``benchmarks/bench_generation.py`` reports both.
 Models with relative positions (RoPE, ALiBi) can keep a sliding cache; this one cannot without changing its outputs.
 """
 
