@@ -1,8 +1,9 @@
 """nbgrader configuration of the gptedu course. Run every nbgrader command from this directory.
 
-Assignments (one folder each under source/):
+Assignments (one folder each under source/, all registered below):
   gpt_from_scratch  part 1, notebooks 01-09 (the homework's character-level GPT), 145 points
-Part 2 (notebooks 10-14) is a second assignment in the same course; add it to ASSIGNMENTS when it lands.
+  gpt2              part 2, notebooks 10-14 ("Let's build GPT-2")
+Student release and executed solutions are regenerated with `python -m gptedu.grading.build` (repo root).
 """
 
 import os
@@ -10,7 +11,11 @@ import os
 c = get_config()  # noqa: F821 - provided by nbgrader/traitlets when this file is loaded
 
 COURSE_DIR = os.path.dirname(os.path.abspath(__file__))
-ASSIGNMENTS = ["gpt_from_scratch"]
+SOURCE_DIR = os.path.join(COURSE_DIR, "source")
+ASSIGNMENTS = sorted(
+    name for name in (os.listdir(SOURCE_DIR) if os.path.isdir(SOURCE_DIR) else [])
+    if os.path.isdir(os.path.join(SOURCE_DIR, name)) and not name.startswith(".")
+)
 
 c.CourseDirectory.root = COURSE_DIR
 c.CourseDirectory.course_id = "gptedu"
@@ -31,3 +36,13 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Re-insert locked test cells that a student deleted (otherwise they are silently not graded).
 c.OverwriteCells.add_missing_cells = True
+
+# ---- BEGIN gptedu grading sandbox (block maintained with the sandbox; see autograder/README.md, "Sandbox") ----
+# The sandboxed kernel when it is installed (`python -m gptedu.grading.sandbox install`, once, as root), else the
+# normal kernel with a WARNING; a per-notebook time limit; dead or stuck kernels and output floods graded instead of
+# crashing; out-of-process verification of every registered component; stripped metadata repaired; hidden tests and
+# their tracebacks kept out of the feedback. GPTEDU_REQUIRE_SANDBOX=1 turns the warning into an error.
+from gptedu.grading.sandbox_nbgrader import configure_nbgrader  # noqa: E402
+
+configure_nbgrader(c, cell_timeout=120, notebook_timeout=900)
+# ---- END gptedu grading sandbox ----

@@ -158,14 +158,20 @@ def _sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source.rstrip("\n")) for c in nb.cells]
 
 
-def stale_copies(root: Path = REPO_ROOT, course_copy: Path | None = None) -> list[str]:
-    """Committed notebooks/solutions whose cell sources differ from what the build would write now."""
+def stale_copies(root: Path = REPO_ROOT, releases: dict[str, dict] | None = None) -> list[str]:
+    """Committed notebooks/solutions whose cell sources differ from what the build would write now.
+
+    ``releases`` (assignment -> {file name: notebook}) may pass releases generated already from the current sources,
+    to save an nbgrader run; the other assignments are generated here.
+    """
     problems: list[str] = []
+    releases = releases or {}
     with tempfile.TemporaryDirectory(prefix="gptedu-check-") as tmp:
-        course = course_copy or copy_course(root, Path(tmp) / "course")
+        course = copy_course(root, Path(tmp) / "course")
         expected: dict[str, dict[str, nbformat.NotebookNode]] = {"notebooks": {}, "solutions": {}}
         for assignment in assignments(root):
-            expected["notebooks"].update(generate_release(course, assignment))
+            release = releases.get(assignment) or generate_release(course, assignment)
+            expected["notebooks"].update(release)
             for name, nb in source_notebooks(root, assignment).items():
                 expected["solutions"][name] = solution_notebook(nb)
         for folder, notebooks in expected.items():
