@@ -12,9 +12,8 @@ import json
 import time
 from pathlib import Path
 
-import nbformat
-
 import course_kit as kit
+import nbformat
 
 CORRECT = kit.head_solution()
 SCALING = "/ math.sqrt(k.size(-1))"
@@ -107,9 +106,6 @@ BAD_CODE = {
                        "    pass\n",
     "import_error": "import definitely_not_a_module_xyz\n" + CORRECT,
     "kernel_suicide": "import os\nos._exit(3)\n" + CORRECT,
-    "endless_loop": "while True:\n    pass\n" + CORRECT,
-    "swallows_interrupt": CORRECT + "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
-                                    "    except KeyboardInterrupt:\n        pass\n",
     "prints_megabytes": CORRECT + "print('spam ' * 4_000_000)\n",
     "memory_bomb": "blocks = []\nwhile True:\n    blocks.append(bytearray(50_000_000))\n" + CORRECT,
     "fork_bomb": '''\
@@ -128,6 +124,14 @@ print("FORKED", children)
 ''' + CORRECT,
 }
 
+# Graded in a second autograde call with a 4 s cell timeout and a 10 s notebook limit (timeouts cost time).
+LOOPS = {
+    "loop_plain": "while True:\n    pass\n" + CORRECT,
+    "loop_swallows_interrupt": CORRECT + "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
+                                         "    except KeyboardInterrupt:\n        pass\n",
+}
+LOOP_FLAGS = ["--SandboxExecute.timeout=4", "--SandboxExecute.notebook_timeout=10"]
+
 PROBE = '''\
 import json, os, socket
 COURSE = {course!r}
@@ -140,7 +144,7 @@ def attempt(name, action):
         results[name] = type(exc).__name__
 attempt("read_source", lambda: open(COURSE + "/source/ps1/03_single_head.ipynb").read())
 attempt("read_gradebook", lambda: open(COURSE + "/gradebook.db", "rb").read(100))
-attempt("list_course", lambda: os.listdir(COURSE))
+results["list_course"] = sorted(os.listdir(COURSE)) if os.path.isdir(COURSE) else []  # the path to its folder
 attempt("read_other_submission", lambda: open(COURSE + "/submitted/perfect/ps1/03_single_head.ipynb").read())
 attempt("read_other_autograded", lambda: os.listdir(COURSE + "/autograded/perfect"))
 attempt("write_course", lambda: open(COURSE + "/hacked.txt", "w").write("x"))
@@ -149,7 +153,7 @@ attempt("write_own_folder", lambda: open("scratch.txt", "w").write("x"))
 attempt("network_tcp", lambda: socket.create_connection(("1.1.1.1", 443), timeout=3))
 attempt("network_dns", lambda: socket.getaddrinfo("pypi.org", 443))
 attempt("become_root", lambda: os.setuid(0))
-attempt("list_root_home", lambda: os.listdir("/root/.ssh") if os.path.isdir("/root/.ssh") else os.listdir("/root"))
+results["list_root_home"] = sorted(os.listdir("/root")) if os.path.isdir("/root") else []
 print("PROBE" + json.dumps(results))
 '''
 
@@ -191,10 +195,21 @@ def _submissions(course: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("nbgrader", None)
     kit.submit(course, "stripped_metadata", nb=nb)
+    # metadata stripped and cell ids regenerated: nothing to match, the test cells are appended at the end
+    nb = kit.release_notebook(course)
+    nb.cells[kit.answer_index(nb)].source = CORRECT
+    for number, cell in enumerate(nb.cells):
+        cell.metadata.pop("nbgrader", None)
+        cell["id"] = f"new-{number}"
+    kit.submit(course, "stripped_no_ids", nb=nb)
     kit.submit(course, "invalid_json", raw='{"cells": [ this is not json')
     folder = course / "submitted" / "missing_notebook" / kit.ASSIGNMENT
     folder.mkdir(parents=True)
     (folder / "notes.txt").write_text("I forgot the notebook")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # the class roster (`nbgrader db student add`)
+        gb.update_or_create_student("missing_notebook")
 
 
 def graded_class(tmp_path_factory) -> dict:
@@ -208,6 +223,14 @@ def graded_class(tmp_path_factory) -> dict:
     start = time.perf_counter()
     run = kit.nbgrader(course, "autograde", kit.ASSIGNMENT, env=env)
     seconds = time.perf_counter() - start
+    for student, answer in LOOPS.items():
+        kit.submit(course, student, answer=answer)
+    nb = kit.release_notebook(course)  # five 3-second cells: the 10 s notebook limit stops it
+    nb.cells[kit.answer_index(nb)].source = CORRECT
+    for _ in range(5):
+        nb.cells.insert(kit.answer_index(nb) + 1, nbformat.v4.new_code_cell("import time\ntime.sleep(3)"))
+    kit.submit(course, "loop_slow_cells", nb=nb)
+    loops = kit.nbgrader(course, "autograde", kit.ASSIGNMENT, "--student=loop_*", *LOOP_FLAGS, env=env)
     students = sorted(p.name for p in (course / "submitted").iterdir())
     scores = {}
     for student in students:
@@ -216,7 +239,7 @@ def graded_class(tmp_path_factory) -> dict:
         except Exception:  # noqa: BLE001 - no gradebook entry at all
             scores[student] = None
     print(f"\nautograde of {len(students)} submissions: {seconds:.0f} s")
-    _CACHE.update(course=course, env=env, run=run, scores=scores, seconds=seconds, students=students)
+    _CACHE.update(course=course, env=env, run=run, loops=loops, scores=scores, seconds=seconds, students=students)
     return _CACHE
 
 
@@ -226,6 +249,12 @@ def autograded_nb(course: Path, student: str):
 
 def all_outputs(course: Path, student: str) -> str:
     return json.dumps([c.get("outputs", []) for c in autograded_nb(course, student).cells])
+
+
+def stream_text(course: Path, student: str) -> str:
+    """Everything the student's notebook printed (stdout and stderr), in cell order."""
+    return "".join(o.get("text", "") for c in autograded_nb(course, student).cells for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
 
 
 def total(scores: dict | None) -> float:

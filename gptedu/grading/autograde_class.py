@@ -13,6 +13,7 @@ Usage, from the course folder (``autograder/``)::
 
     python -m gptedu.grading.autograde_class gpt_from_scratch                  # all students
     python -m gptedu.grading.autograde_class gpt_from_scratch --report r.csv -- --force --student=alice
+    #                                                                       (after --: flags for nbgrader autograde)
 
 Exit code 0 when every submitted notebook was graded, 1 otherwise (the others are still graded). The time limits
 (per cell and per notebook) and the sandbox are set in ``nbgrader_config.py`` (``configure_nbgrader``).
@@ -154,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("assignment")
     parser.add_argument("--course", default=".", help="the course folder (where nbgrader_config.py is)")
     parser.add_argument("--report", help="CSV report (default: autograded/autograde-report-<assignment>.csv)")
-    parser.add_argument("nbgrader_args", nargs=argparse.REMAINDER, help="after --: passed to nbgrader autograde")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # passed to nbgrader autograde as they are
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     course = Path(args.course).resolve()
-    extra = args.nbgrader_args[1:] if args.nbgrader_args[:1] == ["--"] else args.nbgrader_args
     notebooks = sorted(p.stem for p in (course / "source" / args.assignment).glob("*.ipynb"))
     problems = preflight(course, args.assignment, notebooks)
     for (student, name), problem in problems.items():

@@ -208,7 +208,7 @@ def write_reference_copy(dest: Path, modules: set[str], withheld: set[str]) -> N
         (folder / "__init__.py").touch()
 
 
-def build_prelude(statements: list[str], names: list[str], withheld: set[str]) -> tuple[str, set[str]]:
+def build_prelude(statements: list[str], names, withheld: set[str]) -> tuple[str, set[str]]:
     """The prelude source and the ``gptedu`` modules it needs; ``gptedu`` imports become imports from the copy."""
     import importlib
 
@@ -231,14 +231,35 @@ def build_prelude(statements: list[str], names: list[str], withheld: set[str]) -
             continue
         else:
             lines.append(f"try:\n    {statement}\nexcept Exception:\n    pass")
-    for name in names:
-        import gptedu
-
-        obj = getattr(gptedu, name, None)
-        if obj is not None and name not in withheld and hasattr(obj, "__module__"):
-            modules.add(obj.__module__)
-            lines.append(f"from {COPY_PACKAGE}{obj.__module__[len('gptedu'):]} import {name}")
+    for alias, qualified in _as_qualified(names).items():
+        module, _, cls = qualified.rpartition(".")
+        if cls in withheld or module.split(".")[0] != "gptedu":
+            continue
+        modules.add(module)
+        lines.append(f"from {COPY_PACKAGE}{module[len('gptedu'):]} import {cls} as {alias}")
     return "\n".join(lines) + "\n", modules
+
+
+def _as_qualified(names) -> dict[str, str]:
+    """alias -> ``gptedu.module.Name`` for prerequisites given as names (``["Head"]``) or as such a mapping."""
+    if isinstance(names, dict):
+        return dict(names)
+    import gptedu
+
+    found = {}
+    for name in names:
+        obj = getattr(gptedu, name, None)
+        if obj is not None and hasattr(obj, "__module__"):
+            found[name] = f"{obj.__module__}.{getattr(obj, '__name__', name)}"
+    return found
+
+
+def prerequisite_classes(spec) -> set[str]:
+    """Names of the reference classes a spec's code may use (``Spec.prerequisites``: names or alias -> path)."""
+    prereqs = spec.prerequisites
+    if isinstance(prereqs, dict):
+        return {path.rpartition(".")[2] for path in prereqs.values()}
+    return set(prereqs)
 
 
 # ------------------------------------------------------------------------------------------- the preprocessor
@@ -311,8 +332,12 @@ class VerifyAnswers(NbGraderPreprocessor):
         specs = {spec.name: spec for spec, _ in test_cells.values()}
         source_nb, release_nb = self._instructor_notebooks(resources)
         cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb, release_nb)]
-        outputs, problem = run_in_sandbox(list(specs.values()), cells, source_nb, self.timeout, self.require_sandbox)
-        verdicts = {name: compare_outputs(spec, outputs, problem) for name, spec in specs.items()}
+        verdicts = {}
+        for withheld, group in withheld_groups(list(specs.values())).items():
+            outputs, problem = run_in_sandbox(group, cells, source_nb, self.timeout, self.require_sandbox,
+                                              withheld=set(withheld),
+                                              student_dir=(resources.get("metadata") or {}).get("path"))
+            verdicts.update({spec.name: compare_outputs(spec, outputs, problem) for spec in group})
         forbidden = [n for n in FORBIDDEN_NAMES if n in used_names([s for _, s in cells])]
         uses_reference = sorted(imported_reference_modules([s for _, s in cells]))
         messages = {}
@@ -390,19 +415,59 @@ def _load_outputs(path: Path) -> dict:
     return outputs
 
 
-def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool) -> tuple[dict | None, str]:
+def withheld_groups(specs) -> dict[tuple[str, ...], list]:
+    """Specs grouped by the reference classes that must NOT be in their sandbox.
+
+    A spec's sandbox withholds every class graded in the notebook except the spec's own prerequisites: e.g. in
+    ``07_gpt`` the ``GPTModel`` checks may use the reference ``TransformerDecoder`` (so a wrong decoder does not cost
+    the model's points twice), while the ``TransformerDecoder`` check runs in a sandbox where no reference decoder
+    exists at all. Each group is one sandboxed run.
+    """
+    targets = {spec.target for spec in specs}
+    groups: dict[tuple[str, ...], list] = {}
+    for spec in specs:
+        withheld = tuple(sorted(targets - prerequisite_classes(spec)))
+        groups.setdefault(withheld, []).append(spec)
+    return groups
+
+
+def _copy_student_files(src: str | None, dest: Path, budget: int = 64 * 2**20) -> None:
+    """The files next to the notebook (data the code may read by a relative path); no links, no notebooks."""
+    if not src or not os.path.isdir(src):
+        return
+    for root, dirs, files in os.walk(src, followlinks=False):
+        rel = os.path.relpath(root, src)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        for name in files:
+            path = os.path.join(root, name)
+            if name.endswith(".ipynb") or os.path.islink(path) or not os.path.isfile(path):
+                continue
+            size = os.path.getsize(path)
+            if size > budget:
+                continue
+            budget -= size
+            target = dest / rel / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withheld: set[str] | None = None,
+                   student_dir: str | None = None) -> tuple[dict | None, str]:
     """Run the student's cells and ``run_case`` on every case of ``specs`` in the jail; (outputs, problem)."""
     import torch
 
     from gptedu.grading import runner, sandbox
 
     statements, names = instructor_prelude(source_nb)
-    withheld = {spec.target for spec in specs}
-    names = sorted(set(names) | {p for spec in specs for p in spec.prerequisites})
-    prelude, modules = build_prelude(statements, names, withheld)
+    withheld = withheld if withheld is not None else {spec.target for spec in specs}
+    provided = _as_qualified(names)
+    for spec in specs:
+        provided.update(_as_qualified(spec.prerequisites))
+    prelude, modules = build_prelude(statements, provided, withheld)
     with tempfile.TemporaryDirectory(prefix="gptedu-verify-") as tmp:
         job = Path(tmp) / "job"
         job.mkdir()
+        _copy_student_files(student_dir, job)  # first: the grader's own files below replace any namesake
         write_reference_copy(job, modules, withheld)
         shutil.copyfile(runner.__file__, job / "grading_runner.py")
         shutil.copyfile(Path(__file__).with_name("verify_runner.py"), job / "verify_runner.py")
@@ -418,9 +483,13 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool) -> tupl
             if require:
                 return None, "the sandbox is not available (" + "; ".join(problems) + ")"
             cmd = [sys.executable, "-I", str(job / "verify_runner.py"), str(job)]
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
+            env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
+            env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=tmp)
         else:
             settings = sandbox.SandboxSettings.load(sandbox.find_kernelspec_dir() / sandbox.SETTINGS_FILE)
+            for root, dirs, files in os.walk(job):
+                for name in [*dirs, *files]:
+                    os.lchown(os.path.join(root, name), settings.uid, settings.gid)
             os.chown(job, settings.uid, settings.gid)
             cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--bind-workdir",
                    "--workdir", str(job), "--", "python", "-I", str(job / "verify_runner.py"), str(job)]

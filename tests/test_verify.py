@@ -1,0 +1,60 @@
+"""Out-of-process verification on the course's richest notebook (``07_gpt``: two components, prerequisites).
+
+The instructor's solution is confirmed; a student who binds the graded ``TransformerDecoder`` to the reference
+decoder the notebook imports for ``GPTModel`` gets the decoder failed (the reference is never in the sandbox of the
+component being graded) while ``GPTModel``, which may use it, still passes. Runs without the sandbox too (then the
+verification subprocess only blocks imports of ``gptedu``).
+"""
+
+from __future__ import annotations
+
+import course_kit as kit
+import nbformat
+import pytest
+
+from gptedu.grading import verify
+from gptedu.grading.specs import SPECS
+
+pytestmark = pytest.mark.slow
+
+SOURCE = kit.REPO / "autograder" / "source" / "gpt_from_scratch" / "07_gpt.ipynb"
+
+
+def _verdicts(nb, source_nb):
+    specs = [s for s in SPECS.values() if s.notebook == "07_gpt"]
+    cells = [(i, verify.to_python(s)) for i, s in verify.student_code_cells(nb, source_nb)]
+    found = {}
+    for withheld, group in verify.withheld_groups(specs).items():
+        outputs, problem = verify.run_in_sandbox(group, cells, source_nb, 300, False, withheld=set(withheld))
+        found.update({s.name: verify.compare_outputs(s, outputs, problem) for s in group})
+    return found
+
+
+def _solved(source_nb, replace: dict[str, str] | None = None):
+    nb = nbformat.from_dict(source_nb)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cell.source = (replace or {}).get(meta["grade_id"], kit.strip_markers(cell.source))
+    return nb
+
+
+@pytest.fixture(scope="module")
+def source_nb():
+    return nbformat.read(SOURCE, as_version=4)
+
+
+def test_groups_keep_the_graded_reference_out(source_nb):
+    groups = verify.withheld_groups([s for s in SPECS.values() if s.notebook == "07_gpt"])
+    by_spec = {spec.name: set(withheld) for withheld, group in groups.items() for spec in group}
+    assert "TransformerDecoder" in by_spec["decoder"]
+    assert "TransformerDecoder" not in by_spec["gpt_forward"]  # GPTModel may build on the reference decoder
+    assert "GPTModel" in by_spec["gpt_forward"]
+
+
+def test_solution_is_confirmed_and_a_borrowed_reference_is_not(source_nb):
+    assert _verdicts(_solved(source_nb), source_nb) == {"decoder": {}, "gpt_forward": {}, "gpt_generate": {}}
+    cheat = _solved(source_nb, {"decoder_solution": "TransformerDecoder = ReferenceDecoder\n"})
+    found = _verdicts(cheat, source_nb)
+    assert set(found["decoder"]) == {"visible", "hidden"}  # failed
+    assert found["gpt_forward"] == {} and found["gpt_generate"] == {}
