@@ -455,26 +455,6 @@ class TinyCausalLM(nn.Module):
         return self.fc_out(h[:, start:] + (h.cumsum(1) / counts)[:, start:])  # this position + running mean
 
 
-class GradingLayerCache:
-    """Keys/values of one attention layer (the interface of ``gptedu.gpt2.LayerKVCache``), torch only."""
-
-    def __init__(self) -> None:
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
-
-    @property
-    def length(self) -> int:
-        return 0 if self.keys is None else self.keys.size(2)
-
-    def append(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.keys is None:
-            self.keys, self.values = keys, values
-        else:
-            self.keys = torch.cat([self.keys, keys], dim=2)
-            self.values = torch.cat([self.values, values], dim=2)
-        return self.keys, self.values
-
-
 def _deep_clone(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.clone()
@@ -527,41 +507,12 @@ def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     return out
 
 
-def _run_cached_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
-    """An attention module with a KV cache: the full sequence at once, then the prompt and one position at a time.
-
-    Outputs ``full`` (``module(x)``), ``cached`` (the outputs of ``module(x[:, :p], kv_cache=cache)`` then
-    ``module(x[:, t:t+1], kv_cache=cache)`` for each later t, concatenated) and ``cache_length``.
-    """
-    label = case.get("label", getattr(obj, "__name__", "module"))
-    module = build_module(obj, case["init"], case.get("params"), label, guard)
-    module.eval()
-    x, p = case["inputs"]["x"], case["prompt_len"]
-    out: dict[str, Any] = {}
-    torch.manual_seed(case.get("seed", 0))
-    with torch.no_grad():
-        what = f"{label}.forward(x of shape {tuple(x.shape)})"
-        out["full"] = _require_tensor(what, _call(what, module, x.clone()))
-        cache = GradingLayerCache()
-        pieces = []
-        for lo, hi in [(0, p), *[(t, t + 1) for t in range(p, x.size(1))]]:
-            what = f"{label}.forward(x[:, {lo}:{hi}], kv_cache=<cache holding {cache.length} positions>)"
-            pieces.append(_require_tensor(what, _call(what, module, x[:, lo:hi].clone(), kv_cache=cache)))
-        if any(piece.dim() != 3 for piece in pieces):
-            raise StudentCodeError("error", f"{label} with a KV cache returned shapes "
-                                            f"{[tuple(t.shape) for t in pieces[:3]]}, expected (batch, new, d_out).")
-        out["cached"] = torch.cat(pieces, dim=1)
-        out["cache_length"] = torch.tensor(cache.length)
-    return out
-
-
 KINDS: dict[str, Callable[[Callable, dict, ShortcutGuard], dict]] = {
     "module": _run_module,
     "generate": _run_generate,
     "calls": _run_calls,
     "loop": _run_loop,
     "lm_calls": _run_lm_calls,
-    "cached_module": _run_cached_module,
 }
 
 
@@ -607,5 +558,5 @@ def softmax_tv(p: torch.Tensor, q: torch.Tensor) -> float:
     return 0.5 * float((p - q).abs().sum())
 
 
-__all__ = ["KINDS", "GradingLayerCache", "ShortcutGuard", "StudentCodeError", "TinyCausalLM", "TinyLM", "build_module",
+__all__ = ["KINDS", "ShortcutGuard", "StudentCodeError", "TinyCausalLM", "TinyLM", "build_module",
            "run_case", "softmax_tv"]
