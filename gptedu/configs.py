@@ -5,7 +5,10 @@
 
 ``default`` — the main job: TinyShakespeare on a laptop CPU in at most 5 minutes.
     0.81M parameters (4 layers, 4 heads, 128 wide, 512 feed-forward, 128-character window), batch 32 x 128,
-    1200 steps (4.9M tokens, ~4.8 passes over the training split). What makes it fit the budget:
+    1200 steps (4.9M tokens, ~4.8 passes over the training split): an estimated ~270 s on 2 quiet cores (18.4k
+    tokens/s). Measured: val loss 1.558 over the whole contiguous validation split (target 1.55), text with speaker
+    names and mostly real words.
+    What makes it fit the budget:
 
     * fused attention (``gptedu.char.fast``): one QKV matmul + PyTorch's fused causal attention, same weights;
     * a high peak learning rate (5e-3) with a short warmup and a cosine down to a tenth of it; on this model it
