@@ -174,3 +174,17 @@ def test_solution_notebook_executes(name, tmp_path):
               if o.output_type == "stream" and o.name == "stderr" and "tqdm" not in o.text and "%|" not in o.text]
     assert not stderr, f"{name} wrote to stderr: {stderr[:2]}"
     print(f"\n{name}: {seconds:.1f} s")
+
+
+def test_every_notebook_is_valid_and_starts_with_the_colab_setup():
+    """Valid nbformat 4 (what JupyterLab / Notebook 7 open), python3 kernel, and a first code cell that installs
+    gptedu when it is missing (Colab)."""
+    folders = [ROOT / "notebooks", ROOT / "solutions", ROOT / "autograder" / "source" / PART1]
+    for folder in folders:
+        for path in sorted(folder.glob("0*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            nbformat.validate(nb)
+            assert nb.metadata["kernelspec"]["name"] == "python3", path
+            first_code = next(c for c in nb.cells if c.cell_type == "code").source
+            assert 'find_spec("gptedu") is None' in first_code and '"pip", "install"' in first_code, path
+            assert "NBGRADER_EXECUTION" in first_code and "GPTEDU_QUICK" in first_code, path
