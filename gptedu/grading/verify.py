@@ -21,18 +21,17 @@ A verdict can only take points away: a test cell that failed in the kernel stays
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 import tokenize
 from pathlib import Path
 
-from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Integer
@@ -396,23 +395,52 @@ def compare_outputs(spec, outputs: dict | None, problem: str) -> dict[str, str]:
     return result
 
 
-def _load_outputs(path: Path) -> dict:
-    """Read the sandbox's output file without trusting it (no symlinks, no special files, bounded size)."""
+def _parse_outputs(stdout: bytes) -> dict:
+    """The outputs after the runner's last marker (``torch.load`` with ``weights_only``: plain data only)."""
     import torch
 
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_OUTPUT_FILE:
-            raise ValueError("the output file is not a regular file of reasonable size")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_OUTPUT_FILE + 1)
-    finally:
-        os.close(fd)
-    outputs = torch.load(io.BytesIO(data), weights_only=True)
+    from gptedu.grading.verify_runner import MARKER
+
+    start = stdout.rfind(MARKER)
+    if start < 0:
+        raise ValueError("no results were written")
+    outputs = torch.load(io.BytesIO(stdout[start + len(MARKER):]), weights_only=True)
     if not isinstance(outputs, dict):
-        raise ValueError("the output file does not hold a dict")
+        raise ValueError("the results are not a dict")
     return outputs
+
+
+def _run_capped(cmd: list[str], env: dict, cwd: str, timeout: float) -> tuple[int | None, bytes, str]:
+    """Run ``cmd``; keep at most ``MAX_OUTPUT_FILE`` bytes of stdout; (exit code or None on timeout, stdout, stderr
+    tail). Killing the sandbox launcher kills everything in the sandbox."""
+    import signal
+    import threading
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+                            start_new_session=True)
+    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+
+    def drain(stream, key: str, cap: int) -> None:
+        kept = 0
+        for chunk in iter(lambda: stream.read(65536), b""):
+            if kept < cap:
+                chunks[key].append(chunk[: cap - kept])
+                kept += len(chunk)
+
+    threads = [threading.Thread(target=drain, args=(proc.stdout, "out", MAX_OUTPUT_FILE), daemon=True),
+               threading.Thread(target=drain, args=(proc.stderr, "err", 64 * 1024), daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        code: int | None = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for thread in threads:
+        thread.join(timeout=10)
+    return code, b"".join(chunks["out"]), b"".join(chunks["err"]).decode(errors="replace")[-2000:]
 
 
 def withheld_groups(specs) -> dict[tuple[str, ...], list]:
@@ -486,27 +514,18 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
             env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
             env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=tmp)
         else:
-            settings = sandbox.SandboxSettings.load(sandbox.find_kernelspec_dir() / sandbox.SETTINGS_FILE)
-            for root, dirs, files in os.walk(job):
-                for name in [*dirs, *files]:
-                    os.lchown(os.path.join(root, name), settings.uid, settings.gid)
-            os.chown(job, settings.uid, settings.gid)
-            cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--bind-workdir",
-                   "--workdir", str(job), "--", "python", "-I", str(job / "verify_runner.py"), str(job)]
+            cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--workdir", str(job), "--",
+                   "python", "-I", str(job / "verify_runner.py"), str(job)]
             env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH or k in ("PATH", "JUPYTER_PATH")}
         env["NBGRADER_EXECUTION"] = "autograde"
-        try:
-            res = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env, cwd=str(job))
-        except subprocess.TimeoutExpired:
+        code, stdout, stderr = _run_capped(cmd, env, str(job), timeout)
+        if code is None:
             return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
-        out = job / "out" / "outputs.pt"
-        if not out.exists() and not out.is_symlink():
-            tail = res.stderr.decode(errors="replace").strip().splitlines()[-3:]
-            return None, f"it stopped before producing results (exit code {res.returncode}). " + " ".join(tail)
         try:
-            return _load_outputs(out), ""
-        except Exception as exc:  # noqa: BLE001
-            return None, f"its results could not be read ({exc})"
+            return _parse_outputs(stdout), ""
+        except Exception as exc:  # noqa: BLE001 - no or unreadable results: the student's code stopped early
+            tail = " ".join(stderr.strip().splitlines()[-3:])
+            return None, f"it stopped before producing results ({exc}; exit code {code}). {tail}"
 
 
 class RedactTracebacks(NbGraderPreprocessor):
@@ -524,4 +543,54 @@ class RedactTracebacks(NbGraderPreprocessor):
         return nb, resources
 
 
-__all__ = ["RedactTracebacks", "VerifyAnswers", "NotebookNode"]
+def check_solutions(course: Path, only: list[str] | None = None, timeout: int = 300) -> dict[str, dict]:
+    """Verify the instructor's own solutions of every source notebook out of process (they must all pass)."""
+    import nbformat
+
+    from gptedu.grading.specs import SPECS
+
+    results = {}
+    for path in sorted(course.glob("source/*/*.ipynb")):
+        if only and not path.stem.startswith(tuple(only)):
+            continue
+        source_nb = nbformat.read(path, as_version=4)
+        grade_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source_nb.cells}
+        specs = [spec for spec in SPECS.values() if set(spec.points) & grade_ids]
+        solved = nbformat.from_dict(source_nb)
+        for cell in solved.cells:
+            if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+                cell.source = "".join(line for line in cell.source.splitlines(keepends=True)
+                                      if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+        cells = [(i, to_python(src)) for i, src in student_code_cells(solved, source_nb)]
+        found = {}
+        for withheld, group in withheld_groups(specs).items():
+            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, False, withheld=set(withheld))
+            found.update({spec.name: compare_outputs(spec, outputs, problem) for spec in group})
+        results[path.stem] = found
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gptedu.grading.verify [--course autograder] [03 07 ...]``: the solutions pass verification."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--course", type=Path, default=Path(__file__).resolve().parents[2] / "autograder")
+    parser.add_argument("only", nargs="*", help="notebook name prefixes (default: all)")
+    args = parser.parse_args(argv)
+    failed = 0
+    for notebook, found in check_solutions(args.course, args.only).items():
+        bad = {name: verdict for name, verdict in found.items() if verdict}
+        failed += bool(bad)
+        print(f"{notebook}: {'OK' if not bad else 'FAILED'} ({', '.join(found) or 'no registered component'})")
+        for name, verdict in bad.items():
+            for which, text in verdict.items():
+                print(f"  {name} [{which}]: {text}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["RedactTracebacks", "VerifyAnswers", "check_solutions"]
