@@ -85,3 +85,46 @@ def test_mistakes_lose_points_with_the_right_hint(spec, replace, hint):
     assert result.points < result.max_points, f"{spec} kept every point with {replace}"
     report = result.report(hidden=True)
     assert hint.lower() in report.lower(), report
+
+
+@pytest.mark.slow
+def test_real_nbgrader_solver_full_points_untouched_zero(tmp_path):
+    """``nbgrader generate_assignment`` + ``autograde`` (the course's config) on notebook 14 alone: the solved
+    notebook runs top to bottom (quick path) with no error and nothing on stderr and earns 20/20; the untouched
+    release earns 0, each check saying "not attempted"."""
+    pytest.importorskip("nbgrader")
+    import shutil
+
+    from nbgrader.api import Gradebook
+    from test_notebooks import _fill_with_solutions
+
+    from gptedu.grading import build
+
+    name = f"{NOTEBOOK}.ipynb"
+    course = tmp_path / "course"
+    (course / "source" / "gpt2").mkdir(parents=True)
+    shutil.copy2(build.course_dir() / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copy2(SOURCE / name, course / "source" / "gpt2" / name)
+    release = build.generate_release(course, "gpt2")[name]
+    source = nbformat.read(SOURCE / name, as_version=4)
+    for student, nb in (("solver", _fill_with_solutions(release, source)), ("untouched", release)):
+        folder = course / "submitted" / student / "gpt2"
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / name)
+    proc = build.run_nbgrader(course, "autograde", "gpt2", "--force", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {s: {g.name: (g.score, g.max_score) for g in gb.find_submission_notebook(NOTEBOOK, "gpt2", s).grades}
+                  for s in ("solver", "untouched")}
+    assert all(score == top for score, top in scores["solver"].values()), scores["solver"]
+    assert sum(top for _, top in scores["solver"].values()) == 20
+    assert all(score == 0 for score, _ in scores["untouched"].values()), scores["untouched"]
+    solved = nbformat.read(course / "autograded" / "solver" / "gpt2" / name, as_version=4)
+    bad = [o for c in solved.cells if c.cell_type == "code" for o in c.outputs
+           if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
+    assert not bad, bad[:2]
+    untouched = nbformat.read(course / "autograded" / "untouched" / "gpt2" / name, as_version=4)
+    errors = [o for c in untouched.cells if c.metadata.get("nbgrader", {}).get("grade") for o in c.outputs
+              if o.output_type == "error"]
+    assert len(errors) == 4 and all(o.ename == "CheckFailed" and "not attempted" in "\n".join(o.traceback)
+                                    for o in errors)
