@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, field, text in (
         ("--fused", "fused", "train the fused-attention variant (same weights and maths, faster on CPU)"),
         ("--compile", "compile", "torch.compile the model for training (needs a C compiler on CPU)"),
+        (
+            "--schedule-by-time",
+            "schedule_by_time",
+            "with --max-time, let the clock move the cosine on too, so a slower machine still ends at --min-lr",
+        ),
     ):
         shown = "on" if getattr(train_default, field) else "off"
         group.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction, help=f"{text} (default: {shown})")
@@ -189,7 +194,7 @@ def _configs_from_args(args: argparse.Namespace):
 
 
 def _train_overrides(given: dict) -> dict:
-    fields = [f for _, f, _, _ in TRAIN_OPTIONS] + ["fused", "compile", "progress"]
+    fields = [f for _, f, _, _ in TRAIN_OPTIONS] + ["fused", "compile", "schedule_by_time", "progress"]
     overrides = {f: given[f] for f in fields if f in given}
     if overrides.get("max_time") == 0:
         overrides["max_time"] = None

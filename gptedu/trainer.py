@@ -82,6 +82,7 @@ class TrainConfig:
     eval_interval: int = 250  # estimate train/val loss every this many steps (and at the end); 0: only at the end
     eval_batches: int = 20  # batches per split in each estimate (a fixed set: estimates are comparable)
     max_time: float | None = 300.0  # stop this run after so many seconds, whatever max_steps says; None: no limit
+    schedule_by_time: bool = False  # with max_time: the cosine also follows the clock, so a slow machine still decays
     seed: int = 1337
     device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps
     num_threads: int | None = None  # torch.set_num_threads for CPU training; None leaves PyTorch's choice
@@ -188,15 +189,19 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
         return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
-def lr_at(step: int, config: TrainConfig) -> float:
+def lr_at(step: int, config: TrainConfig, time_fraction: float = 0.0) -> float:
     """Learning rate for update number ``step`` (0-based): linear warmup, then a cosine down to ``min_lr``.
 
     ``lr_at(warmup_steps - 1) == lr_at(warmup_steps) == lr``; ``lr_at(decay_steps) == min_lr`` and it stays there.
+    With ``schedule_by_time``, ``time_fraction`` (seconds trained / ``max_time``) moves the cosine on whenever
+    the clock is ahead of the step count: a machine slower than planned still ends at ``min_lr`` when time is up.
     """
     warmup = config.warmup_steps
     decay_steps = config.lr_decay_steps if config.lr_decay_steps is not None else config.max_steps
     if step < warmup:
         return config.lr * (step + 1) / warmup
+    if config.schedule_by_time and config.max_time:
+        step = max(step, time_fraction * decay_steps)
     if step >= decay_steps:
         return config.min_lr
     progress = (step - warmup) / max(1, decay_steps - warmup)
@@ -304,6 +309,7 @@ class Trainer:
 
         self.step = 0
         self.elapsed = 0.0
+        self.time_fraction = 0.0  # seconds of this run / max_time, the same on every rank (see lr_at)
         self.history = new_history()
         self.last_run: dict[str, float] = {}
         rank_seed = config.seed + _RANK_SEED_STRIDE * (self.dist.rank + 1)
@@ -332,7 +338,7 @@ class Trainer:
 
     def train_step(self) -> torch.Tensor:
         """One update at the scheduled learning rate; returns this rank's loss (a detached scalar)."""
-        lr = lr_at(self.step, self.config)
+        lr = lr_at(self.step, self.config, self.time_fraction)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.next_batch()
@@ -396,14 +402,18 @@ class Trainer:
         saved_at = None
         try:
             while self.step < end:
-                lr = lr_at(self.step, cfg)
+                lr = lr_at(self.step, cfg, self.time_fraction)
                 loss = self.train_step()
-                time_up = cfg.max_time is not None and time.perf_counter() - run_start >= cfg.max_time
-                # one collective per step: the mean loss for the log, and "stop" if any rank ran out of time
+                run_seconds = time.perf_counter() - run_start
+                time_up = cfg.max_time is not None and run_seconds >= cfg.max_time
+                fraction = run_seconds / cfg.max_time if cfg.max_time else 0.0
+                # one collective per step: the mean loss for the log, "stop" if any rank ran out of time, and the
+                # mean clock fraction (every rank must use the same learning rate)
                 stats = all_reduce_sum(
-                    torch.stack([loss.float(), torch.tensor(float(time_up), device=loss.device)]), self.dist
+                    torch.tensor([loss.item(), float(time_up), fraction], device=loss.device), self.dist
                 )
                 loss_value, stop = stats[0].item() / self.dist.world_size, bool(stats[1].item() > 0)
+                self.time_fraction = stats[2].item() / self.dist.world_size
                 if not math.isfinite(loss_value):
                     kept = f"the last checkpoint (step {saved_at}) is untouched" if saved_at else "nothing was saved"
                     raise FloatingPointError(

@@ -254,3 +254,24 @@ def test_a_diverging_run_stops_with_advice_and_keeps_its_checkpoint(text, tmp_pa
         trainer.train()
     saved = load_checkpoint(tmp_path / "ckpt.pt")
     assert 1 <= saved["step"] < trainer.step  # the last good state, not the diverged one
+
+
+def test_schedule_by_time_decays_when_the_clock_is_ahead_of_the_steps():
+    cfg = TrainConfig(max_steps=110, warmup_steps=10, lr=1e-3, min_lr=1e-4, max_time=100.0, schedule_by_time=True)
+    assert lr_at(5, cfg, time_fraction=0.9) == pytest.approx(6e-4)  # warmup stays step-based
+    assert lr_at(20, cfg, time_fraction=0.0) == lr_at(20, TrainConfig(**{**cfg.to_dict(), "schedule_by_time": False}))
+    assert lr_at(20, cfg, time_fraction=1.0) == pytest.approx(1e-4)  # out of time: the cosine has ended
+    halfway = lr_at(20, cfg, time_fraction=60 / 110)  # the clock says step 60 of 110: half way through the cosine
+    assert halfway == pytest.approx((1e-3 + 1e-4) / 2)
+    assert lr_at(100, cfg, time_fraction=0.1) == lr_at(100, cfg)  # a fast machine follows the steps
+    without_limit = TrainConfig(**{**cfg.to_dict(), "max_time": None})
+    assert lr_at(20, without_limit, time_fraction=1.0) == lr_at(20, without_limit)
+
+
+def test_schedule_by_time_reaches_min_lr_when_time_runs_out(text):
+    cfg = tiny_train_config(max_steps=100_000, warmup_steps=0, max_time=1.5, schedule_by_time=True, eval_interval=0)
+    trainer = Trainer(cfg, TINY_MODEL, text=text)
+    history = trainer.train()
+    assert trainer.step < 100_000
+    assert history["lr"][0] == pytest.approx(cfg.lr)
+    assert history["lr"][-1] < cfg.min_lr + 0.05 * (cfg.lr - cfg.min_lr)
