@@ -27,18 +27,6 @@ PART1_TOTAL = 145
 ASSIGNMENTS = [PART1]
 
 
-def _fill_with_solutions(release_nb, source_nb):
-    """A student who solved everything: each answer cell of the release gets the source's solution code."""
-    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source_nb.cells
-                 if c.metadata.get("nbgrader", {}).get("solution")}
-    nb = nbformat.from_dict(release_nb)
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            cell.source = solutions[meta["grade_id"]]
-    return nb
-
-
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
     """A temporary course: generated release, two submissions per assignment, autograded once."""
@@ -54,7 +42,7 @@ def graded_course(tmp_path_factory):
             folder = course / "submitted" / student / assignment
             folder.mkdir(parents=True, exist_ok=True)
             for name, release_nb in releases[assignment].items():
-                nb = _fill_with_solutions(release_nb, sources[name]) if student == "solver" else release_nb
+                nb = build.fill_with_solutions(release_nb, sources[name]) if student == "solver" else release_nb
                 nbformat.write(nb, folder / name)
         start = time.perf_counter()
         proc = build.run_nbgrader(course, "autograde", assignment, "--force", check=False)

@@ -4,6 +4,7 @@
     python -m gptedu.grading.build --quick        # solutions executed with GPTEDU_QUICK=1 (short training)
     python -m gptedu.grading.build --no-execute   # sources only (fast; the staleness test compares sources)
     python -m gptedu.grading.build --check        # exit 1 if a committed copy is stale (sources, not outputs)
+    python -m gptedu.grading.build --time-autograde   # seconds to autograde one complete part-1 submission
 
 * ``notebooks/<name>.ipynb`` comes from the real ``nbgrader generate_assignment <assignment> --force``, run in a
   temporary copy of the course: solutions replaced by stubs, hidden tests stripped, outputs cleared.
@@ -187,14 +188,75 @@ def stale_copies(root: Path = REPO_ROOT, releases: dict[str, dict] | None = None
     return problems
 
 
+def fill_with_solutions(release_nb: nbformat.NotebookNode, source_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A student who solved everything: each answer cell of the release gets the source's solution code."""
+    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source_nb.cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = copy.deepcopy(release_nb)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cell.source = solutions[meta["grade_id"]]
+    return nb
+
+
+def _cell_seconds(nb: nbformat.NotebookNode) -> float:
+    from datetime import datetime
+
+    total = 0.0
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+            total += (end - start).total_seconds()
+    return total
+
+
+def time_autograde(root: Path = REPO_ROOT, assignment: str = "gpt_from_scratch", log=print) -> dict[str, float]:
+    """Autograde ONE complete submission (every answer filled with the solution) in a temporary course.
+
+    Returns wall seconds of ``generate_assignment`` and ``autograde``, the score, and each notebook's cell time.
+    """
+    with tempfile.TemporaryDirectory(prefix="gptedu-time-") as tmp:
+        course = copy_course(root, Path(tmp) / "course", [assignment])
+        start = time.perf_counter()
+        release = generate_release(course, assignment)
+        figures = {"generate_assignment": time.perf_counter() - start}
+        sources = source_notebooks(root, assignment)
+        folder = course / "submitted" / "solver" / assignment
+        folder.mkdir(parents=True)
+        for name, nb in release.items():
+            nbformat.write(fill_with_solutions(nb, sources[name]), folder / name)
+        start = time.perf_counter()
+        run_nbgrader(course, "autograde", assignment, "--student", "solver")
+        figures["autograde"] = time.perf_counter() - start
+        for name in release:
+            graded = nbformat.read(course / "autograded" / "solver" / assignment / name, as_version=4)
+            figures[f"cells {name}"] = _cell_seconds(graded)
+        from nbgrader.api import Gradebook
+
+        with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
+            submission = gb.find_submission(assignment, "solver")
+            figures["score"], figures["max_score"] = submission.score, submission.max_score
+    for key, value in figures.items():
+        log(f"{key:45s} {value:8.1f}")
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="execute solutions with GPTEDU_QUICK=1 (short training)")
     parser.add_argument("--no-execute", action="store_true", help="write sources only; keep committed outputs")
     parser.add_argument("--only", nargs="*", help="execute only these notebooks (name prefixes, e.g. 03 08)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed copy is stale")
+    parser.add_argument("--time-autograde", metavar="ASSIGNMENT", nargs="?", const="gpt_from_scratch",
+                        help="time nbgrader autograde of one complete submission of ASSIGNMENT, then exit")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
+    if args.time_autograde:
+        time_autograde(args.root, args.time_autograde)
+        return 0
     if args.check:
         problems = stale_copies(args.root)
         for p in problems:
