@@ -132,6 +132,8 @@ def sandbox_possible() -> bool:
     """Root on Linux, ``useradd`` present, and the kernel lets us create namespaces (not a locked-down container)."""
     import shutil
 
+    if os.environ.get("CI"):  # CI must exercise the sandbox: a machine that cannot run it fails, never skips
+        return True
     if not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("useradd") is None:
         return False
     from gptedu.grading import sandbox

@@ -23,8 +23,8 @@ from gptedu.grading.specs import SPECS  # noqa: E402
 ROOT = build.REPO_ROOT
 PART1 = "gpt_from_scratch"
 PART1_TOTAL = 145
-# nbgrader runs here for part 1; part 2 (assignment "gpt2") has the same end-to-end tests in its own test module.
-ASSIGNMENTS = [PART1]
+PART2 = "gpt2"
+ASSIGNMENTS = [PART1, PART2]
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +150,7 @@ def test_committed_copies_are_fresh(graded_course):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "solutions").glob("0*.ipynb")))
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "solutions").glob("[01][0-9]_*.ipynb")))
 def test_solution_notebook_executes(name, tmp_path):
     """Each committed solution runs top to bottom in quick mode, with no error and nothing on stderr."""
     nb = nbformat.read(ROOT / "solutions" / name, as_version=4)
@@ -167,9 +167,9 @@ def test_solution_notebook_executes(name, tmp_path):
 def test_every_notebook_is_valid_and_starts_with_the_colab_setup():
     """Valid nbformat 4 (what JupyterLab / Notebook 7 open), python3 kernel, and a first code cell that installs
     gptedu when it is missing (Colab)."""
-    folders = [ROOT / "notebooks", ROOT / "solutions", ROOT / "autograder" / "source" / PART1]
+    folders = [ROOT / "notebooks", ROOT / "solutions"] + [ROOT / "autograder" / "source" / a for a in ASSIGNMENTS]
     for folder in folders:
-        for path in sorted(folder.glob("0*.ipynb")):
+        for path in sorted(folder.glob("[01][0-9]_*.ipynb")):
             nb = nbformat.read(path, as_version=4)
             nbformat.validate(nb)
             assert nb.metadata["kernelspec"]["name"] == "python3", path
