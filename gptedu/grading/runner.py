@@ -282,6 +282,29 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     return out
 
 
+def _stand_in_top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """A correct ``top_k_filter`` (notebook 09), so ``sample_next_token`` is graded on its own merits."""
+    kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+# Helpers an exercise may call that are graded as exercises of their own: a mistake in them must cost points
+# there only, so the calling exercise runs with a correct stand-in (``case["stand_ins"]`` names them).
+STAND_INS: dict[str, Callable] = {"top_k_filter": _stand_in_top_k_filter}
+
+
+def _with_stand_ins(fn: Callable, names: list[str]) -> Callable:
+    """``fn`` with the global names in ``names`` bound to correct stand-ins (where ``fn`` uses them)."""
+    code = getattr(fn, "__code__", None)
+    if code is None or not any(name in code.co_names for name in names):
+        return fn
+    scope = dict(fn.__globals__)
+    scope.update({name: STAND_INS[name] for name in names})
+    clone = type(fn)(code, scope, fn.__name__, fn.__defaults__, fn.__closure__)
+    clone.__kwdefaults__ = fn.__kwdefaults__
+    return clone
+
+
 def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """Call a function (or a class then its methods) with plain arguments, recording results and raised errors.
 
@@ -291,7 +314,7 @@ def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     floats, strings, and lists/tuples/dicts of them come back as tensors or strings.
     """
     label = case.get("label", getattr(obj, "__name__", "function"))
-    target: Any = obj
+    target: Any = _with_stand_ins(obj, case.get("stand_ins", []))
     out: dict[str, Any] = {}
     if "construct" in case:
         args = case["construct"]

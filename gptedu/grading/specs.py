@@ -1024,7 +1024,8 @@ def _sample_cases(hidden: bool) -> list[dict]:
                           "generator_seed": seed + 2,
                           "describe": f"4000 identical rows, temperature={temp}, top_k={k}"})
         cases.append({"spec": "sample_next_token", "id": f"sample_next_token/{i}", "kind": "calls",
-                      "label": "sample_next_token", "calls": calls, "row": row, "greedy_logits": greedy_logits,
+                      "label": "sample_next_token", "calls": calls, "stand_ins": ["top_k_filter"],
+                      "row": row, "greedy_logits": greedy_logits,
                       "temperature": temp, "top_k": k,
                       "describe": f"sample_next_token on a vocabulary of {vocab}, temperature {temp}, top_k={k}"})
     return cases

@@ -37,18 +37,9 @@ PART1 = [name for name, spec in SPECS.items() if spec.notebook[:2].isdigit() and
 HOMEWORK_COMPONENT = {"gpt_forward": "GPT model", "gpt_generate": "GPT model"}
 
 
-_NB09 = ("notebook 09's sample_next_token calls the student's own top_k_filter (as its solution cell does), so a "
-         "top_k_filter bug also fails sample_next_token's top-k checks. Possible fix in the course: have "
-         "sample_next_token use a reference filter under another name, as notebook 07 gives GPTModel its "
-         "ReferenceDecoder (and allow it in the spec's shortcut guard).")
 # Cascades found and reported, kept visible here instead of hidden: answer -> why. The test fails when one of them
 # disappears (then delete it here) or when a new one appears.
-KNOWN_CASCADES = {
-    "sampling/topk_drops_to_zero": _NB09,
-    "sampling/topk_keeps_k_minus_one": _NB09,
-    "sampling/topk_over_batch_axis": _NB09,
-    "sampling/topk_returns_values": _NB09,
-}
+KNOWN_CASCADES: dict[str, str] = {}  # none left: sample_next_token is graded with a correct top_k_filter stand-in
 
 
 def homework_component(component: str) -> str:
