@@ -269,6 +269,7 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     label = case.get("label", "GPTModel")
     model = build_module(obj, case["init"], case.get("params"), label, guard)
     model.eval()
+    _use_stand_in_forward(model)
     out: dict[str, Any] = {}
     for run in case["runs"]:
         prompt = run["prompt"]
@@ -280,6 +281,19 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
         result = _call(what, model.generate, prompt.clone(), **kwargs)
         out[f"tokens:{run['name']}"] = _require_tensor(what, result)
     return out
+
+
+def _use_stand_in_forward(model: nn.Module) -> None:
+    """Give the model a correct ``forward`` built from its own parts, so ``generate`` is graded on its own merits
+    (a ``forward`` mistake costs the ``forward`` points only). Models without the exercise's parts keep theirs."""
+    parts = ("embedding", "pos_encoding", "decoder", "fc_out")
+    if not all(isinstance(getattr(model, name, None), nn.Module) for name in parts):
+        return
+
+    def forward(x: torch.Tensor) -> torch.Tensor:  # (batch, seq) -> (batch, seq, vocab)
+        return model.fc_out(model.decoder(model.pos_encoding(model.embedding(x))))
+
+    model.forward = forward  # an instance attribute: nn.Module.__call__ and self.forward both find it first
 
 
 def _stand_in_top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:

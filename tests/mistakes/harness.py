@@ -32,8 +32,10 @@ PART1 = [name for name, spec in SPECS.items() if spec.notebook[:2].isdigit() and
 
 
 # The homework grades "GPT model (forward + generate)" as one 30-point component; the course splits it into two test
-# cells of 15. generate() calls the student's own forward, so a forward mistake also costs the generate points: that
-# stays inside the homework's component and is reported, not counted as a cascade.
+# cells of 15. generate() is graded with a correct stand-in forward built from the model's own parts, so a forward
+# mistake costs the forward cells only; a generate written around its own broken forward's output (e.g. a forward
+# that returns the last position only) still loses generate points: that stays inside the homework's component and
+# is reported, not counted as a cascade.
 HOMEWORK_COMPONENT = {"gpt_forward": "GPT model", "gpt_generate": "GPT model"}
 
 
