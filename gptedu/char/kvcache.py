@@ -57,8 +57,8 @@ class KVCache:
 def prepare_layers(model: GPTModel) -> list[tuple[nn.Module, FusedMultiHeadAttention, torch.Tensor]]:
     """Per decoder layer: the layer, a fused view of its attention and its packed QKV weight, built once.
 
-    The fused view shares the parameters (it works for teaching and fused models alike); packing the weights once
-    per generation instead of once per token saves a concatenation per layer and step.
+    A fused model's layers are used as they are; a teaching model's get a fused copy (its head weights packed once
+    per generation, instead of once per token: a concatenation saved per layer and step).
     """
     prepared = []
     for layer in model.decoder.layers:
