@@ -7,7 +7,8 @@
 Contenders, each doing full training steps (batch, forward, loss, backward, clip, AdamW) on TinyShakespeare:
 
 * ``gptedu fused``: ``gptedu.trainer.Trainer`` with ``fused=True`` — the teaching ``GPTModel`` whose attention
-  layers ``gptedu.char.fast.fuse`` swapped for one QKV matmul + ``F.scaled_dot_product_attention``;
+  layers ``gptedu.char.fast.fuse`` swapped for one packed QKV weight per layer + ``F.scaled_dot_product_attention``
+  (same maths and checkpoints as the teaching model; the trainer uses fused AdamW);
 * ``gptedu teaching``: the same trainer on the plain teaching model (a ``ModuleList`` of heads, explicit mask);
 * ``reference``: ``ReferenceGPT`` below, a compact nanoGPT-style model written for this benchmark (``c_attn``
   Linear(d, 3d) + fused SDPA, learned positions, tied output head, no biases, plain AdamW, same clip and
@@ -16,6 +17,9 @@ Contenders, each doing full training steps (batch, forward, loss, backward, clip
 The contenders take turns: ``--rounds`` rounds of ``--steps`` timed steps each (after warm-up steps), so load from
 other processes hits all of them alike. Tokens/s is the median over rounds; the ratios are of those medians.
 Target: ``gptedu fused / reference >= 1.0``.
+
+``--profile N`` instead runs ``N`` steps of each contender under ``torch.profiler`` (after the warm-up) and prints
+where the time goes: self CPU milliseconds and calls per step for each op, side by side, largest difference first.
 """
 
 from __future__ import annotations
@@ -108,6 +112,58 @@ class ReferenceLoop:
         return loss.detach()
 
 
+# Op families for the profile summary: (label, test on the op name). Self times, except the optimizer, whose
+# row is the whole ``Optimizer.step`` range (its elementwise children are not counted again under "other").
+_FAMILIES = [
+    ("matmul (mm, addmm)", lambda op: op in ("aten::mm", "aten::addmm", "aten::bmm")),
+    ("attention (fused SDPA, fwd + bwd)", lambda op: "scaled_dot_product" in op),
+    ("GELU (fwd + bwd)", lambda op: "gelu" in op),
+    ("LayerNorm (fwd + bwd)", lambda op: "layer_norm" in op),
+    ("copies (copy_, cat)", lambda op: op in ("aten::copy_", "aten::cat")),
+    ("sums (bias gradients)", lambda op: op == "aten::sum"),
+]
+
+
+def profile_steps(contenders: dict, steps: int, rows: int = 20) -> None:
+    """Where the time goes: self CPU ms per step by op family, then the ops that differ most between the first two."""
+    from torch.profiler import ProfilerActivity, profile
+
+    tables, optimizer, inside_optimizer = {}, {}, {}
+    for name, c in contenders.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                c.train_step()
+        events = prof.key_averages()
+        tables[name] = {e.key: (e.self_cpu_time_total / 1000 / steps, e.count / steps) for e in events}
+        optimizer[name] = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step")) / 1000 / steps
+        inside_optimizer[name] = sum(
+            e.self_cpu_time_total for e in events if e.key in ("aten::_fused_adamw_", "aten::lerp_", "aten::addcdiv_",
+                                                               "aten::addcmul_", "aten::sqrt", "aten::div")
+        ) / 1000 / steps  # fmt: skip
+    names = list(tables)
+    print("self CPU ms per step, profiled (slower than unprofiled; read the shares and differences):")
+    print(f"{'':<36}" + "".join(f"{n:>18}" for n in names))
+    totals = {n: sum(v[0] for v in t.values()) for n, t in tables.items()}
+    counted = dict.fromkeys(names, 0.0)
+    for label, test in _FAMILIES:
+        values = {n: sum(v[0] for op, v in t.items() if test(op)) for n, t in tables.items()}
+        print(f"{label:<36}" + "".join(f"{values[n]:>9.2f} ({values[n] / totals[n]:4.0%})" for n in names))
+        counted = {n: counted[n] + values[n] for n in names}
+    print(f"{'optimizer step (AdamW)':<36}" + "".join(f"{optimizer[n]:>9.2f} ({optimizer[n] / totals[n]:4.0%})"
+                                                     for n in names))  # fmt: skip
+    other = {n: totals[n] - counted[n] - inside_optimizer[n] for n in names}
+    print(f"{'other (elementwise, autograd, clip)':<36}" + "".join(f"{other[n]:>9.2f} ({other[n] / totals[n]:4.0%})"
+                                                                 for n in names))  # fmt: skip
+    print(f"{'total':<36}" + "".join(f"{totals[n]:>9.2f}       " for n in names))
+    first, second = names[0], names[1]
+    ops = set(tables[first]) | set(tables[second])
+    diff = {op: tables[first].get(op, (0, 0))[0] - tables[second].get(op, (0, 0))[0] for op in ops}
+    print(f"\nops that differ most ({first} - {second}; ms per step, calls per step):")
+    for op in sorted(ops, key=lambda o: -abs(diff[o]))[:rows]:
+        a, b = tables[first].get(op, (0, 0)), tables[second].get(op, (0, 0))
+        print(f"  {op[:56]:<56} {diff[op]:>+7.2f} ms   {a[0]:7.2f} ms {a[1]:5.0f}x  vs {b[0]:7.2f} ms {b[1]:5.0f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="nanogpt-cpu", choices=sorted(presets()))
@@ -116,6 +172,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per contender per round")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per contender first")
     parser.add_argument("--no-teaching", action="store_true", help="skip the (slower) unfused teaching model")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N steps of each, print ops")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -140,6 +197,9 @@ def main() -> None:
     for c in contenders.values():
         for _ in range(args.warmup):
             c.train_step()
+    if args.profile:
+        profile_steps(contenders, args.profile)
+        return
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     cpu_rates: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
