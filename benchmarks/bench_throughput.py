@@ -216,11 +216,15 @@ def main() -> None:
     print("wall-clock tokens/s (what a user sees), and per CPU-second (steadier on a shared machine with --threads 1):")
     for name, r in rates.items():
         print(f"{name:>16}: median {med[name]:8.0f} tokens/s, {cpu_med[name]:8.0f} per CPU-s  "
-              f"(rounds: {', '.join(f'{x:.0f}' for x in r)})")  # fmt: skip
+              f"(rounds: {', '.join(f'{x:.0f}' for x in r)}; per CPU-s: "
+              f"{', '.join(f'{x:.0f}' for x in cpu_rates[name])})")  # fmt: skip
     for other, note in (("reference", "  (target >= 1.0)"), ("gptedu teaching", "")):
         if other in med:
-            print(f"ratio gptedu fused / {other}: {med['gptedu fused'] / med[other]:.2f} wall-clock, "
-                  f"{cpu_med['gptedu fused'] / cpu_med[other]:.2f} per CPU-s{note}")  # fmt: skip
+            # each round's own ratio compares runs seconds apart, so slow drifts in the machine's load cancel
+            paired = statistics.median(a / b for a, b in zip(cpu_rates["gptedu fused"], cpu_rates[other], strict=True))
+            print(f"ratio gptedu fused / {other}: {med['gptedu fused'] / med[other]:.3f} wall-clock, "
+                  f"{cpu_med['gptedu fused'] / cpu_med[other]:.3f} per CPU-s, median of per-round CPU ratios "
+                  f"{paired:.3f}{note}")  # fmt: skip
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
