@@ -237,6 +237,9 @@ class Jail:
     rw_dirs: list[str] = field(default_factory=list)  # other host folders bound read-write (the ipc socket folder)
     allow_reference: bool = True  # False: the gptedu package is not in the jail (the verifier)
     files: dict[str, bytes] = field(default_factory=dict)  # files created in the jail's /tmp (name -> content)
+    # with copy_workdir: the private working folder gets these files (relative path -> content) instead of a copy
+    # of the host folder (the verification server hands each job over this way)
+    workdir_files: dict[str, bytes] | None = None
 
     def _binds(self) -> list[str]:
         ro = list(self.settings.ro_paths)
@@ -260,6 +263,13 @@ class Jail:
     def enter(self, root: str, argv: list[str], env: dict[str, str]) -> None:
         """In a child forked after ``unshare(CLONE_NEWPID)``: build the jail on the empty folder ``root`` (a mount
         point, left empty on the host), drop privileges, exec ``argv``. Never returns."""
+        env = self.build(root, env)
+        os.closerange(3, 65536)
+        os.execve(argv[0], argv, env)
+
+    def build(self, root: str, env: dict[str, str]) -> dict[str, str]:
+        """Build the jail on ``root``, chroot into it and drop privileges, in this process (which must be the one
+        forked after ``unshare(CLONE_NEWPID)``); returns the environment the jailed code must use."""
         s = self.settings
         binds = self._binds()
         self._check_binds(binds)
@@ -321,17 +331,18 @@ class Jail:
             target = inside(self.workdir)
             os.makedirs(target, exist_ok=True)
             _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=755,size={s.tmpfs_mb}m")
-            _copy_tree(self.workdir, target, s.uid, s.gid)
+            if self.workdir_files is None:
+                _copy_tree(self.workdir, target, s.uid, s.gid)
+            else:
+                _write_tree(self.workdir_files, target, s.uid, s.gid)
         else:
             bind(self.workdir, self.workdir, read_only=False)
         os.chdir(root)
         os.chroot(root)
         os.chdir(self.workdir)
         self._drop_privileges()
-        env = dict(env, HOME=home, USER=s.user, LOGNAME=s.user, TMPDIR="/tmp", PATH="/usr/local/bin:/usr/bin:/bin",
-                   MPLCONFIGDIR=f"{home}/.matplotlib")
-        os.closerange(3, 65536)
-        os.execve(argv[0], argv, env)
+        return dict(env, HOME=home, USER=s.user, LOGNAME=s.user, TMPDIR="/tmp", PATH="/usr/local/bin:/usr/bin:/bin",
+                    MPLCONFIGDIR=f"{home}/.matplotlib")
 
     def _drop_privileges(self) -> None:
         s = self.settings
@@ -355,6 +366,25 @@ class Jail:
             raise SandboxError("could not drop root privileges")
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the launcher died (e.g. SIGKILL from nbgrader): die too
+
+
+def _write_tree(files: dict[str, bytes], dst: str, uid: int, gid: int) -> None:
+    """Write ``files`` (relative path -> content) under ``dst``, owned by the grading user."""
+    for rel, content in files.items():
+        parts = [p for p in rel.split("/") if p not in ("", ".", "..")]
+        if not parts:
+            continue
+        folder = dst
+        for part in parts[:-1]:
+            folder = os.path.join(folder, part)
+            if not os.path.isdir(folder):
+                os.mkdir(folder)
+                os.chown(folder, uid, gid)
+        path = os.path.join(folder, parts[-1])
+        with open(path, "wb") as f:
+            f.write(content)
+        os.chown(path, uid, gid)
+    os.chown(dst, uid, gid)
 
 
 def _copy_tree(src: str, dst: str, uid: int, gid: int) -> None:
@@ -409,6 +439,44 @@ def run_jailed(jail: Jail, argv: list[str], env: dict[str, str]) -> int:
     code = os.waitstatus_to_exitcode(status)
     with contextlib.suppress(OSError):
         os.rmdir(root)
+    return code if code >= 0 else 128 - code
+
+
+def run_jailed_function(jail: Jail, target, env: dict[str, str], fds: tuple[int, int, int]) -> int:
+    """Like :func:`run_jailed`, but the jailed process runs ``target()`` (a function already loaded in this
+    program) instead of exec'ing a command: the verification server forks one jail per job from a process that has
+    imported torch once. ``fds`` become the jailed process's stdin, stdout and stderr; every other descriptor is
+    closed. Call it in a child forked for the job (it changes which pid namespace this process's children get)."""
+    root = tempfile.mkdtemp(prefix="gptedu-jail-")
+    _unshare(CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        code = 121
+        try:
+            for number, fd in enumerate(fds):
+                os.dup2(fd, number)
+            jailed_env = jail.build(root, env)
+            os.environ.clear()
+            os.environ.update(jailed_env)
+            os.closerange(3, 65536)
+            code = int(target() or 0)
+        except BaseException as exc:  # noqa: BLE001 - report and leave the child
+            with contextlib.suppress(Exception):
+                print(f"gptedu sandbox: the jailed job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            return 121
+        except InterruptedError:
+            continue
+    with contextlib.suppress(OSError):
+        os.rmdir(root)
+    code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
 
 

@@ -56,16 +56,42 @@ class SandboxExecute(Execute):
         500_000, help="Bytes of output kept per cell; the rest is dropped while it streams in."
     ).tag(config=True)
     canary = Bool(True, help="Append a secret print to each test cell and check that it ran.").tag(config=True)
+    prestart_kernel = Bool(
+        True, help="While a notebook runs, start a kernel for the next one (same kernel, folder and environment; "
+                   "a fresh process that has run nothing), so that kernel start-up overlaps grading."
+    ).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = None  # starts with the first cell: the kernel's start-up has its own timeout
         self._stopped = ""
         self._current = -1
         self._output_bytes: dict[int, int] = {}
-        info = {"canary_missing": [], "canary_checked": [], "stopped": ""}
+        self._resources_for_next = resources
+        info = {"canary_missing": [], "canary_checked": [], "stopped": "", "kernel_seconds": 0.0}
         self._info = info
-        with contextlib.suppress(_StopNotebook):
-            nb, resources = super().preprocess(nb, resources, km)
+        started = self._started_at = monotonic()
+        prestarted = None
+        if km is None and self.prestart_kernel:
+            self._check_assign_resources(resources)  # what the kernel name and folder depend on
+            prestarted = _PRESTARTED.take(self._kernel_key(nb, resources), self.log)
+        try:
+            with contextlib.suppress(_StopNotebook):
+                nb, resources = super().preprocess(nb, resources, prestarted or km)
+        except Exception:
+            if prestarted is None:
+                raise
+            # a kernel started in advance that fails to connect must not cost the student anything: start afresh
+            self.log.warning("gptedu: the kernel started in advance did not answer; starting a new one")
+            self._cleanup_prestarted()
+            self._deadline, self._stopped, self._current, self._output_bytes = None, "", -1, {}
+            info.update(canary_missing=[], canary_checked=[], stopped="")
+            with contextlib.suppress(_StopNotebook):
+                nb, resources = super().preprocess(nb, resources, None)
+            prestarted = None
+        finally:
+            if prestarted is not None:
+                self._cleanup_prestarted()
+        info["seconds"] = monotonic() - started
         if self._stopped:
             info["stopped"] = self._stopped
             for index, cell in enumerate(nb.cells):
@@ -73,8 +99,30 @@ class SandboxExecute(Execute):
                     cell.outputs = [error_output("NotRun", f"This cell was not run: {self._stopped}")]
         if resources is None:
             resources = {}
-        resources[RESOURCE_KEY] = info
+        resources.setdefault(RESOURCE_KEY, {}).update(info)
         return nb, resources
+
+    def _cleanup_prestarted(self) -> None:
+        """nbclient leaves a kernel it did not start running: stop it (and its client) like its own."""
+        if self.km is not None:
+            with contextlib.suppress(Exception):
+                self._cleanup_kernel()
+        self.km = self.kc = None
+
+    def _kernel_key(self, nb, resources) -> tuple:
+        name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "")
+        path = ((resources or {}).get("metadata") or {}).get("path") or ""
+        # the grader's own torch sets TORCHINDUCTOR_CACHE_DIR when it first compares a training loop; the jailed
+        # kernel has its own /tmp, so that variable does not change what a kernel does
+        env = tuple(sorted((k, v) for k, v in os.environ.items() if not k.startswith("TORCHINDUCTOR_")))
+        return name, os.path.abspath(path) if path else "", env
+
+    def _start_next_kernel(self) -> None:
+        """A kernel for the next notebook, if it will look like this one (same kernel, folder, environment)."""
+        if not self.prestart_kernel or self.km is None:
+            return
+        key = self._kernel_key(self.nb, self._resources_for_next)
+        _PRESTARTED.start(key, self, self.log)
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
@@ -89,6 +137,9 @@ class SandboxExecute(Execute):
             return cell, resources
         if self._deadline is None:
             self._deadline = monotonic() + self.notebook_timeout
+            self._info["kernel_seconds"] = round(monotonic() - self._started_at, 2) if hasattr(
+                self, "_started_at") else 0.0
+            self._start_next_kernel()  # this kernel is up: the next one boots while this notebook runs
         if monotonic() >= self._deadline:
             self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
                              "that never ends or a very slow cell above.")
@@ -155,6 +206,65 @@ class SandboxExecute(Execute):
                 self._output_bytes[cell_index] = self.max_output_bytes + 1
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+class _Prestarted:
+    """At most one kernel started in advance for the next notebook, with the key (kernel name, working folder,
+    environment) it was started for. A kernel is only ever handed to a notebook with the same key, and only once;
+    otherwise it is shut down. It has run no code: a prestarted kernel is what nbclient would have started."""
+
+    def __init__(self):
+        self.key = None
+        self.km = None
+
+    def start(self, key: tuple, client, log) -> None:
+        from jupyter_core.utils import run_sync
+
+        self.discard()
+        try:
+            km = client.kernel_manager_class(kernel_name=key[0], config=client.config)
+            extra = list(client.extra_arguments)
+            if getattr(km, "ipykernel", False) and client.ipython_hist_file and not any(
+                    a.startswith("--HistoryManager.hist_file") for a in extra):
+                extra.append(f"--HistoryManager.hist_file={client.ipython_hist_file}")
+            run_sync(km.start_kernel)(extra_arguments=extra, cwd=key[1] or None)
+        except Exception as exc:  # noqa: BLE001 - only an optimisation: the next notebook starts its own
+            log.warning("gptedu: could not start the next kernel in advance: %s", exc)
+            return
+        self.key, self.km = key, km
+        if not _PRESTART_ATEXIT:
+            import atexit
+
+            atexit.register(self.discard)
+            _PRESTART_ATEXIT.append(True)
+
+    def take(self, key: tuple, log):
+        from jupyter_core.utils import run_sync
+
+        km, self.km = self.km, None
+        if km is None:
+            return None
+        if self.key != key or not run_sync(km.is_alive)():
+            self.km = km
+            self.discard()
+            return None
+        return km
+
+    def discard(self) -> None:
+        km, self.km = self.km, None
+        if km is None:
+            return
+        from jupyter_core.utils import run_sync
+
+        try:
+            run_sync(km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 - at exit the event loop may be gone: kill the launcher directly
+            with contextlib.suppress(Exception):
+                km.provisioner.process.kill()
+
+
+_PRESTARTED = _Prestarted()
+_PRESTART_ATEXIT: list[bool] = []
 
 
 # ---------------------------------------------------------------------------------------- damaged submissions
@@ -231,14 +341,18 @@ def _cleanup_ipc_dirs() -> None:
 
 
 def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int = 900, cell_timeout: int = 120,
-                       iopub_timeout: int = 10, verify: bool = True) -> bool:
+                       iopub_timeout: int = 10, verify: bool = True, baseline: bool | None = None) -> bool:
     """Configure an nbgrader course for safe autograding. Returns True when the sandboxed kernel is used.
 
     * the kernel: ``gptedu-sandbox`` when :func:`gptedu.grading.sandbox.problems` finds nothing, else the normal
       kernel with a WARNING on stderr (or an error when ``require`` / ``$GPTEDU_REQUIRE_SANDBOX=1``);
     * ``SandboxExecute`` instead of ``Execute``, ``VerifyAnswers`` (out-of-process verification) before
       ``SaveAutoGrades``; test cells whose metadata was stripped are re-inserted (``add_missing_cells``);
-    * feedback without hidden tests: hidden test code is stripped and tracebacks of test cells are redacted.
+    * feedback without hidden tests: hidden test code is stripped and tracebacks of test cells are redacted;
+    * speed: the verification of a notebook starts in the background while its kernel runs (``StartVerification``)
+      and every sandboxed job goes through one verification server (torch imported once).
+      ``baseline`` (or ``$GPTEDU_GRADING_BASELINE=1``) switches both off: the slower original way, same grades,
+      for benchmarks (``benchmarks/bench_autograde.py --baseline``).
     """
     import atexit
     import sys
@@ -276,7 +390,11 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
         SaveAutoGrades,
     )
 
-    from gptedu.grading.verify import VerifyAnswers
+    from gptedu.grading.verify import StartVerification, VerifyAnswers
+
+    if baseline is None:
+        baseline = os.environ.get("GPTEDU_GRADING_BASELINE", "") not in ("", "0")
+    c.VerifyAnswers.reuse_process = not baseline
 
     c.Execute.timeout = cell_timeout
     c.SandboxExecute.timeout = cell_timeout
@@ -286,6 +404,7 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
     c.Execute.startup_timeout = 120
     c.SandboxExecute.startup_timeout = 120
     c.Autograde.autograde_preprocessors = [
+        *([StartVerification] if verify and not baseline else []),
         SandboxExecute,
         *([VerifyAnswers] if verify else []),
         IgnorePattern,

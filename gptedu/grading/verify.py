@@ -270,8 +270,15 @@ class VerifyAnswers(NbGraderPreprocessor):
     require_sandbox = Bool(
         False, help="Fail the verification instead of running unsandboxed when the sandbox is unavailable."
     ).tag(config=True)
+    reuse_process = Bool(
+        True, help="Run the sandboxed jobs through one verification server per grading process (torch imported "
+                   "once, a fresh fork and jail per job) instead of a new Python per job."
+    ).tag(config=True)
 
     def preprocess(self, nb, resources):
+        import time
+
+        started = time.monotonic()
         info = (resources or {}).get(RESOURCE_KEY, {})
         messages: dict[str, str] = {}
         for grade_id in info.get("canary_missing", []):
@@ -293,7 +300,38 @@ class VerifyAnswers(NbGraderPreprocessor):
                 if not already_failed:
                     cell.outputs = [error_output("VerificationFailed", messages[grade_id]), *cell.outputs]
         resources.setdefault(RESOURCE_KEY, {})["verification"] = messages
+        name = ((resources or {}).get("nbgrader") or {}).get("notebook", "")
+        self.log.info("gptedu timing %s: kernel start %.1f s, notebook %.1f s, verification %.1f s more",
+                      name, info.get("kernel_seconds", 0.0), info.get("seconds", 0.0), time.monotonic() - started)
         return nb, resources
+
+    def plan(self, nb, resources) -> dict:
+        """What to verify: the student's code (extracted now, as plain strings) and every registered component
+        of the notebook."""
+        specs = {}
+        for cell in nb.cells:
+            if utils.is_grade(cell) and not utils.is_solution(cell):
+                found = self._spec_for(cell)
+                if found:
+                    specs[found[0].name] = found[0]
+        source_nb, release_nb = self._instructor_notebooks(resources)
+        cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb, release_nb)]
+        return {"specs": specs, "cells": cells, "source_nb": source_nb,
+                "student_dir": (resources.get("metadata") or {}).get("path")}
+
+    def run_plan(self, plan: dict, names: set[str] | None = None) -> dict[str, dict[str, str]]:
+        """Spec name -> verdict (``compare_outputs``) for the plan's components (or those named)."""
+        import torch
+
+        torch.set_num_threads(1)  # the comparisons are small; more threads only contend with the kernel
+        specs = [spec for name, spec in plan["specs"].items() if names is None or name in names]
+        verdicts: dict[str, dict[str, str]] = {}
+        for withheld, group in withheld_groups(specs).items():
+            outputs, problem = run_in_sandbox(group, plan["cells"], plan["source_nb"], self.timeout,
+                                              self.require_sandbox, withheld=set(withheld),
+                                              student_dir=plan["student_dir"], reuse_process=self.reuse_process)
+            verdicts.update({spec.name: compare_outputs(spec, outputs, problem) for spec in group})
+        return verdicts
 
     @staticmethod
     def _spec_for(cell):
@@ -326,17 +364,16 @@ class VerifyAnswers(NbGraderPreprocessor):
                         passed_in_kernel.add(found[0].name)
         # a verdict can only take points away: components whose every test cell already failed need no second look
         test_cells = {gid: found for gid, found in test_cells.items() if found[0].name in passed_in_kernel}
+        pending = (resources.get(RESOURCE_KEY) or {}).pop("pending_verification", None)
         if not test_cells or not self.enabled:
             return {}
-        specs = {spec.name: spec for spec, _ in test_cells.values()}
-        source_nb, release_nb = self._instructor_notebooks(resources)
-        cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb, release_nb)]
-        verdicts = {}
-        for withheld, group in withheld_groups(list(specs.values())).items():
-            outputs, problem = run_in_sandbox(group, cells, source_nb, self.timeout, self.require_sandbox,
-                                              withheld=set(withheld),
-                                              student_dir=(resources.get("metadata") or {}).get("path"))
-            verdicts.update({spec.name: compare_outputs(spec, outputs, problem) for spec in group})
+        if pending is not None:  # started by StartVerification while the kernel ran (same code, same cases)
+            plan, future = pending
+            verdicts = future.result()
+        else:
+            plan = self.plan(nb, resources)
+            verdicts = self.run_plan(plan, {spec.name for spec, _ in test_cells.values()})
+        cells = plan["cells"]
         forbidden = [n for n in FORBIDDEN_NAMES if n in used_names([s for _, s in cells])]
         uses_reference = sorted(imported_reference_modules([s for _, s in cells]))
         messages = {}
@@ -351,6 +388,43 @@ class VerifyAnswers(NbGraderPreprocessor):
             if text:
                 messages[grade_id] = f"{spec.title}: {text}"
         return messages
+
+
+_EXECUTOR = None
+
+
+def _executor():
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gptedu-verify")
+    return _EXECUTOR
+
+
+class StartVerification(NbGraderPreprocessor):
+    """Start :class:`VerifyAnswers`' sandboxed re-run in the background before the kernel runs the notebook.
+
+    The verification only needs the student's code as submitted (the sanitized notebook), not the kernel's
+    outputs, so it runs on the second core while the kernel executes; ``VerifyAnswers`` then collects the verdicts
+    (with the kernel's outcome and the canaries, exactly as when it runs them itself). Place it right before
+    ``SandboxExecute``."""
+
+    enabled = Bool(True).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        verifier = VerifyAnswers(config=self.config)
+        if not (self.enabled and verifier.enabled):
+            return nb, resources
+        try:
+            plan = verifier.plan(nb, resources)
+        except Exception as exc:  # noqa: BLE001 - VerifyAnswers will try again itself and report
+            self.log.warning("gptedu: could not start the verification early: %s", exc)
+            return nb, resources
+        if plan["specs"]:
+            future = _executor().submit(verifier.run_plan, plan)
+            resources.setdefault(RESOURCE_KEY, {})["pending_verification"] = (plan, future)
+        return nb, resources
 
 
 def _forbids_torch_attention(spec) -> bool:
@@ -443,6 +517,134 @@ def _run_capped(cmd: list[str], env: dict, cwd: str, timeout: float) -> tuple[in
     return code, b"".join(chunks["out"]), b"".join(chunks["err"]).decode(errors="replace")[-2000:]
 
 
+class VerifyServer:
+    """The grader's end of the verification server (``verify_runner.py serve``): one process per grading process
+    that imports torch once and runs every job in a process (and jail) forked for it.
+
+    Started on first use, restarted after anything unexpected (it died, a reply did not come in time, a malformed
+    reply), stopped at exit. ``run(files, timeout)`` returns what a one-shot run returns: (exit code or None on
+    timeout, stdout, stderr tail).
+    """
+
+    def __init__(self, jailed: bool, settings_path: str | None = None):
+        self.jailed = jailed
+        self.settings_path = settings_path
+        self.proc: subprocess.Popen | None = None
+        self._dir: str | None = None
+        import threading
+
+        self.lock = threading.Lock()
+
+    def _start(self) -> None:
+        from gptedu.grading import sandbox
+
+        self._dir = tempfile.mkdtemp(prefix="gptedu-verify-server-")
+        script = Path(self._dir) / "verify_runner.py"
+        shutil.copyfile(Path(__file__).with_name("verify_runner.py"), script)
+        cmd = [sys.executable, "-I", str(script), "serve"]
+        env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
+        env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=self._dir, NBGRADER_EXECUTION="autograde")
+        if self.jailed:
+            jail_file = Path(self._dir) / "jail.py"
+            shutil.copyfile(sandbox.__file__, jail_file)
+            cmd += ["--sandbox", str(jail_file), "--settings", str(self.settings_path)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     env=env, cwd=self._dir, start_new_session=True)
+
+    def stop(self) -> None:
+        import signal
+
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            proc.stdout.close()
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def run(self, files: dict[str, bytes], timeout: float) -> tuple[int | None, bytes, str]:
+        from gptedu.grading.verify_runner import pack_files
+
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self.stop()
+                self._start()
+            payload = pack_files(files)
+            header = json.dumps({"size": len(payload), "timeout": timeout}).encode()
+            try:
+                self.proc.stdin.write(len(header).to_bytes(4, "big") + header)
+                self.proc.stdin.write(payload)
+                self.proc.stdin.flush()
+                reply = self._read_reply(timeout + 30)
+            except Exception as exc:  # noqa: BLE001 - the server is suspect: start a fresh one next time
+                self.stop()
+                return 1, b"", f"the verification server failed ({type(exc).__name__}: {exc})"
+            return reply["code"], reply["out"], reply["stderr"]
+
+    def _read_reply(self, timeout: float) -> dict:
+        import select
+        import time
+
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+
+        def read_exact(size: int) -> bytes:
+            chunks, left = [], size
+            while left:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                    raise TimeoutError("no reply in time")
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    raise EOFError("the server stopped")
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+
+        size = int.from_bytes(read_exact(4), "big")
+        if size > 1 << 20:
+            raise ValueError("malformed reply")
+        reply = json.loads(read_exact(size))
+        if not isinstance(reply.get("size"), int) or reply["size"] > MAX_OUTPUT_FILE:
+            raise ValueError("malformed reply")
+        reply["out"] = read_exact(reply["size"])
+        reply["stderr"] = str(reply.get("stderr", ""))
+        code = reply.get("code")
+        reply["code"] = code if isinstance(code, int) else None
+        return reply
+
+
+_SERVERS: dict[tuple, VerifyServer] = {}
+
+
+def verify_server(jailed: bool, settings_path: str | None) -> VerifyServer:
+    """The process-wide server for this sandbox setting (started lazily, stopped at exit)."""
+    key = (jailed, settings_path)
+    if key not in _SERVERS:
+        import atexit
+
+        if not _SERVERS:
+            atexit.register(stop_servers)
+        _SERVERS[key] = VerifyServer(jailed, settings_path)
+    return _SERVERS[key]
+
+
+def stop_servers() -> None:
+    for server in list(_SERVERS.values()):
+        server.stop()
+
+
+def _read_tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def withheld_groups(specs) -> dict[tuple[str, ...], list]:
     """Specs grouped by the reference classes that must NOT be in their sandbox.
 
@@ -480,8 +682,11 @@ def _copy_student_files(src: str | None, dest: Path, budget: int = 64 * 2**20) -
 
 
 def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withheld: set[str] | None = None,
-                   student_dir: str | None = None) -> tuple[dict | None, str]:
-    """Run the student's cells and ``run_case`` on every case of ``specs`` in the jail; (outputs, problem)."""
+                   student_dir: str | None = None, reuse_process: bool = True) -> tuple[dict | None, str]:
+    """Run the student's cells and ``run_case`` on every case of ``specs`` in the jail; (outputs, problem).
+
+    ``reuse_process`` (default): through the :class:`VerifyServer` (torch imported once per grading process, a
+    fresh fork and jail per run); False, or ``GPTEDU_VERIFY_ONE_PROCESS_PER_RUN=1``: a new Python per run."""
     import torch
 
     from gptedu.grading import runner, sandbox
@@ -507,18 +712,13 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
             "specs": [{"name": spec.name, "target": spec.target} for spec in specs],
         }))
         problems = sandbox.problems()
-        if problems:
-            if require:
-                return None, "the sandbox is not available (" + "; ".join(problems) + ")"
-            cmd = [sys.executable, "-I", str(job / "verify_runner.py"), str(job)]
-            env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
-            env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=tmp)
+        if problems and require:
+            return None, "the sandbox is not available (" + "; ".join(problems) + ")"
+        if reuse_process and os.environ.get("GPTEDU_VERIFY_ONE_PROCESS_PER_RUN", "") in ("", "0"):
+            settings = None if problems else str(sandbox.find_kernelspec_dir() / sandbox.SETTINGS_FILE)
+            code, stdout, stderr = verify_server(not problems, settings).run(_read_tree(job), timeout)
         else:
-            cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--workdir", str(job), "--",
-                   "python", "-I", str(job / "verify_runner.py"), str(job)]
-            env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH or k in ("PATH", "JUPYTER_PATH")}
-        env["NBGRADER_EXECUTION"] = "autograde"
-        code, stdout, stderr = _run_capped(cmd, env, str(job), timeout)
+            code, stdout, stderr = _run_once(job, problems, timeout, tmp)
         if code is None:
             return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
         try:
@@ -526,6 +726,22 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
         except Exception as exc:  # noqa: BLE001 - no or unreadable results: the student's code stopped early
             tail = " ".join(stderr.strip().splitlines()[-3:])
             return None, f"it stopped before producing results ({exc}; exit code {code}). {tail}"
+
+
+def _run_once(job: Path, problems: list[str], timeout: int, tmp: str) -> tuple[int | None, bytes, str]:
+    """The job in a process (and jail) of its own: Python and torch start afresh (the slower, original way)."""
+    from gptedu.grading import sandbox
+
+    if problems:
+        cmd = [sys.executable, "-I", str(job / "verify_runner.py"), str(job)]
+        env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
+        env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=tmp)
+    else:
+        cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--workdir", str(job), "--",
+               "python", "-I", str(job / "verify_runner.py"), str(job)]
+        env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH or k in ("PATH", "JUPYTER_PATH")}
+    env["NBGRADER_EXECUTION"] = "autograde"
+    return _run_capped(cmd, env, str(job), timeout)
 
 
 class RedactTracebacks(NbGraderPreprocessor):
@@ -593,4 +809,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["RedactTracebacks", "VerifyAnswers", "check_solutions"]
+__all__ = ["RedactTracebacks", "StartVerification", "VerifyAnswers", "check_solutions"]

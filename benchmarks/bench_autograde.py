@@ -1,0 +1,246 @@
+"""Autograding one complete submission of the series: seconds per notebook, the total, the ratio to the 60 s target.
+
+    export GPTEDU_DATA=/path/to/tinyshakespeare/input.txt GPTEDU_GPT2_DIR=/path/to/gpt2
+    python benchmarks/bench_autograde.py                          # both parts (01-09 and 10-14), once
+    python benchmarks/bench_autograde.py --baseline --repeats 2   # + the original way, alternating, same run
+    python benchmarks/bench_autograde.py --assignment gpt_from_scratch
+
+What it times: the course (``autograder/``) is copied into a temporary folder, the real ``nbgrader
+generate_assignment`` makes the release, ONE submission is handed in whose every answer cell holds the instructor's
+solution, and the real ``nbgrader autograde <assignment> --student <id>`` grades it (one command per part, as an
+instructor runs them). Every run must score full points; a run that does not is reported as VOID.
+
+Grading setup: as root on Linux (namespaces allowed) the sandbox is installed into a private ``JUPYTER_PATH`` and
+required, which is how a class is graded (``--sandbox off``: the unsandboxed fallback). The out-of-process
+verification always runs.
+
+Modes (same grades, the tests check both):
+
+* ``fast``: the configuration as shipped: the verification of a notebook starts in the background while its kernel
+  runs, every verification job goes through one server that imported torch once (a fresh fork and jail per job),
+  the next notebook's kernel boots while the current one runs;
+* ``baseline`` (``--baseline``; ``GPTEDU_GRADING_BASELINE=1``): a fresh Python (and jail) per verification job,
+  the verification after the kernel, each kernel started when its notebook comes.
+
+Per notebook: wall seconds from nbgrader's "Sanitizing" line of the notebook to the next notebook's (nbgrader's
+own start-up and exit are rows of their own), and, from the ``gptedu timing`` log line, the kernel start and the
+time the verification still took after the notebook ran. CPU seconds are those of nbgrader and everything it
+started (kernels, sandboxes, verification). The machine's load average is printed before and after: on a shared
+machine read the ratios, not the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gptedu.grading import build  # noqa: E402
+
+TARGET_SECONDS = 60.0
+ASSIGNMENTS = ("gpt_from_scratch", "gpt2")
+_SANITIZING = re.compile(r"Sanitizing .*/([^/]+)\.ipynb")
+_TIMING = re.compile(r"gptedu timing (\S+): kernel start ([\d.]+) s, notebook ([\d.]+) s, verification ([\d.]+) s")
+
+
+def sandbox_env(tmp: Path, mode: str) -> tuple[dict, bool]:
+    """nbgrader's environment; the sandbox installed in a private JUPYTER_PATH when asked for or possible."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs `alembic`
+    env.pop("GPTEDU_GRADING_BASELINE", None)
+    use = mode == "on"
+    if mode == "auto":
+        from gptedu.grading import sandbox
+
+        use = sys.platform.startswith("linux") and os.geteuid() == 0 and sandbox._probe_namespaces() == ""
+    if use:
+        res = subprocess.run([sys.executable, "-m", "gptedu.grading.sandbox", "install", "--kernels-dir",
+                              str(tmp / "jupyter" / "kernels")], capture_output=True, text=True, timeout=600)
+        if res.returncode != 0:
+            sys.exit(f"could not install the sandbox: {res.stdout}{res.stderr}")
+        env["JUPYTER_PATH"] = str(tmp / "jupyter")
+        env["GPTEDU_REQUIRE_SANDBOX"] = "1"
+        env.pop("GPTEDU_NO_SANDBOX", None)
+    else:
+        env["GPTEDU_NO_SANDBOX"] = "1"
+        env.pop("GPTEDU_REQUIRE_SANDBOX", None)
+    return env, use
+
+
+def prepare(course: Path, assignments: list[str]) -> dict[str, dict[str, nbformat.NotebookNode]]:
+    """The release of each assignment, filled with the solutions: assignment -> {file name: notebook}."""
+    filled = {}
+    for assignment in assignments:
+        release = build.generate_release(course, assignment)
+        sources = build.source_notebooks(REPO, assignment)
+        filled[assignment] = {name: build.fill_with_solutions(nb, sources[name]) for name, nb in release.items()}
+    return filled
+
+
+def autograde(course: Path, assignment: str, student: str, env: dict) -> dict:
+    """One ``nbgrader autograde``: per-notebook rows, wall and CPU seconds, the score."""
+    lines: list[tuple[float, str]] = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen([*build.nbgrader_command(), "autograde", assignment, "--student", student],
+                            cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append((time.perf_counter() - start, line.rstrip()))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    proc.wait()
+    reader.join()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    starts = [(t, m.group(1)) for t, line in lines if (m := _SANITIZING.search(line))]
+    timing = {m.group(1): tuple(float(x) for x in m.groups()[1:]) for _, line in lines if (m := _TIMING.search(line))}
+    done = {m.group(1): t for t, line in lines if (m := _TIMING.search(line))}
+    rows: dict[str, dict] = {}
+    if starts:
+        rows["(nbgrader start-up)"] = {"wall": starts[0][0]}
+    for i, (t, name) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else done.get(name, wall)
+        kernel, notebook, verification = timing.get(name, (float("nan"),) * 3)
+        rows[name] = {"wall": end - t, "kernel": kernel, "notebook": notebook, "verification": verification}
+    if starts:
+        rows["(nbgrader exit)"] = {"wall": wall - done.get(starts[-1][1], wall)}
+    from nbgrader.api import Gradebook
+
+    score = max_score = None
+    with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+            score, max_score = submission.score, submission.max_score
+        except Exception:  # noqa: BLE001 - reported as VOID below
+            pass
+    ok = proc.returncode == 0 and score is not None and score == max_score
+    return {"rows": rows, "wall": wall, "cpu": cpu, "score": score, "max_score": max_score, "ok": ok,
+            "stderr": "\n".join(line for _, line in lines[-30:])}
+
+
+def run_once(course: Path, filled: dict, mode: str, index: int, env: dict) -> dict:
+    student = f"{mode}{index}"
+    run_env = dict(env)
+    if mode == "baseline":
+        run_env["GPTEDU_GRADING_BASELINE"] = "1"
+    result = {}
+    for assignment, notebooks in filled.items():
+        folder = course / "submitted" / student / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, nb in notebooks.items():
+            nbformat.write(nb, folder / name)
+        result[assignment] = autograde(course, assignment, student, run_env)
+        r = result[assignment]
+        status = "ok" if r["ok"] else "VOID (not full points or nbgrader failed)"
+        print(f"  {mode:8s} run {index}: {assignment:17s} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, "
+              f"score {r['score']}/{r['max_score']} {status}", flush=True)
+        if not r["ok"]:
+            print(r["stderr"])
+    return result
+
+
+def _median(values: list[float]) -> float:
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def report(results: dict[str, list[dict]], assignments: list[str]) -> None:
+    modes = list(results)
+    print()
+    header = f"{'notebook':28s}" + "".join(f"{m + ' s':>12s}" for m in modes)
+    if "fast" in results:
+        header += f"{'kernel':>8s}{'verif.':>8s}"
+    if len(modes) == 2:
+        header += f"{'baseline/fast':>15s}"
+    print(header)
+    for assignment in assignments:
+        names = list(results[modes[0]][0][assignment]["rows"])
+        for name in names:
+            med = {m: _median([run[assignment]["rows"].get(name, {}).get("wall", float("nan"))
+                               for run in results[m]]) for m in modes}
+            line = f"{name:28s}" + "".join(f"{med[m]:12.1f}" for m in modes)
+            if "fast" in results:
+                fast_runs = [run[assignment]["rows"].get(name, {}) for run in results["fast"]]
+                line += f"{_median([r.get('kernel', float('nan')) for r in fast_runs]):8.1f}"
+                line += f"{_median([r.get('verification', float('nan')) for r in fast_runs]):8.1f}"
+            if len(modes) == 2 and med["fast"] > 0:
+                line += f"{med['baseline'] / med['fast']:15.2f}"
+            print(line.replace("nan", "  -"))
+        totals = {m: _median([run[assignment]["wall"] for run in results[m]]) for m in modes}
+        cpus = {m: _median([run[assignment]["cpu"] for run in results[m]]) for m in modes}
+        line = f"{'= ' + assignment + ' (wall)':28s}" + "".join(f"{totals[m]:12.1f}" for m in modes)
+        if len(modes) == 2:
+            line += " " * (16 if "fast" in results else 0) + f"{totals['baseline'] / totals['fast']:15.2f}"
+        print(line)
+        print(f"{'  CPU seconds':28s}" + "".join(f"{cpus[m]:12.1f}" for m in modes))
+        print()
+    print("Totals (median over runs; target: one complete submission <= 60 s on 2 cores)")
+    for m in modes:
+        per_part = {a: _median([run[a]["wall"] for run in results[m]]) for a in assignments}
+        series = _median([sum(run[a]["wall"] for a in assignments) for run in results[m]])
+        parts = ", ".join(f"{a} {s:.1f} s ({s / TARGET_SECONDS:.2f}x target)" for a, s in per_part.items())
+        print(f"  {m:8s}: {parts}; series {series:.1f} s = {series / TARGET_SECONDS:.2f}x the 60 s target")
+    if len(modes) == 2:
+        fast = _median([sum(run[a]["wall"] for a in assignments) for run in results["fast"]])
+        base = _median([sum(run[a]["wall"] for a in assignments) for run in results["baseline"]])
+        print(f"  speed-up (baseline / fast, series): {base / fast:.2f}x")
+    void = sum(not run[a]["ok"] for m in modes for run in results[m] for a in assignments)
+    if void:
+        print(f"  WARNING: {void} run(s) VOID (not full points): the figures above include them")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assignment", choices=[*ASSIGNMENTS, "all"], default="all")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per mode (modes alternate; medians reported)")
+    parser.add_argument("--baseline", action="store_true", help="also run the original way (GPTEDU_GRADING_BASELINE)")
+    parser.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary course (its path is printed)")
+    args = parser.parse_args(argv)
+    for var in ("GPTEDU_DATA", "GPTEDU_GPT2_DIR"):
+        if not os.environ.get(var):
+            print(f"note: {var} is not set; notebooks that need it will download or fail", file=sys.stderr)
+    assignments = list(ASSIGNMENTS) if args.assignment == "all" else [args.assignment]
+    modes = ["fast", "baseline"] if args.baseline else ["fast"]
+    tmp = Path(tempfile.mkdtemp(prefix="gptedu-bench-autograde-"))
+    try:
+        env, sandboxed = sandbox_env(tmp, args.sandbox)
+        course = build.copy_course(REPO, tmp / "course", assignments)
+        filled = prepare(course, assignments)
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; "
+              f"sandbox: {'on' if sandboxed else 'off (unsandboxed fallback)'}; modes: {', '.join(modes)}; "
+              f"{args.repeats} run(s) each", flush=True)
+        results: dict[str, list[dict]] = {m: [] for m in modes}
+        for index in range(args.repeats):
+            for mode in (modes if index % 2 == 0 else modes[::-1]):
+                results[mode].append(run_once(course, filled, mode, index, env))
+        report(results, assignments)
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    finally:
+        if args.keep:
+            print(f"course kept in {tmp / 'course'}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
