@@ -119,10 +119,24 @@ class SandboxExecute(Execute):
 
     def _start_next_kernel(self) -> None:
         """A kernel for the next notebook, if it will look like this one (same kernel, folder, environment)."""
-        if not self.prestart_kernel or self.km is None:
+        if not self.prestart_kernel or self.km is None or not self._has_next_notebook():
             return
         key = self._kernel_key(self.nb, self._resources_for_next)
         _PRESTARTED.start(key, self, self.log)
+
+    def _has_next_notebook(self) -> bool:
+        """Whether this submission has a notebook after this one (nbgrader grades them in sorted order)."""
+        info = (self._resources_for_next or {}).get("nbgrader") or {}
+        if not {"student", "assignment", "notebook"} <= set(info):
+            return True
+        try:
+            from nbgrader.coursedir import CourseDirectory
+
+            coursedir = CourseDirectory(config=self.config)
+            folder = coursedir.format_path(coursedir.submitted_directory, info["student"], info["assignment"])
+            return any(name.endswith(".ipynb") and name[:-6] > info["notebook"] for name in os.listdir(folder))
+        except Exception:  # noqa: BLE001 - only decides whether to start a kernel in advance
+            return True
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
@@ -349,10 +363,11 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
     * ``SandboxExecute`` instead of ``Execute``, ``VerifyAnswers`` (out-of-process verification) before
       ``SaveAutoGrades``; test cells whose metadata was stripped are re-inserted (``add_missing_cells``);
     * feedback without hidden tests: hidden test code is stripped and tracebacks of test cells are redacted;
-    * speed: the verification of a notebook starts in the background while its kernel runs (``StartVerification``)
-      and every sandboxed job goes through one verification server (torch imported once).
-      ``baseline`` (or ``$GPTEDU_GRADING_BASELINE=1``) switches both off: the slower original way, same grades,
-      for benchmarks (``benchmarks/bench_autograde.py --baseline``).
+    * speed: the verification of a notebook starts in the background while its kernel runs (``StartVerification``),
+      every sandboxed job goes through one verification server (torch imported once), the next notebook's kernel
+      starts while the current one runs, and a finished kernel is stopped at once. ``baseline`` (or
+      ``$GPTEDU_GRADING_BASELINE=1``) switches all four off: the slower original way, same grades, for
+      benchmarks (``benchmarks/bench_autograde.py --baseline``).
     """
     import atexit
     import sys
@@ -403,6 +418,10 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
     c.SandboxExecute.iopub_timeout = iopub_timeout
     c.Execute.startup_timeout = 120
     c.SandboxExecute.startup_timeout = 120
+    # the outputs are in once the last cell ran: stop the kernel at once instead of asking it to shut down and
+    # waiting for it (seconds per notebook with the jailed kernel); nothing it could still do counts
+    c.SandboxExecute.shutdown_kernel = "graceful" if baseline else "immediate"
+    c.SandboxExecute.prestart_kernel = not baseline
     c.Autograde.autograde_preprocessors = [
         *([StartVerification] if verify and not baseline else []),
         SandboxExecute,

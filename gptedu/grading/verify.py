@@ -555,16 +555,13 @@ class VerifyServer:
         import signal
 
         proc, self.proc = self.proc, None
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            proc.stdout.close()
+        if proc is not None:  # between jobs it holds nothing worth a clean exit
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                with contextlib.suppress(Exception):
+                    stream.close()
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
