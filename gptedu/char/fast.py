@@ -145,7 +145,7 @@ class FusedMultiHeadAttention(nn.Module):
         weight = self.qkv_weight if packed_weight is None else packed_weight
         packed = F.linear(x, weight)  # (batch, seq, 3*d_model)
         # split + transpose (not one permute of a 5-d view): in backward the three gradients are then joined by
-        # a single cat along the last dim, where the permute needed a stack and a strided copy (~5% of a step)
+        # a single cat along the last dim, where the permute needed a stack and a strided copy (3-5% faster attention)
         q, k, v = (t.view(batch, seq, self.num_heads, self.head_size).transpose(1, 2) for t in packed.split(d_model, 2))
         return q, k, v
 
