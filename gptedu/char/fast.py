@@ -113,7 +113,8 @@ class FusedMultiHeadAttention(nn.Module):
             for p, part in enumerate(_PARTS):
                 linear = nn.Linear(d_model, self.head_size, bias=False, device="meta")
                 rows = weight[self._rows(p, i)]
-                linear.weight = nn.Parameter(rows.clone() if copy else rows, requires_grad=copy)
+                trainable = copy and self.qkv_weight.requires_grad
+                linear.weight = nn.Parameter(rows.clone() if copy else rows, requires_grad=trainable)
                 setattr(head, part, linear)
             head.register_buffer("mask", self.causal_mask.clone() if copy else self.causal_mask)
             heads.append(head)
