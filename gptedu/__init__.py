@@ -2,37 +2,52 @@
 
 ``gptedu.char`` is part 1 (the homework's character-level GPT), ``gptedu.gpt2`` is part 2 ("Let's build GPT-2").
 The part-1 classes are re-exported here: ``from gptedu import GPTModel``.
+
+The re-exports are loaded on first use (PEP 562 module ``__getattr__``): ``import gptedu`` and
+``import gptedu.grading.sandbox_nbgrader`` (which nbgrader loads with the course configuration, for every command)
+do not import torch; ``from gptedu import GPTModel`` does, as before.
 """
 
-from gptedu.char import (
-    CharGPTConfig,
-    FeedForward,
-    GPTModel,
-    Head,
-    MultiHeadAttention,
-    PositionalEncoding,
-    TransformerDecoder,
-    TransformerDecoderLayer,
-    evaluate,
-    train,
-)
-from gptedu.data import CharTokenizer, TextDataset, TokenWindows, load_tinyshakespeare
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CharGPTConfig",
-    "CharTokenizer",
-    "FeedForward",
-    "GPTModel",
-    "Head",
-    "MultiHeadAttention",
-    "PositionalEncoding",
-    "TextDataset",
-    "TokenWindows",
-    "TransformerDecoder",
-    "TransformerDecoderLayer",
-    "evaluate",
-    "load_tinyshakespeare",
-    "train",
-]
+# name -> module that defines it
+_EXPORTS = {
+    "CharGPTConfig": "gptedu.char",
+    "FeedForward": "gptedu.char",
+    "GPTModel": "gptedu.char",
+    "Head": "gptedu.char",
+    "MultiHeadAttention": "gptedu.char",
+    "PositionalEncoding": "gptedu.char",
+    "TransformerDecoder": "gptedu.char",
+    "TransformerDecoderLayer": "gptedu.char",
+    "evaluate": "gptedu.char",
+    "train": "gptedu.char",
+    "CharTokenizer": "gptedu.data",
+    "TextDataset": "gptedu.data",
+    "TokenWindows": "gptedu.data",
+    "load_tinyshakespeare": "gptedu.data",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        try:  # a submodule used as an attribute (``import gptedu; gptedu.char.Head``)
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -13,23 +13,45 @@ Programmatically::
 
 Layout: ``specs`` (the registry: cases + compare, uses the reference), ``runner`` (``run_case``, torch only — safe to
 copy into a sandbox that cannot import ``gptedu``), ``report`` (``Failure``, ``GradeResult``), ``api``.
+
+The names below are loaded on first use (PEP 562), so that the nbgrader glue (``gptedu.grading.sandbox_nbgrader``,
+``gptedu.grading.verify``), which nbgrader loads for every command, does not import torch until it grades.
 """
 
-from gptedu.grading.api import CheckFailed, check, grade_component, run_cases
-from gptedu.grading.report import Failure, GradeResult
-from gptedu.grading.runner import run_case
-from gptedu.grading.specs import SPECS, Spec, get_spec, spec_for_grade_id
+from __future__ import annotations
 
-__all__ = [
-    "SPECS",
-    "CheckFailed",
-    "Failure",
-    "GradeResult",
-    "Spec",
-    "check",
-    "get_spec",
-    "grade_component",
-    "run_case",
-    "run_cases",
-    "spec_for_grade_id",
-]
+import importlib
+
+_EXPORTS = {
+    "CheckFailed": "gptedu.grading.api",
+    "check": "gptedu.grading.api",
+    "grade_component": "gptedu.grading.api",
+    "run_cases": "gptedu.grading.api",
+    "Failure": "gptedu.grading.report",
+    "GradeResult": "gptedu.grading.report",
+    "run_case": "gptedu.grading.runner",
+    "SPECS": "gptedu.grading.specs",
+    "Spec": "gptedu.grading.specs",
+    "get_spec": "gptedu.grading.specs",
+    "spec_for_grade_id": "gptedu.grading.specs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -368,8 +368,7 @@ class VerifyAnswers(NbGraderPreprocessor):
         if not test_cells or not self.enabled:
             return {}
         if pending is not None:  # started by StartVerification while the kernel ran (same code, same cases)
-            plan, future = pending
-            verdicts = future.result()
+            plan, verdicts = pending.result()
         else:
             plan = self.plan(nb, resources)
             verdicts = self.run_plan(plan, {spec.name for spec, _ in test_cells.values()})
@@ -413,18 +412,31 @@ class StartVerification(NbGraderPreprocessor):
     enabled = Bool(True).tag(config=True)
 
     def preprocess(self, nb, resources):
+        import copy
+
         verifier = VerifyAnswers(config=self.config)
         if not (self.enabled and verifier.enabled):
             return nb, resources
-        try:
-            plan = verifier.plan(nb, resources)
-        except Exception as exc:  # noqa: BLE001 - VerifyAnswers will try again itself and report
-            self.log.warning("gptedu: could not start the verification early: %s", exc)
-            return nb, resources
-        if plan["specs"]:
-            future = _executor().submit(verifier.run_plan, plan)
-            resources.setdefault(RESOURCE_KEY, {})["pending_verification"] = (plan, future)
+        if verifier.reuse_process and os.environ.get("GPTEDU_VERIFY_ONE_PROCESS_PER_RUN", "") in ("", "0"):
+            from gptedu.grading import sandbox
+
+            problems = sandbox.problems()
+            if not (problems and verifier.require_sandbox):
+                verify_server_for(problems).start_soon()  # boots (imports torch) beside the kernel
+        # a private copy of what the plan reads: the kernel's run changes the notebook meanwhile
+        snapshot = copy.deepcopy(nb)
+        context = {"nbgrader": dict(resources.get("nbgrader") or {}),
+                   "metadata": dict(resources.get("metadata") or {})}
+        future = _executor().submit(_plan_and_run, verifier, snapshot, context)
+        resources.setdefault(RESOURCE_KEY, {})["pending_verification"] = future
         return nb, resources
+
+
+def _plan_and_run(verifier: VerifyAnswers, nb, resources) -> tuple[dict, dict]:
+    """In the background: extract the student's code (the first use also imports torch and the reference, which
+    thus overlaps the first kernel's start) and verify every registered component of the notebook."""
+    plan = verifier.plan(nb, resources)
+    return plan, (verifier.run_plan(plan) if plan["specs"] else {})
 
 
 def _forbids_torch_attention(spec) -> bool:
@@ -566,6 +578,13 @@ class VerifyServer:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
+    def start_soon(self) -> None:
+        """Start the server now if it is not running (it imports torch while the caller does other work)."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self.stop()
+                self._start()
+
     def run(self, files: dict[str, bytes], timeout: float) -> tuple[int | None, bytes, str]:
         from gptedu.grading.verify_runner import pack_files
 
@@ -631,6 +650,14 @@ def verify_server(jailed: bool, settings_path: str | None) -> VerifyServer:
             atexit.register(stop_servers)
         _SERVERS[key] = VerifyServer(jailed, settings_path)
     return _SERVERS[key]
+
+
+def verify_server_for(problems: list[str]) -> VerifyServer:
+    """The server matching the sandbox's state: jailed with the installed settings, or the unsandboxed fallback."""
+    from gptedu.grading import sandbox
+
+    settings = None if problems else str(sandbox.find_kernelspec_dir() / sandbox.SETTINGS_FILE)
+    return verify_server(not problems, settings)
 
 
 def stop_servers() -> None:
@@ -712,8 +739,7 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
         if problems and require:
             return None, "the sandbox is not available (" + "; ".join(problems) + ")"
         if reuse_process and os.environ.get("GPTEDU_VERIFY_ONE_PROCESS_PER_RUN", "") in ("", "0"):
-            settings = None if problems else str(sandbox.find_kernelspec_dir() / sandbox.SETTINGS_FILE)
-            code, stdout, stderr = verify_server(not problems, settings).run(_read_tree(job), timeout)
+            code, stdout, stderr = verify_server_for(problems).run(_read_tree(job), timeout)
         else:
             code, stdout, stderr = _run_once(job, problems, timeout, tmp)
         if code is None:
