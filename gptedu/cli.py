@@ -26,11 +26,7 @@ MODEL_OPTIONS = [
 ]
 TRAIN_OPTIONS = [
     ("--steps", "max_steps", int, "optimizer steps in the plan (the learning-rate schedule spans them)"),
-    ("--batch-size", "batch_size", int, "windows of --context-len per step (per process under torchrun)"),
-    ("--short-seq-len", "short_seq_len", int, "sequence-length warmup: train on windows this short first, with "
-     "more of them per step (same tokens per step)"),
-    ("--short-seq-fraction", "short_seq_fraction", float, "fraction of the plan (or of --max-time with "
-     "--schedule-by-time) trained on --short-seq-len windows"),
+    ("--batch-size", "batch_size", int, "windows per step (per process under torchrun)"),
     ("--lr", "lr", float, "peak learning rate (AdamW)"),
     ("--min-lr", "min_lr", float, "learning rate at the end of the cosine decay"),
     ("--warmup-steps", "warmup_steps", int, "steps of linear warmup up to --lr"),

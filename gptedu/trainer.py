@@ -70,9 +70,7 @@ class TrainConfig:
     """Every training hyperparameter. Model sizes live in ``CharGPTConfig``; the batch window is its ``context_len``."""
 
     max_steps: int = 2500  # optimizer steps in the whole plan (the schedule is laid out over these)
-    batch_size: int = 32  # windows of context_len per step (per rank under torchrun)
-    short_seq_len: int | None = None  # sequence-length warmup: train on windows this short first (None: off) ...
-    short_seq_fraction: float = 0.0  # ... for this fraction of the plan (of the clock with schedule_by_time)
+    batch_size: int = 32  # windows per step (per rank under torchrun)
     lr: float = 2e-3  # peak learning rate, reached at the end of warmup
     min_lr: float = 2e-4  # the cosine ends here
     warmup_steps: int = 100  # linear warmup from lr/warmup_steps to lr
@@ -109,9 +107,6 @@ class TrainConfig:
             (self.eval_batches >= 1, f"eval_batches must be >= 1, got {self.eval_batches}"),
             (self.max_time is None or self.max_time > 0, f"max_time must be > 0 or None, got {self.max_time}"),
             (0 < self.train_fraction < 1, f"train_fraction must be in (0, 1), got {self.train_fraction}"),
-            (self.short_seq_len is None or self.short_seq_len >= 1, f"short_seq_len must be >= 1 or None, "
-             f"got {self.short_seq_len}"),
-            (0 <= self.short_seq_fraction <= 1, f"short_seq_fraction must be in [0, 1], got {self.short_seq_fraction}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -298,11 +293,6 @@ class Trainer:
         base = model_config if model_config is not None else default_model
         self.model_config = dataclasses.replace(base, vocab_size=self.tokenizer.vocab_size)
         self.seq_len = self.model_config.context_len
-        if config.short_seq_len is not None and config.short_seq_len > self.seq_len:
-            raise ValueError(
-                f"short_seq_len={config.short_seq_len} is longer than the model's context_len={self.seq_len}; the "
-                "warmup windows must be shorter than the full window (or set short_seq_len=None)."
-            )
         for name, split in (("training", self.train_data), ("validation", self.val_data)):
             if len(split) <= self.seq_len:
                 raise ValueError(
@@ -337,28 +327,9 @@ class Trainer:
 
     # -- data and one step --
 
-    def window(self) -> tuple[int, int]:
-        """``(seq_len, batch_size)`` of the next training batch.
-
-        Normally ``(context_len, batch_size)``. With sequence-length warmup (``short_seq_len``), the first
-        ``short_seq_fraction`` of the plan (steps, or the clock under ``schedule_by_time``) trains on short windows,
-        with proportionally more of them so every step still sees ``batch_size * context_len`` tokens: short windows
-        are cheaper per token (attention grows with the window) and give more independent samples per step early
-        on, and the last part of the run teaches the model to use its whole window.
-        """
-        cfg = self.config
-        if cfg.short_seq_len and cfg.short_seq_len < self.seq_len:
-            progress = self.step / max(1, cfg.max_steps)
-            if cfg.schedule_by_time and cfg.max_time:
-                progress = max(progress, self.time_fraction)
-            if progress < cfg.short_seq_fraction:
-                return cfg.short_seq_len, max(1, cfg.batch_size * self.seq_len // cfg.short_seq_len)
-        return self.seq_len, cfg.batch_size
-
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's next training batch ``(x, y)``, each ``(batch, seq)`` as ``window()`` says, on the device."""
-        seq_len, batch_size = self.window()
-        x, y = get_batch(self.train_data, batch_size, seq_len, self.batch_generator)
+        """This rank's next training batch ``(x, y)``, each ``(batch_size, context_len)``, on the device."""
+        x, y = get_batch(self.train_data, self.config.batch_size, self.seq_len, self.batch_generator)
         return x.to(self.device), y.to(self.device)
 
     def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -275,23 +275,3 @@ def test_schedule_by_time_reaches_min_lr_when_time_runs_out(text):
     assert trainer.step < 100_000
     assert history["lr"][0] == pytest.approx(cfg.lr)
     assert history["lr"][-1] < cfg.min_lr + 0.05 * (cfg.lr - cfg.min_lr)
-
-
-def test_sequence_length_warmup_trains_short_windows_first_at_equal_tokens(text, monkeypatch):
-    cfg = tiny_train_config(max_steps=6, batch_size=4, short_seq_len=4, short_seq_fraction=0.5, eval_interval=0)
-    trainer = Trainer(cfg, TINY_MODEL, text=text)
-    shapes = []
-    real_forward = trainer.model.forward
-    monkeypatch.setattr(trainer.model, "forward", lambda x: shapes.append(tuple(x.shape)) or real_forward(x))
-    trainer.train()
-    estimate = 2 * cfg.eval_batches  # forwards per loss estimate (train and val), made at step 0 and at the end
-    train_shapes = shapes[estimate:-estimate]
-    assert train_shapes == [(16, 4)] * 3 + [(4, 16)] * 3, train_shapes  # 16 x 4 = 4 x 16 tokens per step
-    assert set(shapes[:estimate] + shapes[-estimate:]) == {(4, 16)}, "estimates must use whole context_len windows"
-
-
-def test_sequence_length_warmup_longer_than_the_window_is_refused(text):
-    with pytest.raises(ValueError, match="short_seq_len=32 is longer than the model's context_len=16"):
-        Trainer(tiny_train_config(short_seq_len=32, short_seq_fraction=0.5), TINY_MODEL, text=text)
-    with pytest.raises(ValueError, match="short_seq_fraction must be in"):
-        TrainConfig(short_seq_len=8, short_seq_fraction=1.5)
