@@ -124,3 +124,31 @@ def test_a_job_that_never_ends_is_stopped_and_the_server_goes_on(server):
     code, out, err = server.run(_job(INSPECT), timeout=60)
     assert code == 0, err
     assert any("seen:" in e for e in _cell_errors(out))
+
+
+def test_baseline_switches_every_speed_up_off(monkeypatch):
+    """``GPTEDU_GRADING_BASELINE=1`` (what ``bench_autograde.py --baseline`` compares with) is the original pipeline."""
+    from traitlets.config import Config
+
+    from gptedu.grading import sandbox
+    from gptedu.grading.sandbox_nbgrader import SandboxExecute, configure_nbgrader
+
+    monkeypatch.setattr(sandbox, "problems", lambda: ["test"])
+    fast, base = Config(), Config()
+    configure_nbgrader(fast, baseline=False)
+    configure_nbgrader(base, baseline=True)
+    assert fast.Autograde.autograde_preprocessors[:3] == [verify.StartVerification, SandboxExecute,
+                                                          verify.VerifyAnswers]
+    assert base.Autograde.autograde_preprocessors[:2] == [SandboxExecute, verify.VerifyAnswers]
+    assert (fast.VerifyAnswers.reuse_process, base.VerifyAnswers.reuse_process) == (True, False)
+    assert (fast.SandboxExecute.prestart_kernel, base.SandboxExecute.prestart_kernel) == (True, False)
+    assert (fast.SandboxExecute.shutdown_kernel, base.SandboxExecute.shutdown_kernel) == ("immediate", "graceful")
+
+
+def test_the_nbgrader_glue_loads_without_torch():
+    """nbgrader loads the course configuration for every command: it must not pay for importing torch."""
+    code = ("import sys\nimport gptedu.grading.sandbox_nbgrader, gptedu.grading.verify\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "from gptedu import Head\nassert 'torch' in sys.modules and Head.__module__ == 'gptedu.char.attention'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr

@@ -579,11 +579,16 @@ class VerifyServer:
             self._dir = None
 
     def start_soon(self) -> None:
-        """Start the server now if it is not running (it imports torch while the caller does other work)."""
-        with self.lock:
+        """Start the server now if it is not running (it imports torch while the caller does other work). Never
+        waits: when a job holds the server, it is running already."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
             if self.proc is None or self.proc.poll() is not None:
                 self.stop()
                 self._start()
+        finally:
+            self.lock.release()
 
     def run(self, files: dict[str, bytes], timeout: float) -> tuple[int | None, bytes, str]:
         from gptedu.grading.verify_runner import pack_files
