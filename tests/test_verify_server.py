@@ -142,7 +142,7 @@ def test_baseline_switches_every_speed_up_off(monkeypatch):
     assert base.Autograde.autograde_preprocessors[:2] == [SandboxExecute, verify.VerifyAnswers]
     assert (fast.VerifyAnswers.reuse_process, base.VerifyAnswers.reuse_process) == (True, False)
     assert (fast.SandboxExecute.prestart_kernel, base.SandboxExecute.prestart_kernel) == (True, False)
-    assert (fast.SandboxExecute.shutdown_kernel, base.SandboxExecute.shutdown_kernel) == ("immediate", "graceful")
+    assert fast.KernelManager.shutdown_wait_time == 1.0 and "shutdown_wait_time" not in base.KernelManager
 
 
 def test_the_nbgrader_glue_loads_without_torch():

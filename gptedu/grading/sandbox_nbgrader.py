@@ -270,8 +270,8 @@ class _Prestarted:
             return
         from jupyter_core.utils import run_sync
 
-        try:
-            run_sync(km.shutdown_kernel)(now=True)
+        try:  # not now=True: a SIGKILLed launcher cannot remove its jail's (empty) mount point in /tmp
+            run_sync(km.shutdown_kernel)(now=False)
         except Exception:  # noqa: BLE001 - at exit the event loop may be gone: kill the launcher directly
             with contextlib.suppress(Exception):
                 km.provisioner.process.kill()
@@ -365,7 +365,7 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
     * feedback without hidden tests: hidden test code is stripped and tracebacks of test cells are redacted;
     * speed: the verification of a notebook starts in the background while its kernel runs (``StartVerification``),
       every sandboxed job goes through one verification server (torch imported once), the next notebook's kernel
-      starts while the current one runs, and a finished kernel is stopped at once. ``baseline`` (or
+      starts while the current one runs, and a finished kernel gets 1 s (not 5) to shut down. ``baseline`` (or
       ``$GPTEDU_GRADING_BASELINE=1``) switches all four off: the slower original way, same grades, for
       benchmarks (``benchmarks/bench_autograde.py --baseline``).
     """
@@ -418,9 +418,11 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
     c.SandboxExecute.iopub_timeout = iopub_timeout
     c.Execute.startup_timeout = 120
     c.SandboxExecute.startup_timeout = 120
-    # the outputs are in once the last cell ran: stop the kernel at once instead of asking it to shut down and
-    # waiting for it (seconds per notebook with the jailed kernel); nothing it could still do counts
-    c.SandboxExecute.shutdown_kernel = "graceful" if baseline else "immediate"
+    # the outputs are in once the last cell ran: give the kernel 1 s to shut down (then SIGTERM, which the jail's
+    # launcher turns into the end of the jail and a clean exit; then SIGKILL) instead of up to 5 s; nothing the
+    # kernel could still do counts
+    if not baseline:
+        c.KernelManager.shutdown_wait_time = 1.0
     c.SandboxExecute.prestart_kernel = not baseline
     c.Autograde.autograde_preprocessors = [
         *([StartVerification] if verify and not baseline else []),
