@@ -225,11 +225,16 @@ class SandboxExecute(Execute):
 class _Prestarted:
     """At most one kernel started in advance for the next notebook, with the key (kernel name, working folder,
     environment) it was started for. A kernel is only ever handed to a notebook with the same key, and only once;
-    otherwise it is shut down. It has run no code: a prestarted kernel is what nbclient would have started."""
+    otherwise it is shut down. The only code it has run is ``WARM_CODE``: it imports torch (and the part of torch
+    an optimizer's first step loads) while the current notebook still runs, binding no name in the user's
+    namespace, so the next notebook starts with torch in ``sys.modules``, as after its own ``import torch``."""
+
+    WARM_CODE = "__import__('torch')"
 
     def __init__(self):
         self.key = None
         self.km = None
+        self.kc = None
 
     def start(self, key: tuple, client, log) -> None:
         from jupyter_core.utils import run_sync
@@ -246,15 +251,34 @@ class _Prestarted:
             log.warning("gptedu: could not start the next kernel in advance: %s", exc)
             return
         self.key, self.km = key, km
+        self._warm(km, log)
         if not _PRESTART_ATEXIT:
             import atexit
 
             atexit.register(self.discard)
             _PRESTART_ATEXIT.append(True)
 
+    def _warm(self, km, log) -> None:
+        """Send ``WARM_CODE`` (silent: no output, no history, no execution count) without waiting for it."""
+        try:
+            kc = km.client()
+            kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+            kc.execute(self.WARM_CODE, silent=True, store_history=False, allow_stdin=False)
+        except Exception as exc:  # noqa: BLE001 - only an optimisation: the notebook imports torch itself
+            log.warning("gptedu: could not warm the next kernel: %s", exc)
+            return
+        self.kc = kc
+
+    def _close_client(self) -> None:
+        kc, self.kc = self.kc, None
+        if kc is not None:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
+
     def take(self, key: tuple, log):
         from jupyter_core.utils import run_sync
 
+        self._close_client()
         km, self.km = self.km, None
         if km is None:
             return None
@@ -265,6 +289,7 @@ class _Prestarted:
         return km
 
     def discard(self) -> None:
+        self._close_client()
         km, self.km = self.km, None
         if km is None:
             return
