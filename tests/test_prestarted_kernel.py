@@ -6,12 +6,16 @@ import logging
 import time
 
 import nbformat
+import pytest
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 from gptedu.grading.sandbox_nbgrader import _Prestarted
 
-PROBE = "import sys\nprint('torch' in dir(), 'torch' in sys.modules, repr(globals().get('_')))"
+PROBE = (
+    "import sys\n"
+    "print('torch' in dir(), 'torch' in sys.modules, 'torch._dynamo' in sys.modules, repr(globals().get('_')))"
+)
 
 
 def _run_probe(km=None) -> tuple[str, int]:
@@ -20,10 +24,12 @@ def _run_probe(km=None) -> tuple[str, int]:
     return nb.cells[0].outputs[0]["text"].strip(), nb.cells[0].execution_count
 
 
-def test_warmed_kernel_has_torch_loaded_but_binds_no_name():
+@pytest.mark.parametrize("optim", [False, True], ids=["torch", "torch+dynamo"])
+def test_warmed_kernel_has_torch_loaded_but_binds_no_name(optim):
     log = logging.getLogger("test")
     prestarted, key = _Prestarted(), ("python3", "", ())
-    prestarted.start(key, NotebookClient(nbformat.v4.new_notebook(), kernel_name="python3"), log)
+    code = _Prestarted.WARM_CODE_OPTIM if optim else _Prestarted.WARM_CODE
+    prestarted.start(key, NotebookClient(nbformat.v4.new_notebook(), kernel_name="python3"), log, warm_code=code)
     time.sleep(8)  # in grading, the current notebook runs meanwhile (the warm-up is sent, never waited for)
     km = prestarted.take(key, log)
     assert km is not None, "the kernel started in advance was not handed over"
@@ -34,5 +40,14 @@ def test_warmed_kernel_has_torch_loaded_but_binds_no_name():
     cold = _run_probe()
     # the user's namespace, the last result and the execution count are those of a fresh kernel; only sys.modules
     # differs (as after the notebook's own "import torch")
-    assert cold == ("False False ''", 1), cold
-    assert warmed == ("False True ''", 1), warmed
+    assert cold == ("False False False ''", 1), cold
+    assert warmed == (f"False True {optim} ''", 1), warmed
+
+
+def test_dynamo_is_warmed_only_for_a_notebook_that_builds_an_optimizer(tmp_path):
+    with_optim, without, missing = tmp_path / "08.ipynb", tmp_path / "07.ipynb", tmp_path / "gone.ipynb"
+    with_optim.write_text('{"source": "opt = torch.optim.AdamW(model.parameters())"}')
+    without.write_text('{"source": "model = GPTModel(65, 32)"}')
+    assert _Prestarted.warm_code_for(str(with_optim)) == _Prestarted.WARM_CODE_OPTIM
+    assert _Prestarted.warm_code_for(str(without)) == _Prestarted.WARM_CODE
+    assert _Prestarted.warm_code_for(str(missing)) == _Prestarted.WARM_CODE

@@ -119,24 +119,29 @@ class SandboxExecute(Execute):
 
     def _start_next_kernel(self) -> None:
         """A kernel for the next notebook, if it will look like this one (same kernel, folder, environment)."""
-        if not self.prestart_kernel or self.km is None or not self._has_next_notebook():
+        if not self.prestart_kernel or self.km is None:
+            return
+        next_notebook = self._next_notebook()
+        if next_notebook is None:
             return
         key = self._kernel_key(self.nb, self._resources_for_next)
-        _PRESTARTED.start(key, self, self.log)
+        _PRESTARTED.start(key, self, self.log, warm_code=_Prestarted.warm_code_for(next_notebook))
 
-    def _has_next_notebook(self) -> bool:
-        """Whether this submission has a notebook after this one (nbgrader grades them in sorted order)."""
+    def _next_notebook(self) -> str | None:
+        """The path of this submission's next notebook (nbgrader grades them in sorted order), None if there is
+        none, "" if that cannot be told (then a kernel is started in advance all the same)."""
         info = (self._resources_for_next or {}).get("nbgrader") or {}
         if not {"student", "assignment", "notebook"} <= set(info):
-            return True
+            return ""
         try:
             from nbgrader.coursedir import CourseDirectory
 
             coursedir = CourseDirectory(config=self.config)
             folder = coursedir.format_path(coursedir.submitted_directory, info["student"], info["assignment"])
-            return any(name.endswith(".ipynb") and name[:-6] > info["notebook"] for name in os.listdir(folder))
+            later = sorted(n for n in os.listdir(folder) if n.endswith(".ipynb") and n[:-6] > info["notebook"])
+            return os.path.join(folder, later[0]) if later else None
         except Exception:  # noqa: BLE001 - only decides whether to start a kernel in advance
-            return True
+            return ""
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
@@ -225,18 +230,33 @@ class SandboxExecute(Execute):
 class _Prestarted:
     """At most one kernel started in advance for the next notebook, with the key (kernel name, working folder,
     environment) it was started for. A kernel is only ever handed to a notebook with the same key, and only once;
-    otherwise it is shut down. The only code it has run is ``WARM_CODE``: it imports torch (and the part of torch
-    an optimizer's first step loads) while the current notebook still runs, binding no name in the user's
-    namespace, so the next notebook starts with torch in ``sys.modules``, as after its own ``import torch``."""
+    otherwise it is shut down. The only code it has run is ``WARM_CODE``: it imports torch (and, where the next
+    notebook builds an optimizer, ``torch._dynamo``, which that loads) while the current notebook still runs,
+    binding no name in the user's namespace, so the next notebook starts with torch in ``sys.modules``, as after
+    its own ``import torch``."""
 
     WARM_CODE = "__import__('torch')"
+    # Building any torch optimizer imports torch._dynamo (torch/_compile.py: ~1.5 s of CPU on the course machine).
+    # Warmed only where the next notebook mentions an optimizer: warming it everywhere competed with the
+    # notebooks' own cells for the two cores and made the series slower.
+    WARM_CODE_OPTIM = "__import__('torch'); __import__('torch._dynamo')"
+
+    @classmethod
+    def warm_code_for(cls, notebook_path: str) -> str:
+        """``WARM_CODE_OPTIM`` when the notebook's text mentions ``optim`` (it will build an optimizer)."""
+        try:
+            with open(notebook_path, encoding="utf-8", errors="replace") as f:
+                text = f.read(4_000_000)
+        except OSError:
+            return cls.WARM_CODE
+        return cls.WARM_CODE_OPTIM if "optim" in text else cls.WARM_CODE
 
     def __init__(self):
         self.key = None
         self.km = None
         self.kc = None
 
-    def start(self, key: tuple, client, log) -> None:
+    def start(self, key: tuple, client, log, warm_code: str | None = None) -> None:
         from jupyter_core.utils import run_sync
 
         self.discard()
@@ -251,19 +271,19 @@ class _Prestarted:
             log.warning("gptedu: could not start the next kernel in advance: %s", exc)
             return
         self.key, self.km = key, km
-        self._warm(km, log)
+        self._warm(km, log, warm_code or self.WARM_CODE)
         if not _PRESTART_ATEXIT:
             import atexit
 
             atexit.register(self.discard)
             _PRESTART_ATEXIT.append(True)
 
-    def _warm(self, km, log) -> None:
-        """Send ``WARM_CODE`` (silent: no output, no history, no execution count) without waiting for it."""
+    def _warm(self, km, log, code: str) -> None:
+        """Send ``code`` (silent: no output, no history, no execution count) without waiting for it."""
         try:
             kc = km.client()
             kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-            kc.execute(self.WARM_CODE, silent=True, store_history=False, allow_stdin=False)
+            kc.execute(code, silent=True, store_history=False, allow_stdin=False)
         except Exception as exc:  # noqa: BLE001 - only an optimisation: the notebook imports torch itself
             log.warning("gptedu: could not warm the next kernel: %s", exc)
             return
