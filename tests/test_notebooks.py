@@ -176,3 +176,31 @@ def test_every_notebook_is_valid_and_starts_with_the_colab_setup():
             first_code = next(c for c in nb.cells if c.cell_type == "code").source
             assert 'find_spec("gptedu") is None' in first_code and '"pip", "install"' in first_code, path
             assert "NBGRADER_EXECUTION" in first_code and "GPTEDU_QUICK" in first_code, path
+
+
+def test_build_keeps_committed_outputs_only_while_the_code_is_unchanged():
+    v4 = nbformat.v4
+
+    def executed(code: str, text: str) -> nbformat.NotebookNode:
+        cell = v4.new_code_cell(code, execution_count=1, outputs=[v4.new_output("stream", name="stdout", text=text)])
+        cell.metadata["execution"] = {"iopub.status.idle": "2026-12-01T20:00:00Z"}
+        cells = [v4.new_markdown_cell("old words"), cell]
+        return v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
+
+    committed = executed("print(loss)", "1.539\n")
+    text_edit = v4.new_notebook(cells=[v4.new_markdown_cell("new words"), v4.new_code_cell("print(loss)")])
+    kept = build.with_committed_outputs(text_edit, committed)
+    assert kept.cells[0].source == "new words", "the new text must be written"
+    assert kept.cells[1].outputs == committed.cells[1].outputs and kept.cells[1].execution_count == 1
+    assert kept.cells[1].metadata == committed.cells[1].metadata
+    assert kept.metadata == committed.metadata
+    assert text_edit.cells[1].outputs == [], "the fresh notebook must not be modified in place"
+    assert build.with_committed_outputs(executed("print(loss)", "1.539\n"), committed) == committed
+
+    for changed in (
+        [v4.new_markdown_cell("old words"), v4.new_code_cell("print(loss * 2)")],  # a code cell edited
+        [v4.new_code_cell("import torch"), v4.new_code_cell("print(loss)")],  # a code cell added
+        [v4.new_markdown_cell("old words")],  # a code cell removed
+    ):
+        fresh = v4.new_notebook(cells=changed)
+        assert all(not c.get("outputs") for c in build.with_committed_outputs(fresh, committed).cells)

@@ -2,7 +2,7 @@
 
     python -m gptedu.grading.build                # every assignment; executes the solutions (training in full)
     python -m gptedu.grading.build --quick        # solutions executed with GPTEDU_QUICK=1 (short training)
-    python -m gptedu.grading.build --no-execute   # sources only (fast; the staleness test compares sources)
+    python -m gptedu.grading.build --no-execute   # sources only (fast); outputs kept where no code cell changed
     python -m gptedu.grading.build --check        # exit 1 if a committed copy is stale (sources, not outputs)
     python -m gptedu.grading.build --time-autograde   # seconds to autograde one complete part-1 submission
 
@@ -147,12 +147,31 @@ def build(root: Path = REPO_ROOT, execute_solutions: bool = True, quick: bool = 
                     times[name] = execute(sol, root / "solutions", quick)
                     log(f"solutions/{name} executed in {times[name]:.1f} s")
                 elif (root / "solutions" / name).exists():
-                    # keep the outputs of the committed copy when its sources are unchanged
-                    old = nbformat.read(root / "solutions" / name, as_version=4)
-                    if [c.source for c in old.cells] == [c.source for c in sol.cells]:
-                        sol = old
+                    sol = with_committed_outputs(sol, nbformat.read(root / "solutions" / name, as_version=4))
                 nbformat.write(sol, root / "solutions" / name)
     return times
+
+
+def with_committed_outputs(sol: nbformat.NotebookNode, committed: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``sol`` with the outputs of ``committed`` (an executed copy) when every code cell is unchanged.
+
+    Only then do the outputs still belong to the code: a change to the text (markdown) keeps them, a change to any
+    code cell, or cells added, removed or reordered among the code, drops them (run the build with execution).
+    """
+    if [(c.cell_type, c.source) for c in sol.cells] == [(c.cell_type, c.source) for c in committed.cells]:
+        return committed
+    new_code = [c for c in sol.cells if c.cell_type == "code"]
+    old_code = [c for c in committed.cells if c.cell_type == "code"]
+    if [c.source for c in new_code] != [c.source for c in old_code]:
+        return sol
+    sol = copy.deepcopy(sol)
+    for new_cell, old_cell in zip((c for c in sol.cells if c.cell_type == "code"), old_code, strict=True):
+        new_cell.outputs = old_cell.outputs
+        new_cell.execution_count = old_cell.execution_count
+        if "execution" in old_cell.metadata:  # nbclient's timestamps of that run
+            new_cell.metadata["execution"] = old_cell.metadata["execution"]
+    sol.metadata = committed.metadata
+    return sol
 
 
 def _sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
@@ -247,7 +266,7 @@ def time_autograde(root: Path = REPO_ROOT, assignment: str = "gpt_from_scratch",
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="execute solutions with GPTEDU_QUICK=1 (short training)")
-    parser.add_argument("--no-execute", action="store_true", help="write sources only; keep committed outputs")
+    parser.add_argument("--no-execute", action="store_true", help="write sources; unchanged code keeps outputs")
     parser.add_argument("--only", nargs="*", help="execute only these notebooks (name prefixes, e.g. 03 08)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed copy is stale")
     parser.add_argument("--time-autograde", metavar="ASSIGNMENT", nargs="?", const="gpt_from_scratch",
