@@ -1,5 +1,5 @@
 """The notebook series end to end: solutions execute, nbgrader grades them fully, the untouched release scores 0,
-and the committed ``notebooks/`` and ``solutions/`` match ``autograder/source``.
+and the committed ``autograder/source``, ``notebooks/`` and ``solutions/`` match the text sources ``autograder/src``.
 
 nbgrader runs once per session (fixture ``graded_course``): one ``generate_assignment`` and one ``autograde`` of two
 simulated students — ``solver`` (every answer cell filled with the instructor's solution) and ``untouched`` (the
@@ -176,6 +176,51 @@ def test_every_notebook_is_valid_and_starts_with_the_colab_setup():
             first_code = next(c for c in nb.cells if c.cell_type == "code").source
             assert 'find_spec("gptedu") is None' in first_code and '"pip", "install"' in first_code, path
             assert "NBGRADER_EXECUTION" in first_code and "GPTEDU_QUICK" in first_code, path
+
+
+def test_text_sources_are_canonical_and_read_back_losslessly():
+    """Each ``autograder/src`` file is exactly what jupytext writes for its notebook (so a diff shows only real
+    edits), and the committed instructor notebooks equal what the build reads from it, ids and metadata included."""
+    for assignment in ASSIGNMENTS:
+        for path in sorted((build.sources_dir(ROOT) / assignment).glob("*.py")):
+            nb = build.read_source(path)
+            assert build.write_source(nb) == path.read_text(encoding="utf-8"), f"{path} is not in canonical form"
+            assert all(c.get("id") for c in nb.cells), path
+    assert build.stale_instructor_notebooks(ROOT) == []
+
+
+def test_stale_instructor_notebook_is_reported(tmp_path):
+    """An edit to a text source, a source without a notebook and a notebook without a source are all reported."""
+    shutil.copytree(ROOT / "autograder" / "src", tmp_path / "autograder" / "src")
+    shutil.copytree(ROOT / "autograder" / "source", tmp_path / "autograder" / "source")
+    assert build.stale_instructor_notebooks(tmp_path) == []
+    src = tmp_path / "autograder" / "src" / PART1 / "03_single_head.py"
+    src.write_text(src.read_text(encoding="utf-8").replace('"points": 10', '"points": 11', 1), encoding="utf-8")
+    (tmp_path / "autograder" / "source" / PART1 / "02_positional_encoding.ipynb").unlink()
+    shutil.copy2(ROOT / "autograder" / "source" / PART1 / "01_data.ipynb",
+                 tmp_path / "autograder" / "source" / PART1 / "99_orphan.ipynb")
+    problems = build.stale_instructor_notebooks(tmp_path)
+    assert any("03_single_head.ipynb differs" in p for p in problems), problems
+    assert any("02_positional_encoding.ipynb is missing" in p for p in problems), problems
+    assert any("99_orphan.ipynb has no text source" in p for p in problems), problems
+    build.write_instructor_notebooks(tmp_path, log=lambda *_: None)
+    assert build.stale_instructor_notebooks(tmp_path) == []
+
+
+def test_source_errors_name_the_file_and_the_fix(tmp_path):
+    graded = '# %% nbgrader={"grade": true, "grade_id": "t", "locked": true, "points": 1, "schema_version": 3, ' \
+             '"solution": false, "task": false}\ncheck("x", globals())\n'
+    path = tmp_path / "01_x.py"
+    path.write_text('# %% [markdown] id="a"\n# # Title\n\n' + graded, encoding="utf-8")
+    with pytest.raises(build.SourceError, match=r"01_x.py: cell 1 \(t\) has nbgrader metadata but no id: add id="):
+        build.read_source(path)
+    path.write_text('# %% [markdown] id="a"\n# # Title\n\n# %% id="a"\nx = 1\n', encoding="utf-8")
+    with pytest.raises(build.SourceError, match="repeats the id 'a'"):
+        build.read_source(path)
+    path.write_text('# %% [markdown]\n# # Title\n\n# %% id="b"\nx = 1\n', encoding="utf-8")
+    nb = build.read_source(path)
+    assert [c.id for c in nb.cells] == ["auto-00", "b"] and nb.cells[0].source == "# Title"
+    assert build.write_source(nb) == path.read_text(encoding="utf-8")
 
 
 def test_build_keeps_committed_outputs_only_while_the_code_is_unchanged():

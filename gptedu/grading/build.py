@@ -1,19 +1,35 @@
-"""Regenerate ``notebooks/`` (student release) and ``solutions/`` (executed) from ``autograder/source``.
+"""Regenerate the course from its text sources: ``autograder/src`` -> ``autograder/source`` (nbgrader's instructor
+notebooks), ``notebooks/`` (student release) and ``solutions/`` (executed).
 
     python -m gptedu.grading.build                # every assignment; executes the solutions (training in full)
     python -m gptedu.grading.build --quick        # solutions executed with GPTEDU_QUICK=1 (short training)
     python -m gptedu.grading.build --no-execute   # sources only (fast); outputs kept where no code cell changed
-    python -m gptedu.grading.build --check        # exit 1 if a committed copy is stale (sources, not outputs)
+    python -m gptedu.grading.build --check        # exit 1 if a generated copy is stale (sources, not outputs)
     python -m gptedu.grading.build --time-autograde   # seconds to autograde one complete part-1 submission
 
+Authoring format. The single source of truth is ``autograder/src/<assignment>/NN_name.py``, one file per notebook
+in jupytext's *percent* format: ``# %% [markdown]`` starts a text cell (its lines commented with ``# ``), ``# %%``
+a code cell, and the header carries the cell's id and nbgrader metadata
+(``# %% id="c05" nbgrader={"grade": true, "grade_id": ..., "points": 10, ...}``). Why text rather than the
+``.ipynb`` JSON: a review sees prose and code as they are (an indented header that renders as a code block, or a
+wrong point count, shows in the diff; in JSON it hid in escaped strings), merges are line-based, and jupytext is a
+well-kept tool that reads and writes the format losslessly (the conversion was checked cell by cell: type,
+source, id and metadata). The sources live outside ``autograder/source`` because nbgrader copies every
+non-notebook file found there into the release. Cell ids are kept because grading restores a stripped cell's
+nbgrader metadata by id; a new text or plain code cell may omit its id (it gets ``auto-<index>``), a cell with
+nbgrader metadata must carry one. In JupyterLab with jupytext installed, a ``.py`` source opens as a notebook
+(right click, *Open With > Notebook*) and saves back as text.
+
+* ``autograder/source/<assignment>/<name>.ipynb`` is the source read by jupytext, with a fixed notebook metadata
+  (python3 kernel); committed because nbgrader's ``generate_assignment`` and the grading read it.
 * ``notebooks/<name>.ipynb`` comes from the real ``nbgrader generate_assignment <assignment> --force``, run in a
   temporary copy of the course: solutions replaced by stubs, hidden tests stripped, outputs cleared.
 * ``solutions/<name>.ipynb`` is the source with the solution markers removed, the hidden tests removed (solutions are
   public) and the nbgrader metadata dropped, executed top to bottom in ``solutions/`` so outputs and plots show on
   GitHub.
 
-Every assignment folder under ``autograder/source`` is built; file names are unique across assignments (numbered).
-Needs the ``course`` extra (nbgrader, nbclient).
+Every assignment folder under ``autograder/src`` is built; file names are unique across assignments (numbered).
+Needs the ``course`` extra (nbgrader, nbclient, jupytext).
 """
 
 from __future__ import annotations
@@ -40,9 +56,73 @@ def course_dir(root: Path = REPO_ROOT) -> Path:
     return root / "autograder"
 
 
+NOTEBOOK_METADATA = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
+# What jupytext writes: no YAML header, and of the cell metadata only the id and nbgrader's.
+_JUPYTEXT_OPTIONS = {"notebook_metadata_filter": "-all", "cell_metadata_filter": "id,nbgrader"}
+
+
+def sources_dir(root: Path = REPO_ROOT) -> Path:
+    """The text sources: ``autograder/src/<assignment>/NN_name.py`` (jupytext percent format)."""
+    return course_dir(root) / "src"
+
+
 def assignments(root: Path = REPO_ROOT) -> list[str]:
-    source = course_dir(root) / "source"
-    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+    return sorted(p.name for p in sources_dir(root).iterdir() if p.is_dir() and any(p.glob("*.py")))
+
+
+class SourceError(ValueError):
+    """A text source that cannot become a notebook (the message names the file and the cell)."""
+
+
+def read_source(path: Path) -> nbformat.NotebookNode:
+    """The instructor notebook of one percent-format source: cell ids and nbgrader metadata from the cell headers,
+    no outputs, the fixed notebook metadata."""
+    import jupytext
+
+    nb = jupytext.reads(path.read_text(encoding="utf-8"), fmt="py:percent")
+    out = nbformat.v4.new_notebook(metadata=copy.deepcopy(NOTEBOOK_METADATA))
+    seen: set[str] = set()
+    for index, cell in enumerate(nb.cells):
+        meta = dict(cell.metadata)
+        cell_id = meta.pop("id", None)
+        unknown = set(meta) - {"nbgrader"}
+        if unknown:
+            raise SourceError(f"{path}: cell {index} has metadata {sorted(unknown)} in its `# %%` line; "
+                              "only id=... and nbgrader={...} are kept")
+        if cell_id is None:
+            if "nbgrader" in meta:
+                raise SourceError(f"{path}: cell {index} ({meta['nbgrader'].get('grade_id')}) has nbgrader metadata "
+                                  'but no id: add id="..." (unique in the notebook) to its `# %%` line; grading '
+                                  "finds a cell's metadata by its id")
+            cell_id = f"auto-{index:02d}"
+        if cell_id in seen:
+            raise SourceError(f"{path}: cell {index} repeats the id {cell_id!r}; ids must be unique in a notebook")
+        seen.add(cell_id)
+        if cell.cell_type == "markdown":
+            new = nbformat.v4.new_markdown_cell(cell.source, metadata=meta)
+        elif cell.cell_type == "code":
+            new = nbformat.v4.new_code_cell(cell.source, metadata=meta)
+        else:
+            new = nbformat.v4.new_raw_cell(cell.source, metadata=meta)
+        new.id = cell_id
+        out.cells.append(new)
+    return out
+
+
+def write_source(nb: nbformat.NotebookNode) -> str:
+    """The percent-format text of an instructor notebook (the inverse of ``read_source``)."""
+    import jupytext
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        meta = {"id": cell.id} if cell.get("id") and not cell.id.startswith("auto-") else {}
+        meta.update(cell.metadata)
+        cell.metadata = meta
+    nb.metadata = {"jupytext": dict(_JUPYTEXT_OPTIONS)}
+    return jupytext.writes(nb, fmt="py:percent")
 
 
 def nbgrader_command() -> list[str]:
@@ -52,12 +132,20 @@ def nbgrader_command() -> list[str]:
 
 
 def copy_course(root: Path, dest: Path, assignment_names: list[str] | None = None) -> Path:
-    """Copy ``nbgrader_config.py`` and ``source/<assignment>`` into ``dest`` (a fresh course, no gradebook)."""
+    """A fresh course in ``dest`` (no gradebook): ``nbgrader_config.py``, and ``source/<assignment>`` with the
+    notebooks generated from the text sources (so a stale committed ``.ipynb`` never leaks into a release) and any
+    other files of the committed ``source/<assignment>``."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(course_dir(root) / "nbgrader_config.py", dest / "nbgrader_config.py")
     for name in assignment_names or assignments(root):
-        shutil.copytree(course_dir(root) / "source" / name, dest / "source" / name,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pt"))
+        committed = course_dir(root) / "source" / name
+        target = dest / "source" / name
+        if committed.is_dir():
+            shutil.copytree(committed, target,
+                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pt", "*.ipynb"))
+        target.mkdir(parents=True, exist_ok=True)
+        for file_name, nb in source_notebooks(root, name).items():
+            nbformat.write(nb, target / file_name)
     return dest
 
 
@@ -125,14 +213,31 @@ def execute(nb: nbformat.NotebookNode, workdir: Path, quick: bool, timeout: int 
 
 
 def source_notebooks(root: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
-    folder = course_dir(root) / "source" / assignment
-    return {p.name: nbformat.read(p, as_version=4) for p in sorted(folder.glob("*.ipynb"))}
+    """The instructor notebooks of ``assignment`` by file name (``01_data.ipynb``), read from the text sources."""
+    folder = sources_dir(root) / assignment
+    return {p.with_suffix(".ipynb").name: read_source(p) for p in sorted(folder.glob("[0-9]*.py"))}
+
+
+def write_instructor_notebooks(root: Path, log=print) -> None:
+    """``autograder/source/<assignment>/*.ipynb`` from the text sources; a notebook without a source is removed."""
+    for assignment in assignments(root):
+        folder = course_dir(root) / "source" / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        notebooks = source_notebooks(root, assignment)
+        for name, nb in notebooks.items():
+            nbformat.write(nb, folder / name)
+            log(f"autograder/source/{assignment}/{name}")
+        for old in folder.glob("*.ipynb"):
+            if old.name not in notebooks:
+                old.unlink()
+                log(f"removed autograder/source/{assignment}/{old.name} (no source)")
 
 
 def build(root: Path = REPO_ROOT, execute_solutions: bool = True, quick: bool = False,
           only: list[str] | None = None, log=print) -> dict[str, float]:
     """Write ``notebooks/`` and ``solutions/``; returns each solution's execution time (empty without execution)."""
     times: dict[str, float] = {}
+    write_instructor_notebooks(root, log)
     (root / "notebooks").mkdir(exist_ok=True)
     (root / "solutions").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gptedu-build-") as tmp:
@@ -178,13 +283,32 @@ def _sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source.rstrip("\n")) for c in nb.cells]
 
 
+def stale_instructor_notebooks(root: Path = REPO_ROOT) -> list[str]:
+    """``autograder/source/<assignment>/*.ipynb`` that differ from their text source (cells, ids, metadata)."""
+    problems: list[str] = []
+    for assignment in assignments(root):
+        folder = course_dir(root) / "source" / assignment
+        expected = source_notebooks(root, assignment)
+        committed = {p.name for p in folder.glob("*.ipynb")}
+        for name in sorted(set(expected) - committed):
+            problems.append(f"autograder/source/{assignment}/{name} is missing")
+        for name in sorted(committed - set(expected)):
+            problems.append(f"autograder/source/{assignment}/{name} has no text source in autograder/src")
+        for name in sorted(set(expected) & committed):
+            if nbformat.read(folder / name, as_version=4) != expected[name]:
+                problems.append(f"autograder/source/{assignment}/{name} differs from its text source "
+                                f"autograder/src/{assignment}/{Path(name).with_suffix('.py').name}")
+    return problems
+
+
 def stale_copies(root: Path = REPO_ROOT, releases: dict[str, dict] | None = None) -> list[str]:
-    """Committed notebooks/solutions whose cell sources differ from what the build would write now.
+    """Generated copies that differ from what the build would write now: ``autograder/source`` (whole notebook:
+    cells, ids, metadata), ``notebooks/`` and ``solutions/`` (cell types and sources; outputs are not compared).
 
     ``releases`` (assignment -> {file name: notebook}) may pass releases generated already from the current sources,
     to save an nbgrader run; the other assignments are generated here.
     """
-    problems: list[str] = []
+    problems = stale_instructor_notebooks(root)
     releases = releases or {}
     with tempfile.TemporaryDirectory(prefix="gptedu-check-") as tmp:
         course = copy_course(root, Path(tmp) / "course")
@@ -199,7 +323,7 @@ def stale_copies(root: Path = REPO_ROOT, releases: dict[str, dict] | None = None
             for name in sorted(set(notebooks) - committed):
                 problems.append(f"{folder}/{name} is missing")
             for name in sorted(committed - set(notebooks)):
-                problems.append(f"{folder}/{name} has no source notebook any more")
+                problems.append(f"{folder}/{name} has no source any more")
             for name in sorted(set(notebooks) & committed):
                 old = nbformat.read(root / folder / name, as_version=4)
                 if _sources(old) != _sources(notebooks[name]):

@@ -1,0 +1,149 @@
+# %% [markdown] id="c00"
+#         # 06 · The decoder layer
+#
+#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+#
+#         **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
+#
+#         A decoder layer is attention followed by the feed-forward network, each wrapped in a residual connection
+# and a layer normalisation. Where the normalisation goes — before or after each sub-layer — decides how
+# easily a deep stack trains.
+#
+#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+#         points in the next.
+
+# %% id="c01"
+# Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).
+import importlib.util
+import os
+import subprocess
+import sys
+
+GPTEDU_PIP = os.environ.get("GPTEDU_PIP", "git+https://github.com/gptedu/gptedu.git")
+if importlib.util.find_spec("gptedu") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", GPTEDU_PIP])
+
+import torch
+from torch import nn
+
+# Under the autograder (NBGRADER_EXECUTION) or with GPTEDU_QUICK=1, heavy cells take a short path.
+QUICK = bool(os.environ.get("NBGRADER_EXECUTION") or os.environ.get("GPTEDU_QUICK"))
+if QUICK:
+    torch.set_num_threads(1)  # graders run many notebooks side by side
+torch.manual_seed(0)
+import matplotlib.pyplot as plt
+
+from gptedu import FeedForward, MultiHeadAttention  # notebooks 04 and 05
+
+
+# %% [markdown] id="c02"
+# ## Residual connections and LayerNorm
+#
+# * A **residual connection** adds a sub-layer's output to its input, $x \leftarrow x + f(x)$: each layer
+#   writes a correction into a running "residual stream", and gradients flow straight back through the sum.
+# * **LayerNorm** rescales each position's vector to mean 0 and variance 1 over its $d_\text{model}$ features,
+#   then applies a learned scale and shift: it keeps the scale of activations under control.
+#
+# ## Post-norm vs pre-norm
+#
+# The original Transformer (2017) normalises *after* adding the residual (post-norm):
+#
+# $$x \leftarrow \text{LN}_1\big(x + \text{Attn}(x)\big), \qquad x \leftarrow \text{LN}_2\big(x + \text{FFN}(x)\big)$$
+#
+# GPT-2 and most models since normalise the *input of each sub-layer* and leave the residual path untouched
+# (pre-norm):
+#
+# $$x \leftarrow x + \text{Attn}\big(\text{LN}_1(x)\big), \qquad x \leftarrow x + \text{FFN}\big(\text{LN}_2(x)\big)$$
+#
+# ```
+#    post-norm                         pre-norm
+# x ──┬──────────┐                  x ──┬────────────────┐
+#     └─ Attn ──(+)── LN ── ...         └─ LN ── Attn ──(+)── ...
+# ```
+#
+# In pre-norm there is an identity path from the first layer's input to the last layer's output, so deep
+# stacks train stably, usually without a learning-rate warm-up. The price: the stream is never normalised
+# on its way, so a final LayerNorm is needed after the last layer (notebook 07).
+
+# %% [markdown] id="c03"
+# ## Exercise: `TransformerDecoderLayer` (10 points)
+#
+# Write the **pre-norm** layer `TransformerDecoderLayer(d_model, num_heads=8, d_ff=2048, context_len=100)` with
+# `self.norm1`, `self.norm2` (`nn.LayerNorm(d_model)`), `self.attn` (`MultiHeadAttention(d_model, num_heads,
+# context_len)`) and `self.ffn` (`FeedForward(d_model, d_ff)`), both imported from `gptedu` above, and
+# `forward(x)`: `(batch, seq, d_model)` → same shape.
+
+# %% id="c04" nbgrader={"grade": false, "grade_id": "decoder_layer_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
+class TransformerDecoderLayer(nn.Module):
+    """Pre-norm decoder layer: x = x + attn(norm1(x)); x = x + ffn(norm2(x))."""
+
+    def __init__(self, d_model: int, num_heads: int = 8, d_ff: int = 2048, context_len: int = 100):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, num_heads, context_len)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        x = x + self.attn(self.norm1(x))
+        x = x + self.ffn(self.norm2(x))
+        return x
+        ### END SOLUTION
+
+
+# %% id="c05" nbgrader={"grade": true, "grade_id": "test_decoder_layer_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# Self-check: `TransformerDecoderLayer` (pre-norm, residuals, causality) against the reference with the same weights (5 points).
+from gptedu.grading import check
+
+check("decoder_layer", globals())
+
+# %% id="c06" nbgrader={"grade": true, "grade_id": "test_decoder_layer_hidden", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests: other sizes and seeds, and no shortcuts (5 points).
+from gptedu.grading import check
+
+### BEGIN HIDDEN TESTS
+check("decoder_layer", globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown] id="c07"
+# ## Gradients through a deep stack
+#
+# Stack 24 of your layers and compare with the same layers used post-norm: how large is the gradient that
+# reaches the input? With pre-norm the residual path carries it back intact; with post-norm every LayerNorm
+# on the way rescales it.
+
+# %% id="c08"
+def input_gradient_norm(layers, post_norm: bool) -> float:
+    x = torch.randn(4, 16, 32, requires_grad=True)
+    h = x
+    for layer in layers:
+        if post_norm:
+            h = layer.norm1(h + layer.attn(h))
+            h = layer.norm2(h + layer.ffn(h))
+        else:
+            h = layer(h)
+    h.pow(2).mean().backward()
+    return x.grad.norm().item()
+
+torch.manual_seed(0)
+depths = [1, 2, 4] if QUICK else [1, 4, 8, 16, 24]
+layers = [TransformerDecoderLayer(32, num_heads=4, d_ff=64, context_len=16) for _ in range(max(depths))]
+pre = [input_gradient_norm(layers[:d], post_norm=False) for d in depths]
+post = [input_gradient_norm(layers[:d], post_norm=True) for d in depths]
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(depths, pre, "o-", label="pre-norm")
+ax.plot(depths, post, "s-", label="post-norm")
+ax.set_yscale("log")
+ax.set_xlabel("number of layers")
+ax.set_ylabel("|d loss / d input|")
+ax.legend()
+plt.show()
+
+# %% [markdown] id="c09"
+# **Next:** notebook 07 stacks the layers into a GPT.
