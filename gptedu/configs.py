@@ -1,7 +1,8 @@
-"""Named training presets: a model size (``CharGPTConfig``) and a training plan (``TrainConfig``) per name.
+"""The configurations: ``CharGPTConfig`` (a model's sizes), ``TrainConfig`` (a training plan) and the named presets.
 
-``gptedu.trainer.presets()`` reads ``PRESETS`` from here (its entries replace the trainer's built-in ones), and
-``python -m gptedu train --preset NAME`` uses them.
+This module imports nothing but the standard library (no torch), so the command line can read the presets and check
+every option before PyTorch loads; ``gptedu.char.model`` and ``gptedu.trainer`` re-export the two dataclasses.
+``presets()`` returns fresh copies of ``PRESETS``; ``python -m gptedu train --preset NAME`` uses them.
 
 ``default`` — the main job: TinyShakespeare on a laptop CPU in at most 5 minutes.
     0.55M parameters (4 layers, 4 heads, 128 wide, 256 feed-forward, 128-character window), batch 32 x 128,
@@ -28,14 +29,90 @@
     Its price: a KV cache only helps while prompt + generated text fits the 128-character window (see
     ``gptedu.char.kvcache``).
 
+``tiny`` — seconds, not minutes: for smoke tests and trying the command line.
+
 ``nanogpt-cpu`` — the shape of nanoGPT's own CPU recipe for shakespeare_char (4 layers, 4 heads, 128 wide, block
     64, batch 12, 2000 iterations, lr 1e-3), on the teaching model; ``benchmarks/bench_throughput.py`` uses it.
 """
 
 from __future__ import annotations
 
-from gptedu.char.model import CharGPTConfig
-from gptedu.trainer import TrainConfig
+import dataclasses
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class CharGPTConfig:
+    """Every size of a ``GPTModel``; ``GPTModel.from_config(cfg)`` builds one."""
+
+    vocab_size: int = 65
+    d_model: int = 128
+    num_heads: int = 8
+    d_ff: int = 512
+    context_len: int = 128
+    num_layers: int = 4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainConfig:
+    """Every training hyperparameter. Model sizes live in ``CharGPTConfig``; the batch window is its ``context_len``."""
+
+    max_steps: int = 2500  # optimizer steps in the whole plan (the schedule is laid out over these)
+    batch_size: int = 32  # windows per step (per rank under torchrun)
+    lr: float = 2e-3  # peak learning rate, reached at the end of warmup
+    min_lr: float = 2e-4  # the cosine ends here
+    warmup_steps: int = 100  # linear warmup from lr/warmup_steps to lr
+    lr_decay_steps: int | None = None  # the cosine reaches min_lr at this step; None means max_steps
+    weight_decay: float = 0.1  # AdamW decay, applied to weight matrices only (not biases or LayerNorm)
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 turns clipping off
+    eval_interval: int = 250  # estimate train/val loss every this many steps (and at the end); 0: only at the end
+    eval_batches: int = 20  # batches per split in each estimate (a fixed set: estimates are comparable)
+    max_time: float | None = 300.0  # stop this run after so many seconds, whatever max_steps says; None: no limit
+    schedule_by_time: bool = False  # with max_time: the cosine also follows the clock, so a slow machine still decays
+    seed: int = 1337
+    device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps
+    num_threads: int | None = None  # torch.set_num_threads for CPU training; None leaves PyTorch's choice
+    data_path: str | None = None  # TinyShakespeare; None: $GPTEDU_DATA, the cache, or a download
+    train_fraction: float = 0.9  # contiguous head for training, tail for validation
+    out_dir: str | None = None  # where ckpt.pt goes; None: no checkpoints
+    progress: bool = True  # tqdm progress bar (rank 0 only)
+    log_evals: bool = True  # print each train/val estimate (rank 0 only)
+    fused: bool = False  # build the fast fused-attention variant of the model (same weights, same maths)
+    compile: bool = False  # torch.compile the model for training (needs a C compiler on CPU)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.min_lr <= self.lr, f"min_lr must be between 0 and lr={self.lr}, got {self.min_lr}"),
+            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
+            (self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}"),
+            (self.eval_batches >= 1, f"eval_batches must be >= 1, got {self.eval_batches}"),
+            (self.max_time is None or self.max_time > 0, f"max_time must be > 0 or None, got {self.max_time}"),
+            (0 < self.train_fraction < 1, f"train_fraction must be in (0, 1), got {self.train_fraction}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message + ".")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict, ignoring keys this version does not know (e.g. from a newer checkpoint)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
 
 DEFAULT_MODEL = CharGPTConfig(vocab_size=65, d_model=128, num_heads=4, d_ff=256, context_len=128, num_layers=4)
 DEFAULT_TRAIN = TrainConfig(
@@ -67,7 +144,21 @@ NANOGPT_CPU_TRAIN = TrainConfig(
     fused=True,
 )
 
+TINY_MODEL = CharGPTConfig(vocab_size=65, d_model=32, num_heads=2, d_ff=64, context_len=32, num_layers=1)
+TINY_TRAIN = TrainConfig(max_steps=50, batch_size=8, warmup_steps=5, eval_interval=25, eval_batches=2, max_time=60.0)
+
 PRESETS: dict[str, tuple[CharGPTConfig, TrainConfig]] = {
     "default": (DEFAULT_MODEL, DEFAULT_TRAIN),
+    "tiny": (TINY_MODEL, TINY_TRAIN),
     "nanogpt-cpu": (NANOGPT_CPU_MODEL, NANOGPT_CPU_TRAIN),
 }
+
+
+def presets() -> dict[str, tuple[CharGPTConfig, TrainConfig]]:
+    """Named ``(model config, train config)`` pairs: fresh copies of ``PRESETS`` (change them freely)."""
+    return {name: (dataclasses.replace(m), dataclasses.replace(t)) for name, (m, t) in PRESETS.items()}
+
+
+def default_configs() -> tuple[CharGPTConfig, TrainConfig]:
+    """Fresh copies of the ``"default"`` preset: the run ``python -m gptedu train`` does."""
+    return presets()["default"]

@@ -12,21 +12,19 @@ One *step* is one batch and one optimizer update. Batches are random windows of 
     trainer = Trainer.from_checkpoint("runs/demo/ckpt.pt", max_steps=1000)   # resume, with a longer plan
     model, tokenizer = load_for_generation("runs/demo/ckpt.pt")              # just generate
 
-Presets: ``presets()`` returns named ``(CharGPTConfig, TrainConfig)`` pairs. The built-in ones are ``"default"``
-and ``"tiny"``; ``gptedu/configs.py``, when it exists, may define ``PRESETS`` (same shape: name -> pair) and its
-entries win. Under ``torchrun`` the same code trains data-parallel (see ``gptedu.distributed``).
+Presets: ``presets()`` returns named ``(CharGPTConfig, TrainConfig)`` pairs (``"default"``, ``"tiny"``, ...); the
+table and both dataclasses live in ``gptedu.configs`` and are re-exported here. Under ``torchrun`` the same code
+trains data-parallel (see ``gptedu.distributed``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +33,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from gptedu.char.model import CharGPTConfig, GPTModel
+from gptedu.char.model import GPTModel
 from gptedu.checkpoint import (
+    CHECKPOINT_NAME,
     CheckpointError,
+    build_model,
     load_checkpoint,
     load_for_generation,
     load_model_state,
     model_config_from,
+    new_run_id,
     save_checkpoint,
 )
+from gptedu.configs import CharGPTConfig, TrainConfig, default_configs, presets
 from gptedu.data import CharTokenizer, get_batch, load_tinyshakespeare, split_contiguous
 from gptedu.device import pick_device, seed_everything
 from gptedu.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
@@ -60,115 +62,11 @@ __all__ = [
     "presets",
 ]
 
-CHECKPOINT_NAME = "ckpt.pt"
 _EVAL_SEED_OFFSET = 1_000_003  # eval batches come from their own fixed stream, the same at every eval
 _RANK_SEED_STRIDE = 7_919  # each rank's batch stream is seeded differently
 
 
-@dataclass
-class TrainConfig:
-    """Every training hyperparameter. Model sizes live in ``CharGPTConfig``; the batch window is its ``context_len``."""
-
-    max_steps: int = 2500  # optimizer steps in the whole plan (the schedule is laid out over these)
-    batch_size: int = 32  # windows per step (per rank under torchrun)
-    lr: float = 2e-3  # peak learning rate, reached at the end of warmup
-    min_lr: float = 2e-4  # the cosine ends here
-    warmup_steps: int = 100  # linear warmup from lr/warmup_steps to lr
-    lr_decay_steps: int | None = None  # the cosine reaches min_lr at this step; None means max_steps
-    weight_decay: float = 0.1  # AdamW decay, applied to weight matrices only (not biases or LayerNorm)
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 turns clipping off
-    eval_interval: int = 250  # estimate train/val loss every this many steps (and at the end); 0: only at the end
-    eval_batches: int = 20  # batches per split in each estimate (a fixed set: estimates are comparable)
-    max_time: float | None = 300.0  # stop this run after so many seconds, whatever max_steps says; None: no limit
-    schedule_by_time: bool = False  # with max_time: the cosine also follows the clock, so a slow machine still decays
-    seed: int = 1337
-    device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps
-    num_threads: int | None = None  # torch.set_num_threads for CPU training; None leaves PyTorch's choice
-    data_path: str | None = None  # TinyShakespeare; None: $GPTEDU_DATA, the cache, or a download
-    train_fraction: float = 0.9  # contiguous head for training, tail for validation
-    out_dir: str | None = None  # where ckpt.pt goes; None: no checkpoints
-    progress: bool = True  # tqdm progress bar (rank 0 only)
-    log_evals: bool = True  # print each train/val estimate (rank 0 only)
-    fused: bool = False  # build the fast fused-attention variant of the model (same weights, same maths)
-    compile: bool = False  # torch.compile the model for training (needs a C compiler on CPU)
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (0 <= self.min_lr <= self.lr, f"min_lr must be between 0 and lr={self.lr}, got {self.min_lr}"),
-            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
-            (self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}"),
-            (self.eval_batches >= 1, f"eval_batches must be >= 1, got {self.eval_batches}"),
-            (self.max_time is None or self.max_time > 0, f"max_time must be > 0 or None, got {self.max_time}"),
-            (0 < self.train_fraction < 1, f"train_fraction must be in (0, 1), got {self.train_fraction}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message + ".")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a dict, ignoring keys this version does not know (e.g. from a newer checkpoint)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-# --- presets ---------------------------------------------------------------------------------------------------
-
-_BUILTIN_PRESETS: dict[str, tuple[CharGPTConfig, TrainConfig]] = {
-    # ~0.8M parameters; the nanoGPT shakespeare-char CPU shape with a 128-character window.
-    "default": (
-        CharGPTConfig(vocab_size=65, d_model=128, num_heads=4, d_ff=512, context_len=128, num_layers=4),
-        TrainConfig(),
-    ),
-    # Seconds, not minutes: for smoke tests and trying the command line.
-    "tiny": (
-        CharGPTConfig(vocab_size=65, d_model=32, num_heads=2, d_ff=64, context_len=32, num_layers=1),
-        TrainConfig(max_steps=50, batch_size=8, warmup_steps=5, eval_interval=25, eval_batches=2, max_time=60.0),
-    ),
-}
-
-
-def presets() -> dict[str, tuple[CharGPTConfig, TrainConfig]]:
-    """Named ``(model config, train config)`` pairs: the built-ins, overridden by ``gptedu.configs.PRESETS``."""
-    merged = dict(_BUILTIN_PRESETS)
-    try:
-        module = importlib.import_module("gptedu.configs")
-    except ModuleNotFoundError as exc:
-        if exc.name != "gptedu.configs":
-            raise
-        return {k: (dataclasses.replace(m), dataclasses.replace(t)) for k, (m, t) in merged.items()}
-    merged.update(getattr(module, "PRESETS", {}))
-    return {k: (dataclasses.replace(m), dataclasses.replace(t)) for k, (m, t) in merged.items()}
-
-
-def default_configs() -> tuple[CharGPTConfig, TrainConfig]:
-    """Fresh copies of the ``"default"`` preset: the run ``python -m gptedu train`` does."""
-    return presets()["default"]
-
-
 # --- model, optimizer, schedule ------------------------------------------------------------------------------------
-
-
-def build_model(cfg: CharGPTConfig, fused: bool = False) -> nn.Module:
-    """The character GPT for ``cfg``; ``fused=True`` asks for the fused-attention variant (same state_dict)."""
-    model = GPTModel.from_config(cfg)
-    if not fused:
-        return model
-    try:
-        from gptedu.char.fast import fuse
-    except ImportError as exc:
-        raise ValueError("fused=True needs gptedu.char.fast, which this install lacks; train without --fused.") from exc
-    return fuse(model)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -309,6 +207,7 @@ class Trainer:
 
         self.step = 0
         self.elapsed = 0.0
+        self.run_id = new_run_id()  # stored in every checkpoint; a resumed run takes over the saved one
         self.time_fraction = 0.0  # seconds of this run / max_time, the same on every rank (see lr_at)
         self.history = new_history()
         self.last_run: dict[str, float] = {}
@@ -468,6 +367,7 @@ class Trainer:
         """Everything a checkpoint holds (see ``gptedu.checkpoint``). Under torchrun every rank must call it."""
         generator_states = gather_objects(self.batch_generator.get_state(), self.dist)
         return {
+            "run_id": self.run_id,
             "model_state": self.model.state_dict(),
             "model_config": self.model_config.to_dict(),
             "train_config": self.config.to_dict(),
@@ -502,6 +402,7 @@ class Trainer:
             raise CheckpointError(f"{path} has no optimizer state, so training cannot resume from it exactly.")
         self.optimizer.load_state_dict(state["optimizer_state"])
         self.step = int(state.get("step", 0))
+        self.run_id = state.get("run_id") or self.run_id
         self.elapsed = float(state.get("elapsed", 0.0))
         self.history = {**new_history(), **state.get("history", {})}
         rng = state.get("rng", {})

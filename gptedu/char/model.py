@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
 from gptedu.char.decoder import TransformerDecoder
 from gptedu.char.positional import PositionalEncoding
+from gptedu.configs import CharGPTConfig  # the sizes; defined without torch so the CLI can read them early
 from gptedu.sampling import sample_next_token
-
-
-@dataclass
-class CharGPTConfig:
-    """Every size of a ``GPTModel``; ``GPTModel.from_config(cfg)`` builds one."""
-
-    vocab_size: int = 65
-    d_model: int = 128
-    num_heads: int = 8
-    d_ff: int = 512
-    context_len: int = 128
-    num_layers: int = 4
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class GPTModel(nn.Module):
