@@ -13,11 +13,14 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from gptedu.char.model import GPTModel  # noqa: E402
 from gptedu.char.positional import PositionalEncoding  # noqa: E402
+from gptedu.checkpoint import save_checkpoint  # noqa: E402
 from gptedu.data import CharTokenizer  # noqa: E402
 from gptedu.plots import (  # noqa: E402
     attention_for_prompt,
+    attention_maps,
     plot_attention,
     plot_attention_for_prompt,
+    plot_attention_heads,
     plot_loss_curves,
     plot_positional_encoding,
 )
@@ -74,6 +77,70 @@ def test_attention_plot_labels_the_axes_with_the_prompt(model_and_tokenizer):
         plot_attention(torch.ones(3, 4), list("abc"))
     with pytest.raises(ValueError, match="layer"):
         attention_for_prompt(model, tokenizer, prompt, layer=5)
+
+
+def heads_by_hand(model: GPTModel, ids: torch.Tensor) -> torch.Tensor:
+    """(layers, heads, seq, seq) from the modules' weights, written out: LN, q, k, scaled scores, mask, softmax."""
+    maps = []
+    with torch.no_grad():
+        x = model.pos_encoding(model.embedding(ids))
+        for block in model.decoder.layers:
+            h = block.norm1(x)
+            per_head = []
+            for head in block.attn.heads:
+                q, k = h @ head.query.weight.T, h @ head.key.weight.T
+                scores = (q @ k.transpose(-2, -1)) / q.size(-1) ** 0.5
+                seq = ids.size(1)
+                scores = scores.masked_fill(torch.ones(seq, seq).triu(1).bool(), float("-inf"))
+                per_head.append(torch.softmax(scores, dim=-1)[0])
+            maps.append(torch.stack(per_head))
+            x = block(x)
+    return torch.stack(maps)
+
+
+def test_attention_maps_are_every_heads_softmax(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    prompt = "ROMEO: abc\nhe"
+    model.train()  # attention_maps must evaluate in eval mode and give the training mode back
+    maps = attention_maps(model, tokenizer, prompt)
+    assert model.training
+    assert maps.shape == (2, 2, len(prompt), len(prompt))
+    torch.testing.assert_close(maps, heads_by_hand(model, torch.tensor([tokenizer.encode(prompt)])))
+    with pytest.raises(ValueError, match="context_len=32"):
+        attention_maps(model, tokenizer, "ab" * 20)
+
+
+def test_attention_grid_shows_each_heads_weights_with_the_prompt_on_both_axes(model_and_tokenizer, tmp_path):
+    model, tokenizer = model_and_tokenizer
+    prompt = "ROMEO: ab\nc"
+    expected = heads_by_hand(model, torch.tensor([tokenizer.encode(prompt)])).numpy()
+    fig = plot_attention_heads(model, prompt, tokenizer)
+    panels = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["layer 0, head 0", "layer 0, head 1", "layer 1, head 0",
+                                                 "layer 1, head 1"]  # fmt: skip
+    labels = ["R", "O", "M", "E", "O", ":", "\u2423", "a", "b", "\\n", "c"]  # a space and a newline you can see
+    for ax, (layer, head) in zip(panels, [(0, 0), (0, 1), (1, 0), (1, 1)], strict=True):
+        np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), expected[layer, head], atol=1e-6)
+        assert [t.get_text() for t in ax.get_xticklabels()] == labels
+        assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    one = plot_attention_heads(model, prompt, tokenizer, layers=[1], heads=[0])
+    (panel,) = [ax for ax in one.axes if ax.images and ax.get_title()]
+    assert panel.get_title() == "layer 1, head 0"
+    np.testing.assert_allclose(np.asarray(panel.images[0].get_array()), expected[1, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="heads must be"):
+        plot_attention_heads(model, prompt, tokenizer, heads=[2])
+    with pytest.raises(ValueError, match="tokenizer"):
+        plot_attention_heads(model, prompt)
+
+    # From a checkpoint: the model and tokenizer it holds, so the same pictures.
+    path = tmp_path / "ckpt.pt"
+    cfg = {"vocab_size": tokenizer.vocab_size, "d_model": 16, "num_heads": 2, "d_ff": 32, "context_len": 32,
+           "num_layers": 2}  # fmt: skip
+    save_checkpoint({"model_state": model.state_dict(), "model_config": cfg, "tokenizer_chars": tokenizer.chars,
+                     "train_config": {}}, path)  # fmt: skip
+    from_file = plot_attention_heads(path, prompt)
+    panels = [ax for ax in from_file.axes if ax.images and ax.get_title()]
+    np.testing.assert_allclose(np.asarray(panels[3].images[0].get_array()), expected[1, 1], atol=1e-6)
 
 
 def test_loss_curves_plot_the_history():
