@@ -1,20 +1,20 @@
 # %% [markdown] id="c00"
-#         # 01 · Data: from Shakespeare to batches of token ids
+# # 01 · Data: from Shakespeare to batches of token ids
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 15** (`CharTokenizer` 3 + 2, `TextDataset` 3 + 2, `get_batch` 3 + 2; self-checks + hidden tests). **Series total: 145 points.**
+# **Points in this notebook: 15** (`CharTokenizer` 3 + 2, `TextDataset` 3 + 2, `get_batch` 3 + 2; self-checks + hidden tests). **Series total: 145 points.**
 #
-#         A language model learns from examples of "given these characters, what comes next?". This notebook turns
+# A language model learns from examples of "given these characters, what comes next?". This notebook turns
 # the TinyShakespeare corpus (about 1.1 million characters of plays) into such examples: a character
 # vocabulary, `encode`/`decode`, a dataset of (input, target) pairs, data loaders, and random batches. It
 # also shows a trap: splitting overlapping windows at random leaks the validation text into training.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).

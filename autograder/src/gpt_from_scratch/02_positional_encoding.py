@@ -1,20 +1,20 @@
 # %% [markdown] id="c00"
-#         # 02 · Positional encoding
+# # 02 · Positional encoding
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
+# **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
 #
-#         Attention compares every position with every other by dot products; nothing in it knows *where* a
+# Attention compares every position with every other by dot products; nothing in it knows *where* a
 # character is. Shuffle the input and each output is just shuffled along. Yet "dog bites man" is not "man
 # bites dog". The fix of the original Transformer: add to each embedding a fixed vector that encodes its
 # position.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).

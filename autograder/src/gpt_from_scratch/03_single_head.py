@@ -1,19 +1,19 @@
 # %% [markdown] id="c00"
-#         # 03 · One head of masked self-attention
+# # 03 · One head of masked self-attention
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 20** (self-check 10 + hidden tests 10). **Series total: 145 points.**
+# **Points in this notebook: 20** (self-check 10 + hidden tests 10). **Series total: 145 points.**
 #
-#         A transformer reads a sequence of vectors, one per character. Attention lets every position gather
+# A transformer reads a sequence of vectors, one per character. Attention lets every position gather
 # information from the positions before it, with weights it computes from the data. In this notebook you
 # write **one head** of *causal* (masked) scaled dot-product attention: the core of GPT.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).

@@ -1,19 +1,19 @@
 # %% [markdown] id="c00"
-#         # 04 · Multi-head attention
+# # 04 · Multi-head attention
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
+# **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
 #
-#         One head computes one pattern of "who looks at whom". A character may need several at once: the previous
+# One head computes one pattern of "who looks at whom". A character may need several at once: the previous
 # letter, the start of the word, the speaker's name. Multi-head attention runs several smaller heads side by
 # side and mixes their results.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).

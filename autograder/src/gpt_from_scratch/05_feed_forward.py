@@ -1,18 +1,18 @@
 # %% [markdown] id="c00"
-#         # 05 · The feed-forward network
+# # 05 · The feed-forward network
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
+# **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
 #
-#         Attention moves information *between* positions. The feed-forward network then *transforms* it, at each
+# Attention moves information *between* positions. The feed-forward network then *transforms* it, at each
 # position separately, with a non-linearity. This notebook shows why the second step is needed and builds it.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).

@@ -1,19 +1,19 @@
 # %% [markdown] id="c00"
-#         # 07 · GPT: the decoder stack and the model
+# # 07 · GPT: the decoder stack and the model
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 40** (`TransformerDecoder` 5 + 5, `GPTModel.forward` 8 + 7, `GPTModel.generate` 8 + 7; self-checks + hidden tests). **Series total: 145 points.**
+# **Points in this notebook: 40** (`TransformerDecoder` 5 + 5, `GPTModel.forward` 8 + 7, `GPTModel.generate` 8 + 7; self-checks + hidden tests). **Series total: 145 points.**
 #
-#         Everything is in place: stack decoder layers into a `TransformerDecoder`, then wrap it into `GPTModel` —
+# Everything is in place: stack decoder layers into a `TransformerDecoder`, then wrap it into `GPTModel` —
 # token embedding, positional encoding, decoder, and a linear layer that scores every character of the
 # vocabulary as the next one. Finally, `generate()` turns those scores into text.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).

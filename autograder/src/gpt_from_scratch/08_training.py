@@ -1,22 +1,22 @@
 # %% [markdown] id="c00"
-#         # 08 · Training
+# # 08 · Training
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 15** (`train` 5 + 5, `evaluate` 3 + 2; self-checks + hidden tests). **Series total: 145 points.**
+# **Points in this notebook: 15** (`train` 5 + 5, `evaluate` 3 + 2; self-checks + hidden tests). **Series total: 145 points.**
 #
-#         The model predicts a distribution over the next character at every position; training makes the true
+# The model predicts a distribution over the next character at every position; training makes the true
 # next character more likely. This notebook writes the training and evaluation loops, then trains a GPT on
 # TinyShakespeare — a few minutes on a laptop CPU (faster on a GPU) — and plots the loss curves.
 #
 # Under the autograder (and with `GPTEDU_QUICK=1`) the training run is a short, deterministic one with a
 # tiny model: the grade depends on the checks only, never on a long run.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).

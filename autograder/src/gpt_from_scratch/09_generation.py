@@ -1,20 +1,20 @@
 # %% [markdown] id="c00"
-#         # 09 · Generation: temperature, top-k, greedy
+# # 09 · Generation: temperature, top-k, greedy
 #
-#         *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
+# *Part 1 of "Building a GPT from scratch" (assignment `gpt_from_scratch`, notebooks 01–09).*
 #
-#         **Points in this notebook: 15** (`top_k_filter` 3 + 2, `sample_next_token` 5 + 5; self-checks + hidden tests). **Series total: 145 points.**
+# **Points in this notebook: 15** (`top_k_filter` 3 + 2, `sample_next_token` 5 + 5; self-checks + hidden tests). **Series total: 145 points.**
 #
-#         A trained model gives, at each step, a probability for every next character. *How* we pick from it
+# A trained model gives, at each step, a probability for every next character. *How* we pick from it
 # changes the text a lot: always the most likely character (greedy) loops; sampling from the raw
 # distribution wanders; temperature and top-k sit in between. This notebook writes the sampler and uses it
 # with the model trained in notebook 08.
 #
-#         How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
-#         below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
-#         expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
-#         not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
-#         points in the next.
+# How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
+# below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
+# expected and found values, and the most likely cause. The hidden tests run the same checks on sizes you have
+# not seen. Earlier steps come from the reference package `gptedu`, so a mistake in one notebook never costs
+# points in the next.
 
 # %% id="c01"
 # Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).
