@@ -79,6 +79,9 @@ def make_course(root: Path, env: dict, notebook_timeout: int = 120, cell_timeout
                                                              notebook_timeout=notebook_timeout,
                                                              cell_timeout=cell_timeout))
     nbformat.write(source_notebook(), course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+    from gptedu.grading import secret
+
+    secret.init(course)  # the hidden cases derive from it; autograde refuses without one
     res = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", env=env)
     assert res.returncode == 0, res.stderr
     return course

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
+from gptedu.grading.components import Component
+from gptedu.grading.components import get as get_spec
 from gptedu.grading.report import Failure, GradeResult
 from gptedu.grading.runner import run_case
-from gptedu.grading.specs import Spec, get_spec
 
 
 class CheckFailed(AssertionError):
@@ -28,13 +29,13 @@ class CheckFailed(AssertionError):
         return self.report.splitlines()
 
 
-def _resolve(spec: Spec, obj_or_namespace: Any) -> Any:
+def _resolve(spec: Component, obj_or_namespace: Any) -> Any:
     if isinstance(obj_or_namespace, Mapping):
         return obj_or_namespace.get(spec.target)
     return obj_or_namespace
 
 
-def run_cases(spec: Spec, obj: Any, which: str) -> tuple[list[Failure], int]:
+def run_cases(spec: Component, obj: Any, which: str) -> tuple[list[Failure], int]:
     """Run and compare every case of ``which`` (``"visible"``/``"hidden"``); returns (failures, cases run)."""
     failures: list[Failure] = []
     cases = spec.cases(hidden=(which == "hidden"))
@@ -53,6 +54,25 @@ def run_cases(spec: Spec, obj: Any, which: str) -> tuple[list[Failure], int]:
         torch.set_num_threads(threads)
         torch.set_rng_state(rng_state)
     return failures, len(cases)
+
+
+def earlier_failures_note(spec: Component, namespace: Any) -> str:
+    """A line naming the earlier exercises this one calls whose own self-check fails (``Component.uses``), or "".
+
+    The checks run this exercise with correct stand-ins for them, so its verdict is its own; the note says where the
+    student's notebook would still go wrong."""
+    if not isinstance(namespace, Mapping):
+        return ""
+    failing = []
+    for name in spec.uses:
+        earlier = get_spec(name)
+        if namespace.get(earlier.target) is not None and run_cases(earlier, namespace[earlier.target], "visible")[0]:
+            failing.append(earlier.target)
+    if not failing:
+        return ""
+    names = " and ".join(f"your {t} from above" for t in failing)
+    return (f"\n  Note: {spec.target} uses {names}, which failed its own check. This check ran with a correct "
+            f"stand-in for it, so the verdict above is about {spec.target} alone; fix the earlier one there.")
 
 
 def grade_component(name: str, obj_or_namespace: Any, hidden: bool = True) -> GradeResult:
@@ -82,17 +102,23 @@ def grade_component(name: str, obj_or_namespace: Any, hidden: bool = True) -> Gr
 
 
 def check(name: str, obj_or_namespace: Any, hidden: bool = False) -> None:
-    """Self-check (``hidden=False``) or hidden test (``hidden=True``) of one component, for a notebook cell.
+    """Self-check of one component, for a notebook cell: instant feedback, never a score.
 
-    Prints a short report. When a check fails (or the stub is untouched) it raises :class:`CheckFailed`, an
-    ``AssertionError``, so nbgrader scores the cell 0; the notebook shows the report instead of a traceback.
-    Returns ``None`` (a test cell's last expression must not be a number).
+    ``hidden=False``: runs the visible cases and prints a short report; when a check fails (or the stub is
+    untouched) it raises :class:`CheckFailed`, an ``AssertionError``; the notebook shows the report instead of a
+    traceback. ``hidden=True`` (the hidden test cells): the hidden cases derive from the course's secret, which this
+    notebook does not have, so it only says where they run: the grader runs them on your functions, outside this
+    notebook, and sets this cell's score and output. Returns ``None``.
     """
     spec = get_spec(name)
+    if hidden:
+        print(f"{spec.title}: the hidden tests run when your notebook is graded, outside this notebook (other "
+              "sizes, seeds and inputs than the self-check's). Passing the self-check above is the best preparation.")
+        return
     obj = _resolve(spec, obj_or_namespace)
     failures, n = run_cases(spec, obj, "hidden" if hidden else "visible")
     result = GradeResult(spec.name, spec.title, 0.0, 0.0, {}, failures, n)
-    text = result.report(hidden=hidden)
+    text = result.report(hidden=hidden) + earlier_failures_note(spec, obj_or_namespace)
     if failures:
         raise CheckFailed(text)
     print(text)

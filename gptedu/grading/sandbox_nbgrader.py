@@ -9,10 +9,9 @@ lacks, so that every submission ends with a defined grade instead of a crashed n
   ``KeyboardInterrupt``) no longer fails the notebook: that cell gets an error explaining what happened, the
   remaining cells are marked "not run", and the notebook is graded;
 * a cap on the output a cell may send (``max_output_bytes``), checked while it streams in, so a cell printing
-  gigabytes cannot exhaust nbgrader's memory;
-* a secret canary: each graded test cell gets ``print(<random token>)`` appended while it runs. A test cell whose
-  token did not come back (skipped, rewritten by an input transformer, silenced) is failed by
-  :class:`gptedu.grading.verify.VerifyAnswers`. The token is removed from the source and the outputs afterwards.
+  gigabytes cannot exhaust nbgrader's memory.
+
+No score is read from what the kernel shows: :mod:`gptedu.grading.verify` sets every test cell's score and output.
 
 ``configure_nbgrader(c)`` is what ``autograder/nbgrader_config.py`` calls.
 """
@@ -21,14 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 from time import monotonic
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Integer
 
@@ -47,7 +44,7 @@ class _StopNotebook(Exception):
 
 
 class SandboxExecute(Execute):
-    """nbgrader's ``Execute`` with a notebook time limit, kernel-death handling, an output cap and canaries."""
+    """nbgrader's ``Execute`` with a notebook time limit, kernel-death handling and an output cap."""
 
     notebook_timeout = Integer(
         900, help="Seconds for the whole notebook; after that the remaining cells are not run (score 0)."
@@ -55,7 +52,6 @@ class SandboxExecute(Execute):
     max_output_bytes = Integer(
         500_000, help="Bytes of output kept per cell; the rest is dropped while it streams in."
     ).tag(config=True)
-    canary = Bool(True, help="Append a secret print to each test cell and check that it ran.").tag(config=True)
     prestart_kernel = Bool(
         True, help="While a notebook runs, start a kernel for the next one (same kernel, folder and environment; "
                    "a fresh process that has run nothing), so that kernel start-up overlaps grading."
@@ -67,7 +63,7 @@ class SandboxExecute(Execute):
         self._current = -1
         self._output_bytes: dict[int, int] = {}
         self._resources_for_next = resources
-        info = {"canary_missing": [], "canary_checked": [], "stopped": "", "kernel_seconds": 0.0}
+        info = {"stopped": "", "kernel_seconds": 0.0}
         self._info = info
         started = self._started_at = monotonic()
         prestarted = None
@@ -84,7 +80,7 @@ class SandboxExecute(Execute):
             self.log.warning("gptedu: the kernel started in advance did not answer; starting a new one")
             self._cleanup_prestarted()
             self._deadline, self._stopped, self._current, self._output_bytes = None, "", -1, {}
-            info.update(canary_missing=[], canary_checked=[], stopped="")
+            info.update(stopped="")
             with contextlib.suppress(_StopNotebook):
                 nb, resources = super().preprocess(nb, resources, None)
             prestarted = None
@@ -164,11 +160,6 @@ class SandboxExecute(Execute):
                              "that never ends or a very slow cell above.")
             self._current = index - 1
             raise _StopNotebook
-        is_test = utils.is_grade(cell) and not utils.is_solution(cell)
-        token = secrets.token_hex(16) if (self.canary and is_test) else ""
-        original = cell.source
-        if token:
-            cell.source = original + f"\nprint('{token}')"
         try:
             super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -178,10 +169,6 @@ class SandboxExecute(Execute):
         except CellTimeoutError:
             self._stop(cell, "KernelUnresponsive", "this cell did not stop when interrupted after its time limit "
                        "(does it catch KeyboardInterrupt, e.g. with a bare `except:`?). The kernel was stopped.")
-        finally:
-            cell.source = original
-        if token:
-            self._check_canary(cell, token)
         if monotonic() >= self._deadline and not self._stopped:
             self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
                              "that never ends or a very slow cell above.")
@@ -192,25 +179,6 @@ class SandboxExecute(Execute):
         cell.outputs = [error_output(ename, message), *cell.get("outputs", [])]
         self._stopped = f"an earlier cell stopped the kernel ({ename})."
         raise _StopNotebook
-
-    def _check_canary(self, cell, token: str) -> None:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        seen = False
-        kept = []
-        for output in cell.outputs:
-            if output.get("output_type") == "stream" and token in output.get("text", ""):
-                seen = seen or output.get("name") == "stdout"
-                output["text"] = output["text"].replace(token + "\n", "").replace(token, "")
-                if not output["text"]:
-                    continue
-            if output.get("output_type") == "error":  # the kernel quotes the executed source
-                output["traceback"] = [line.replace(f"print('{token}')", "") for line in output.get("traceback", [])]
-            kept.append(output)
-        cell.outputs = kept
-        self._info["canary_checked"].append(grade_id)
-        failed = any(o.get("output_type") == "error" for o in kept)
-        if not seen and not failed:
-            self._info["canary_missing"].append(grade_id)
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -400,14 +368,17 @@ def _cleanup_ipc_dirs() -> None:
 
 
 def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int = 900, cell_timeout: int = 120,
-                       iopub_timeout: int = 10, verify: bool = True, baseline: bool | None = None) -> bool:
+                       iopub_timeout: int = 10, baseline: bool | None = None) -> bool:
     """Configure an nbgrader course for safe autograding. Returns True when the sandboxed kernel is used.
 
     * the kernel: ``gptedu-sandbox`` when :func:`gptedu.grading.sandbox.problems` finds nothing, else the normal
       kernel with a WARNING on stderr (or an error when ``require`` / ``$GPTEDU_REQUIRE_SANDBOX=1``);
-    * ``SandboxExecute`` instead of ``Execute``, ``VerifyAnswers`` (out-of-process verification) before
-      ``SaveAutoGrades``; test cells whose metadata was stripped are re-inserted (``add_missing_cells``);
-    * feedback without hidden tests: hidden test code is stripped and tracebacks of test cells are redacted;
+    * ``SandboxExecute`` instead of ``Execute``; the scores: ``VerifyAnswers`` decides every test cell from the
+      trusted out-of-process comparison and ``SaveTrustedGrades`` (instead of ``SaveAutoGrades``) writes them, never
+      reading a cell's outputs; test cells whose metadata was stripped are re-inserted (``add_missing_cells``);
+    * hidden cases from the course secret (``<course>/.gptedu/secret``): ``nbgrader autograde`` without it stops
+      at once with the command that creates it (``python -m gptedu.grading.secret init``);
+    * feedback without hidden tests: hidden test code is stripped, and each test cell shows only the verdict;
     * speed: the verification of a notebook starts in the background while its kernel runs (``StartVerification``),
       every sandboxed job goes through one verification server (torch imported once), the next notebook's kernel
       starts while the current one runs, and a finished kernel gets 1 s (not 5) to shut down. ``baseline`` (or
@@ -447,10 +418,11 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
         CheckCellMetadata,
         IgnorePattern,
         LimitOutput,
-        SaveAutoGrades,
     )
 
-    from gptedu.grading.verify import StartVerification, VerifyAnswers
+    from gptedu.grading.verify import SaveTrustedGrades, StartVerification, VerifyAnswers
+
+    _refuse_autograde_without_secret(c)
 
     if baseline is None:
         baseline = os.environ.get("GPTEDU_GRADING_BASELINE", "") not in ("", "0")
@@ -470,13 +442,13 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
         c.KernelManager.shutdown_wait_time = 1.0
     c.SandboxExecute.prestart_kernel = not baseline
     c.Autograde.autograde_preprocessors = [
-        *([StartVerification] if verify and not baseline else []),
+        *([] if baseline else [StartVerification]),
         SandboxExecute,
-        *([VerifyAnswers] if verify else []),
+        VerifyAnswers,
         IgnorePattern,
         ClearMetadataPreprocessor,
         LimitOutput,
-        SaveAutoGrades,
+        SaveTrustedGrades,
         AssignLatePenalties,
         CheckCellMetadata,
     ]
@@ -493,12 +465,29 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
     c.OverwriteCells.add_missing_cells = True
     c.LimitOutput.max_lines = 200
     c.LimitOutput.max_traceback = 40
-    # feedback: hidden tests out of the source, test-cell tracebacks shortened to the error line
+    # feedback: hidden tests out of the source (a test cell's outputs are already the trusted verdict alone)
     c.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades",
         "nbgrader.preprocessors.ClearHiddenTests",
         "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-        "gptedu.grading.verify.RedactTracebacks",
     ]
     c.ClearHiddenTests.enforce_metadata = False
     return use_sandbox
+
+
+def _refuse_autograde_without_secret(c) -> None:
+    """``nbgrader autograde`` on a course without a secret stops here, naming the command that creates one (the
+    hidden cases derive from it). Other commands (generate_assignment, feedback, export) do not need it; graded
+    any other way (formgrader), each notebook fails with the same message instead."""
+    import sys
+
+    if sys.argv[1:2] != ["autograde"]:
+        return
+    from gptedu.grading import secret
+
+    root = c.CourseDirectory.root if "root" in c.CourseDirectory else os.getcwd()
+    try:
+        secret.load(root)
+    except secret.MissingSecret as exc:
+        print(f"gptedu: refusing to autograde: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

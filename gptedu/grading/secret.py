@@ -1,13 +1,33 @@
 """The course secret: hidden cases (sizes, seeds, inputs) derive from it, so no one can precompute them.
 
 The secret is created when the instructor sets up the course and lives in the course folder only (never in the
-package, the release, the feedback or the repository). Components turn it into case parameters with :func:`derive`.
+package, the release, the feedback or the repository)::
+
+    python -m gptedu.grading.secret init   --course autograder   # once, when the course is set up
+    python -m gptedu.grading.secret rotate --course autograder   # a new secret: new hidden cases from now on
+
+It is ``<course>/.gptedu/secret`` (32 random bytes, hex, mode 0600, in a folder of mode 0700 that also holds a
+``.gitignore`` of ``*``, so ``git add`` never picks it up). Components turn it into case parameters with
+:func:`derive`; autograding without it refuses (:func:`load` raises :class:`MissingSecret` naming the command).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
+import os
+import secrets
+import shlex
+import sys
+from pathlib import Path
+
+FOLDER = ".gptedu"
+FILE = "secret"
+
+
+class MissingSecret(RuntimeError):
+    """The course has no secret (or an unreadable one); the message names the command that creates it."""
 
 
 def derive(secret: bytes, *labels: str | int, low: int = 0, high: int = 2**31 - 1) -> int:
@@ -18,3 +38,96 @@ def derive(secret: bytes, *labels: str | int, low: int = 0, high: int = 2**31 - 
     message = "\x1f".join(str(label) for label in labels).encode()
     value = int.from_bytes(hmac.new(secret, message, hashlib.sha256).digest()[:8], "big")
     return low + value % (high - low + 1)
+
+
+def path(course: str | os.PathLike) -> Path:
+    """Where the course's secret lives: ``<course>/.gptedu/secret``."""
+    return Path(course) / FOLDER / FILE
+
+
+def _command(course: str | os.PathLike, verb: str = "init") -> str:
+    return f"python -m gptedu.grading.secret {verb} --course {shlex.quote(os.fspath(course))}"
+
+
+def load(course: str | os.PathLike) -> bytes:
+    """The course's secret (bytes). Raises :class:`MissingSecret`, naming the command to run, when there is none."""
+    where = path(course)
+    try:
+        text = where.read_text().strip()
+    except FileNotFoundError:
+        raise MissingSecret(f"this course has no grading secret ({where} does not exist), so hidden tests cannot be "
+                            f"built. Create it once with: {_command(course)}") from None
+    except OSError as exc:
+        raise MissingSecret(f"the course's grading secret {where} cannot be read ({exc.strerror}). Run the grader "
+                            "as the user who created it, or create a new one with "
+                            f"{_command(course, 'rotate')}") from None
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) < 16:
+        raise MissingSecret(f"the course's grading secret {where} is damaged (expected at least 32 hex digits). "
+                            f"Create a new one with: {_command(course, 'rotate')}")
+    return value
+
+
+def _write(course: str | os.PathLike) -> Path:
+    folder = Path(course) / FOLDER
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# the course's grading secret: never commit it\n*\n")
+    where = folder / FILE
+    tmp = folder / f".{FILE}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    os.replace(tmp, where)  # atomic: a crash never leaves half a secret
+    return where
+
+
+def init(course: str | os.PathLike) -> Path:
+    """Create the course's secret if it has none (an existing secret is kept); returns its path."""
+    where = path(course)
+    if where.exists():
+        load(course)  # a damaged secret is reported, not silently kept
+        return where
+    return _write(course)
+
+
+def rotate(course: str | os.PathLike) -> Path:
+    """Replace the course's secret by a new random one: every hidden case changes from the next autograde on."""
+    if not Path(course).is_dir():
+        raise MissingSecret(f"{os.fspath(course)} is not a folder: pass the course folder with --course")
+    return _write(course)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gptedu.grading.secret",
+        description="Create (init) or replace (rotate) the course secret from which the hidden tests are built.")
+    parser.add_argument("command", choices=("init", "rotate"))
+    parser.add_argument("--course", default=".", help="the course folder, which holds nbgrader_config.py (default: .)")
+    args = parser.parse_args(argv)
+    course = Path(args.course)
+    if not (course / "nbgrader_config.py").is_file():
+        print(f"error: {course.resolve()} has no nbgrader_config.py: pass the course folder with --course "
+              "(e.g. --course autograder)", file=sys.stderr)
+        return 2
+    try:
+        existed = path(course).exists()
+        where = init(course) if args.command == "init" else rotate(course)
+    except (MissingSecret, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "init" and existed:
+        print(f"{where} already exists (kept; `rotate` replaces it).")
+    else:
+        print(f"wrote {where} (mode 0600, git-ignored). Keep it out of releases and backups you share; "
+              "`rotate` replaces it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

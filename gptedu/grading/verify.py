@@ -1,21 +1,28 @@
-"""Out-of-process verification: verdicts that code in the student's kernel cannot influence.
+"""The one trusted scoring path: every graded test cell is scored from the student's functions' outputs, compared
+with the reference in nbgrader's own process, never from what the cell displayed.
 
-Everything that runs in the grading kernel after the student's code can be rewritten by it (monkeypatched
-``torch.allclose`` or grading helpers, spoofed modules, IPython input transformers). :class:`VerifyAnswers` is an
-nbgrader preprocessor (it runs in nbgrader's process, after ``SandboxExecute``) that reaches the verdict another way:
+Everything that runs in the grading kernel after the student's code can be rewritten by it (display hooks that
+plant an ``execute_result``, monkeypatched ``torch.allclose`` or grading helpers, spoofed modules, IPython input
+transformers). So the kernel's run only gives the student's notebook its outputs; the score comes from here:
 
-1. it takes the student's code from the submission: the answer cells, plus code cells the student added (cells
-   that are not in the instructor's notebook); instructor cells are skipped, but their ``import`` lines and simple
-   constants are kept, with imports from ``gptedu`` served by a *copy* of the prerequisite classes' source (the
-   classes graded in this notebook are never copied);
-2. it runs that code in a fresh sandboxed process (:mod:`gptedu.grading.sandbox`, reference package hidden), which
-   calls :func:`gptedu.grading.runner.run_case` on the visible and hidden cases of every graded component of the
-   notebook and writes the raw outputs to a file;
-3. back in nbgrader's process it compares them with the reference (``Spec.compare``) and, for every test cell
-   whose component fails there, puts an error first in the cell's outputs so ``SaveAutoGrades`` scores it 0, with
-   a message for the student. A test cell whose canary did not come back (see ``SandboxExecute``) is failed too.
+1. :class:`VerifyAnswers` (an nbgrader preprocessor after ``SandboxExecute``) takes the student's code from the
+   submission: the answer cells, plus code cells the student added (cells that are not in the instructor's
+   notebook); instructor cells are skipped, but their ``import`` lines and simple constants are kept. The reference
+   classes the notebook's checks allow (a component's prerequisites, and the instructor's ``gptedu`` imports that the
+   student's code names) are served by a *pruned copy*: only those classes and what they need, and never a graded
+   component's own class;
+2. the cases are built here, on the trusted side (``Component.cases``; the hidden ones from the course secret,
+   :mod:`gptedu.grading.secret`), and passed as data to a fresh sandboxed process that runs the student's code and
+   :func:`gptedu.grading.runner.run_case` on them. Visible and hidden cases go to *separate* processes, so a run that
+   can show the student's own error messages never held a hidden input;
+3. back in nbgrader's process the outputs are compared with the reference (``Component.compare``). The verdict
+   replaces the test cell's outputs (the feedback shows the trusted verdict, not what the submission displayed), and
+   :class:`SaveTrustedGrades` (nbgrader's ``SaveAutoGrades`` with the score of a test cell taken from the verdict)
+   writes full points or 0 to the gradebook. A test cell that no component claims is a course configuration error:
+   it scores 0 and says so.
 
-A verdict can only take points away: a test cell that failed in the kernel stays failed.
+Hidden-test feedback names the check and the likely cause, never the inputs, sizes, seeds or expected values, and
+never text the student's code produced during the hidden run (an exception message can carry hidden inputs out).
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ import subprocess
 import sys
 import tempfile
 import tokenize
+from dataclasses import dataclass
 from pathlib import Path
 
+from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
 from traitlets import Bool, Integer
 
 from gptedu.grading.sandbox_nbgrader import RESOURCE_KEY, error_output
@@ -42,6 +51,7 @@ COPY_PACKAGE = "reference_copy"
 FORBIDDEN_NAMES = ("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward",
                    "flex_attention", "_native_multi_head_attention")
 MAX_OUTPUT_FILE = 256 * 2**20
+WHICH = ("visible", "hidden")
 
 
 # ------------------------------------------------------------------------------------------- the student's code
@@ -53,13 +63,18 @@ def _normalise(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
+def is_test_cell(cell) -> bool:
+    """An autograded test cell (graded, not an answer)."""
+    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
 def student_code_cells(nb, *instructor_nbs) -> list[tuple[int, str]]:
     """(index, source) of the answer cells and of the code cells the student added, in notebook order.
 
     A code cell without nbgrader metadata counts as the student's unless its text is one of the instructor's cells
     (setup, demos, test cells) in ``instructor_nbs`` (the source and the released notebook).
     """
-    instructor = {_normalise(c.source) for other in instructor_nbs for c in other.cells
+    instructor = {_normalise(c.source) for other in instructor_nbs if other is not None for c in other.cells
                   if _is_code(c) and not utils.is_solution(c)}
     found = []
     for index, cell in enumerate(nb.cells):
@@ -83,7 +98,8 @@ def to_python(source: str) -> str:
 
 
 def imported_reference_modules(sources: list[str]) -> set[str]:
-    """``gptedu`` modules imported by the code, other than the grading helpers (which self-checks may use)."""
+    """``gptedu`` modules imported by the code, other than the grading helpers (which self-checks may use), and
+    the verification's own copy of prerequisite classes."""
     found: set[str] = set()
     for source in sources:
         try:
@@ -100,7 +116,11 @@ def imported_reference_modules(sources: list[str]) -> set[str]:
                     "__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant):
                 names = [str(node.args[0].value)]
             for name in names:
-                is_reference = name.split(".")[0] == "gptedu" and not name.startswith("gptedu.grading")
+                top = name.split(".")[0]
+                if top == COPY_PACKAGE:
+                    found.add(name)
+                    continue
+                is_reference = top == "gptedu" and not name.startswith("gptedu.grading")
                 # `from gptedu import X` is caught through "gptedu.X"; a bare "gptedu" module name counts
                 # only when imported as a whole
                 if is_reference and (name != "gptedu" or isinstance(node, ast.Import | ast.Call)):
@@ -141,132 +161,296 @@ def instructor_prelude(source_nb) -> tuple[list[str], list[str]]:
     return statements, from_reference
 
 
-# -------------------------------------------------------------------------- prerequisite classes as source copies
+# ------------------------------------------------------------------ prerequisite classes as a pruned source copy
 def _reference_module_file(module_name: str) -> Path:
     import importlib
 
     return Path(importlib.import_module(module_name).__file__)
 
 
-def _rewrite_module(tree: ast.Module, withheld: set[str], needed: set[str]) -> ast.Module:
-    """Point ``gptedu`` imports at the copy; replace definitions of withheld names by a stub that raises."""
+def _resolve(module: str, name: str) -> tuple[str, str] | None:
+    """``(defining module, name there)`` of ``gptedu`` object ``module.name``; None for a module or unknown name."""
     import importlib
 
-    body = []
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    if isinstance(obj, type(os)):
+        return None
+    real = getattr(obj, "__module__", None) or module
+    if real.split(".")[0] != "gptedu":
+        return None
+    return real, getattr(obj, "__name__", name) if hasattr(obj, "__module__") else name
+
+
+def _top_level(tree: ast.Module) -> tuple[dict[str, ast.stmt], dict[str, tuple[str, str]]]:
+    """A module's definitions (name -> node: classes, functions, assignments) and its ``gptedu`` imports
+    (local name -> (defining module, name))."""
+    defs: dict[str, ast.stmt] = {}
+    imports: dict[str, tuple[str, str]] = {}
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu" and node.level == 0:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            defs[node.name] = node
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for leaf in ast.walk(target):
+                    if isinstance(leaf, ast.Name):
+                        defs[leaf.id] = node
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu" and node.level == 0:
             for alias in node.names:
-                obj = getattr(importlib.import_module(node.module), alias.name)
-                real = getattr(obj, "__module__", node.module) if not isinstance(obj, type(os)) else obj.__name__
-                needed.add(real)
-                target = COPY_PACKAGE + real[len("gptedu"):]
-                body.append(ast.parse(f"from {target} import {alias.name} as {alias.asname or alias.name}").body[0])
-            continue
-        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "gptedu" for a in node.names):
-            continue
-        name = getattr(node, "name", None)
-        if isinstance(node, ast.ClassDef | ast.FunctionDef) and name in withheld:
-            body.append(ast.parse(f"{name} = _withheld({name!r})").body[0])
-            continue
-        body.append(node)
-    stub = ast.parse(
-        "def _withheld(name):\n"
-        "    class Withheld:\n"
-        "        def __init__(self, *args, **kwargs):\n"
-        "            raise NameError(f'{name} is what this notebook asks you to write: define it in your answer "
-        "cell.')\n"
-        "        def __call__(self, *args, **kwargs):\n"
-        "            raise NameError(f'{name} is not available here.')\n"
-        "    Withheld.__name__ = Withheld.__qualname__ = name\n"
-        "    return Withheld\n"
-    ).body
-    future = [n for n in body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
-    rest = [n for n in body if n not in future]
-    tree.body = future + stub + rest
-    return tree
+                found = _resolve(node.module, alias.name)
+                if found:
+                    imports[alias.asname or alias.name] = found
+    return defs, imports
 
 
-def write_reference_copy(dest: Path, modules: set[str], withheld: set[str]) -> None:
-    """Copy the ``gptedu`` modules (and what they import from ``gptedu``) as package ``reference_copy``."""
-    (dest / COPY_PACKAGE).mkdir(parents=True, exist_ok=True)
-    done: set[str] = set()
-    todo = set(modules)
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def write_reference_copy(dest: Path, wanted: dict[str, set[str]], withheld: set[str]) -> None:
+    """Write package ``reference_copy``: for each ``gptedu`` module, only the definitions in ``wanted`` (module ->
+    names) and, transitively, what they use; a withheld name (a graded component's class) becomes a stub that raises.
+    Nothing else of the reference is there: an answer cell that imports from the copy finds no other class."""
+    trees: dict[str, ast.Module] = {}
+    keep: dict[str, set[str]] = {}
+    todo = [(module, name) for module, names in wanted.items() for name in names]
     while todo:
-        name = todo.pop()
-        if name in done:
+        module, name = todo.pop()
+        if name in keep.setdefault(module, set()):
             continue
-        done.add(name)
-        needed: set[str] = set()
-        tree = _rewrite_module(ast.parse(_reference_module_file(name).read_text()), withheld, needed)
-        todo |= needed - done
-        parts = name.split(".")[1:]
-        path = dest / COPY_PACKAGE / Path(*parts[:-1]) / f"{parts[-1]}.py" if parts else dest / COPY_PACKAGE / "x.py"
+        keep[module].add(name)
+        if module not in trees:
+            trees[module] = ast.parse(_reference_module_file(module).read_text())
+        defs, imports = _top_level(trees[module])
+        if name in withheld or name not in defs:
+            continue
+        for used in _names_in(defs[name]) - {name}:
+            if used in defs:
+                todo.append((module, used))
+            elif used in imports:  # keep the import line, and what it imports
+                todo += [(module, used), imports[used]]
+    root = dest / COPY_PACKAGE
+    root.mkdir(parents=True, exist_ok=True)
+    for module, names in keep.items():
+        parts = module.split(".")[1:] or ["x"]
+        path = root / Path(*parts[:-1]) / f"{parts[-1]}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(ast.unparse(tree) + "\n")
-    for folder in [dest / COPY_PACKAGE, *(p for p in (dest / COPY_PACKAGE).rglob("*") if p.is_dir())]:
+        path.write_text(ast.unparse(_pruned(trees[module], names, withheld)) + "\n")
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
         (folder / "__init__.py").touch()
 
 
-def build_prelude(statements: list[str], names, withheld: set[str]) -> tuple[str, set[str]]:
-    """The prelude source and the ``gptedu`` modules it needs; ``gptedu`` imports become imports from the copy."""
-    import importlib
+_WITHHELD_STUB = ast.parse(
+    "def _withheld(name):\n"
+    "    class Withheld:\n"
+    "        def __init__(self, *args, **kwargs):\n"
+    "            raise NameError(f'{name} is what this notebook asks you to write: define it in your answer cell.')\n"
+    "        def __call__(self, *args, **kwargs):\n"
+    "            raise NameError(f'{name} is not available here.')\n"
+    "    Withheld.__name__ = Withheld.__qualname__ = name\n"
+    "    return Withheld\n"
+).body
 
-    lines, modules = ["import math", "import torch", "from torch import nn", "import torch.nn.functional as F"], set()
-    for statement in statements:
-        node = ast.parse(statement).body[0]
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu":
+
+def _pruned(tree: ast.Module, names: set[str], withheld: set[str]) -> ast.Module:
+    """The module with only the definitions in ``names`` (withheld ones as stubs), its plain imports, and its
+    ``gptedu`` imports of kept names pointed at the copy."""
+    defs, imports = _top_level(tree)
+    kept_nodes = {id(defs[n]) for n in names if n in defs and n not in withheld}
+    future, body = [], []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            future.append(node)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu" and node.level == 0:
             for alias in node.names:
-                try:
-                    obj = getattr(importlib.import_module(node.module), alias.name)
-                except (ImportError, AttributeError):
-                    continue
-                if getattr(obj, "__name__", alias.name) in withheld or not hasattr(obj, "__module__"):
-                    continue
-                real = obj.__module__
-                modules.add(real)
-                lines.append(f"from {COPY_PACKAGE}{real[len('gptedu'):]} import {obj.__name__} as "
-                             f"{alias.asname or alias.name}")
+                local = alias.asname or alias.name
+                if local in names and local in imports:
+                    real, real_name = imports[local]
+                    body.append(ast.parse(f"from {COPY_PACKAGE}{real[len('gptedu'):]} import {real_name} as "
+                                          f"{local}").body[0])
         elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "gptedu" for a in node.names):
             continue
-        else:
-            lines.append(f"try:\n    {statement}\nexcept Exception:\n    pass")
-    for alias, qualified in _as_qualified(names).items():
-        module, _, cls = qualified.rpartition(".")
-        if cls in withheld or module.split(".")[0] != "gptedu":
+        elif isinstance(node, ast.Import | ast.ImportFrom) or id(node) in kept_nodes:
+            body.append(node)
+    for name in sorted(names & withheld):
+        body.append(ast.parse(f"{name} = _withheld({name!r})").body[0])
+    tree.body = future + _WITHHELD_STUB + body
+    return tree
+
+
+def build_prelude(statements: list[str], provided: dict[str, str], withheld: set[str],
+                  ) -> tuple[str, dict[str, set[str]]]:
+    """The prelude source and what the reference copy must hold (module -> names).
+
+    ``statements``: the instructor's imports and constants (their ``gptedu`` imports are dropped);
+    ``provided``: alias -> ``gptedu.module.Name`` of the reference classes the student's code may use."""
+    lines = ["import math", "import torch", "from torch import nn", "import torch.nn.functional as F"]
+    wanted: dict[str, set[str]] = {}
+    for statement in statements:
+        node = ast.parse(statement).body[0]
+        if isinstance(node, ast.Import | ast.ImportFrom) and (
+                (getattr(node, "module", None) or "").split(".")[0] == "gptedu"
+                or any(a.name.split(".")[0] == "gptedu" for a in node.names)):
             continue
-        modules.add(module)
-        lines.append(f"from {COPY_PACKAGE}{module[len('gptedu'):]} import {cls} as {alias}")
-    return "\n".join(lines) + "\n", modules
+        lines.append(f"try:\n    {statement}\nexcept Exception:\n    pass")
+    for alias, qualified in sorted(provided.items()):
+        module, _, name = qualified.rpartition(".")
+        found = _resolve(module, name) if module.split(".")[0] == "gptedu" else None
+        if found is None or found[1] in withheld:
+            continue
+        wanted.setdefault(found[0], set()).add(found[1])
+        lines.append(f"from {COPY_PACKAGE}{found[0][len('gptedu'):]} import {found[1]} as {alias}")
+    return "\n".join(lines) + "\n", wanted
 
 
-def _as_qualified(names) -> dict[str, str]:
-    """alias -> ``gptedu.module.Name`` for prerequisites given as names (``["Head"]``) or as such a mapping."""
-    if isinstance(names, dict):
-        return dict(names)
-    import gptedu
+def provided_names(source_nb, components, cells) -> dict[str, str]:
+    """alias -> ``gptedu.module.Name`` of the reference objects the sandbox offers the student's code: the
+    components' prerequisites, and the instructor's ``gptedu`` imports that the student's code names."""
+    import importlib
 
-    found = {}
-    for name in names:
-        obj = getattr(gptedu, name, None)
-        if obj is not None and hasattr(obj, "__module__"):
-            found[name] = f"{obj.__module__}.{getattr(obj, '__name__', name)}"
-    return found
+    provided: dict[str, str] = {}
+    names = used_names([source for _, source in cells])
+    if source_nb is not None:
+        statements, _ = instructor_prelude(source_nb)
+        for statement in statements:
+            node = ast.parse(statement).body[0]
+            if not (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu"):
+                continue
+            for alias in node.names:
+                local = alias.asname or alias.name
+                if local in names and alias.name != "*":
+                    with contextlib.suppress(ImportError, AttributeError):
+                        obj = getattr(importlib.import_module(node.module), alias.name)
+                        if not isinstance(obj, type(os)):
+                            provided[local] = f"{node.module}.{alias.name}"
+    for component in components:
+        provided.update(component.prerequisites)
+    return provided
 
 
-def prerequisite_classes(spec) -> set[str]:
-    """Names of the reference classes a spec's code may use (``Spec.prerequisites``: names or alias -> path)."""
-    prereqs = spec.prerequisites
-    if isinstance(prereqs, dict):
-        return {path.rpartition(".")[2] for path in prereqs.values()}
-    return set(prereqs)
+def prerequisite_classes(component) -> set[str]:
+    """Names of the reference classes a component's code may use (``prerequisites``: alias -> path)."""
+    return {path.rpartition(".")[2] for path in component.prerequisites.values()}
 
 
-# ------------------------------------------------------------------------------------------- the preprocessor
+# ------------------------------------------------------------------------------------------------ the verdicts
+@dataclass
+class Verdict:
+    """The trusted outcome of one test cell: passed or not, and the text the feedback shows in its place."""
+
+    passed: bool
+    text: str
+
+
+CONFIG_ERROR = ("course configuration error: this test cell ({grade_id}) is not registered with any graded "
+                "component (gptedu.grading.components), so the grader cannot score it: it scores 0. Please tell "
+                "your instructor.")
+# Hidden-test feedback for a run that did not finish: fixed text only (the run's own message is the student's
+# code's text, which can carry hidden inputs out)
+HIDDEN_STATUS = {
+    "not_attempted": ("not attempted", "replace the `raise NotImplementedError()` lines with your code."),
+    "error": ("your code raised an error on a hidden case",
+              "the message is not shown (it could reveal the hidden inputs). Run your code on other sizes than "
+              "the self-check's: a size written into your code, or a shape assumption, is the usual cause."),
+    "load_error": ("parameter names and shapes match the exercise",
+                   "use exactly the attribute names and layer sizes given in the exercise, for any size."),
+    "forbidden": ("no shortcuts (write it yourself)", "this exercise is about writing the computation yourself."),
+}
+
+
+def _student_strings(outputs: dict) -> list[str]:
+    """Every string the sandboxed run returned (the student's code controls all of them)."""
+    found: list[str] = []
+    for key, value in outputs.items():
+        found.append(str(key))
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                found.append(item)
+    return [s for s in found if len(s.strip()) >= 6]
+
+
+def _hidden_text(failure, outputs: dict) -> str:
+    """One failed hidden check: its name and likely cause, nothing from the case or the student's run."""
+    status = failure.status if failure.status in HIDDEN_STATUS or failure.status == "failed" else "error"
+    if status != "failed":
+        check, cause = HIDDEN_STATUS[status]
+    else:
+        check, cause = failure.check, failure.cause
+    lines = [f"  ✗ {check}"] + ([f"      most likely cause: {cause}"] if cause else [])
+    untrusted = _student_strings(outputs)
+    return "\n".join(line for line in lines if not any(s in line for s in untrusted))
+
+
+def judge(component, which: str, cases: list[tuple[str, dict]], outputs: dict | None, problem: str,
+          static_problem: str = "") -> Verdict:
+    """Compare a sandboxed run's outputs with the reference for one component's visible or hidden cases."""
+    title = component.title
+    hidden = which == "hidden"
+    if static_problem:
+        return Verdict(False, f"✗ {title}: {static_problem}")
+    if outputs is None:
+        if hidden:  # the problem's text may quote the student's code's error output: not shown for hidden cases
+            problem = problem.split(" (")[0].split(". ")[0]
+        return Verdict(False, f"✗ {title}: the grader could not run your code in isolation: {problem}")
+    failures, bad_outputs = [], {}
+    for key, case in cases:
+        found = outputs.get(key)
+        if not isinstance(found, dict):
+            failures, bad_outputs = [f"no result for case {case['id']}" if not hidden else "no result"], {}
+            break
+        try:
+            failed = component.compare(case, found)
+        except Exception as exc:  # noqa: BLE001 - malformed outputs from the sandbox
+            failures = [f"unexpected outputs ({type(exc).__name__})"]
+            break
+        if failed:
+            failures, bad_outputs = failed[:2], found
+            break
+    if not failures:
+        what = "the hidden tests" if hidden else f"{len(cases)} visible test case{'s' * (len(cases) != 1)}"
+        return Verdict(True, f"✓ {title}: passed {what} (run by the grader outside your notebook).")
+    if hidden:
+        body = "\n".join(dict.fromkeys(
+            _hidden_text(f, bad_outputs) if not isinstance(f, str) else f"  ✗ {f}" for f in failures))
+        return Verdict(False, f"✗ {title}: fails the hidden tests (other sizes, seeds and inputs than the "
+                              f"self-check's; their details are not shown).\n{body}")
+    body = "\n".join(f if isinstance(f, str) else f.render() for f in failures)
+    cell_errors = outputs.get("_cells") or []
+    hint = ""
+    if cell_errors and isinstance(cell_errors, list):
+        hint = "\nWhen your cells were run on their own: " + "; ".join(str(e)[:500] for e in cell_errors[:3])
+    return Verdict(False, f"✗ {title}: re-run by the grader (your answer cells only, in a fresh process), your "
+                          f"code does not pass:\n{body}{hint}")
+
+
+def verdict_output(verdict: Verdict) -> NotebookNode:
+    """The test cell's only output in the autograded notebook (and the feedback)."""
+    if verdict.passed:
+        return NotebookNode(output_type="stream", name="stdout", text=verdict.text + "\n")
+    return error_output("CheckFailed", verdict.text)
+
+
+# ------------------------------------------------------------------------------------------- the preprocessors
+def course_secret(config) -> bytes:
+    """The secret of the course nbgrader is grading (``CourseDirectory.root``); raises ``MissingSecret``."""
+    from nbgrader.coursedir import CourseDirectory
+
+    from gptedu.grading import secret
+
+    return secret.load(CourseDirectory(config=config).root)
+
+
 class VerifyAnswers(NbGraderPreprocessor):
-    """Re-grade every registered component of the notebook in a sandbox and fail test cells it does not confirm."""
+    """Decide every test cell of the notebook from the trusted comparison; put the verdict in the cell's outputs.
 
-    enabled = Bool(True).tag(config=True)
-    timeout = Integer(300, help="Seconds for the sandboxed run of one notebook's components.").tag(config=True)
+    The verdicts go to ``resources["gptedu_grading"]["verdicts"]`` (grade id -> :class:`Verdict`), which
+    :class:`SaveTrustedGrades` turns into the gradebook's scores."""
+
+    timeout = Integer(300, help="Seconds for one sandboxed run (one notebook's components, visible or hidden "
+                                "cases).").tag(config=True)
     require_sandbox = Bool(
         False, help="Fail the verification instead of running unsandboxed when the sandbox is unavailable."
     ).tag(config=True)
@@ -279,65 +463,69 @@ class VerifyAnswers(NbGraderPreprocessor):
         import time
 
         started = time.monotonic()
-        info = (resources or {}).get(RESOURCE_KEY, {})
-        messages: dict[str, str] = {}
-        for grade_id in info.get("canary_missing", []):
-            messages[grade_id] = ("this test cell did not run to its end as written (the grader's check that every "
-                                  "test ran was not seen). Code in an earlier cell changed how cells run.")
+        info = resources.setdefault(RESOURCE_KEY, {})
+        pending = info.pop("pending_verification", None)
+        verdicts: dict[str, Verdict] = {}
         try:
-            messages.update(self._verify(nb, resources) or {})
+            if pending is not None:  # started by StartVerification while the kernel ran (same code, same cases)
+                plan, results = pending.result()
+            else:
+                plan = self.plan(nb, resources)
+                results = self.run_plan(plan)
         except Exception as exc:  # noqa: BLE001 - a grader bug must not pass a student, nor crash the batch
+            from gptedu.grading.secret import MissingSecret
+
+            if isinstance(exc, MissingSecret):
+                raise  # no secret, no hidden tests: this notebook is not graded (the log says what to run)
             self.log.error("gptedu verification failed: %s", exc, exc_info=True)
-            for cell in nb.cells:
-                if utils.is_grade(cell) and not utils.is_solution(cell) and self._spec_for(cell):
-                    messages.setdefault(cell.metadata.nbgrader["grade_id"],
-                                        f"the grader could not verify this answer ({type(exc).__name__}); "
-                                        "your instructor will review it.")
+            plan, results = {"components": {}}, {}
+            failure = Verdict(False, f"the grader could not verify this answer ({type(exc).__name__}); your "
+                                     "instructor will review it.")
+            verdicts = {cell.metadata.nbgrader["grade_id"]: failure for cell in nb.cells if is_test_cell(cell)}
         for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id in messages and utils.is_grade(cell) and not utils.is_solution(cell):
-                already_failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
-                if not already_failed:
-                    cell.outputs = [error_output("VerificationFailed", messages[grade_id]), *cell.outputs]
-        resources.setdefault(RESOURCE_KEY, {})["verification"] = messages
-        name = ((resources or {}).get("nbgrader") or {}).get("notebook", "")
+            if not is_test_cell(cell):
+                continue
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            if grade_id not in verdicts:
+                found = _for_grade_id(grade_id)
+                if found is None:
+                    self.log.error("gptedu: test cell %s is not registered with any graded component: it scores 0",
+                                   grade_id)
+                    verdicts[grade_id] = Verdict(False, CONFIG_ERROR.format(grade_id=grade_id))
+                else:
+                    verdicts[grade_id] = results.get((found[0].name, found[1])) or Verdict(
+                        False, f"✗ {found[0].title}: no verdict was reached for this test; your instructor will "
+                               "review it.")
+            cell.outputs = [verdict_output(verdicts[grade_id])]
+        info["verdicts"] = verdicts
+        name = (resources.get("nbgrader") or {}).get("notebook", "")
         self.log.info("gptedu timing %s: kernel start %.1f s, notebook %.1f s, verification %.1f s more",
                       name, info.get("kernel_seconds", 0.0), info.get("seconds", 0.0), time.monotonic() - started)
         return nb, resources
 
     def plan(self, nb, resources) -> dict:
-        """What to verify: the student's code (extracted now, as plain strings) and every registered component
-        of the notebook."""
-        specs = {}
+        """What to verify: the student's code (plain strings), the notebook's registered components and their
+        cases (built here, the hidden ones from the course secret)."""
+        secret = course_secret(self.config)
+        components = {}
         for cell in nb.cells:
-            if utils.is_grade(cell) and not utils.is_solution(cell):
-                found = self._spec_for(cell)
+            if is_test_cell(cell):
+                found = _for_grade_id(cell.metadata.nbgrader.get("grade_id", ""))
                 if found:
-                    specs[found[0].name] = found[0]
+                    components[found[0].name] = found[0]
         source_nb, release_nb = self._instructor_notebooks(resources)
         cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb, release_nb)]
-        return {"specs": specs, "cells": cells, "source_nb": source_nb,
+        return {"components": components, "cells": cells, "source_nb": source_nb, "secret": secret,
                 "student_dir": (resources.get("metadata") or {}).get("path")}
 
-    def run_plan(self, plan: dict, names: set[str] | None = None) -> dict[str, dict[str, str]]:
-        """Spec name -> verdict (``compare_outputs``) for the plan's components (or those named)."""
+    def run_plan(self, plan: dict) -> dict[tuple[str, str], Verdict]:
+        """(component name, "visible"|"hidden") -> :class:`Verdict` for the plan's components."""
         import torch
 
         torch.set_num_threads(1)  # the comparisons are small; more threads only contend with the kernel
-        specs = [spec for name, spec in plan["specs"].items() if names is None or name in names]
-        verdicts: dict[str, dict[str, str]] = {}
-        for withheld, group in withheld_groups(specs).items():
-            outputs, problem = run_in_sandbox(group, plan["cells"], plan["source_nb"], self.timeout,
-                                              self.require_sandbox, withheld=set(withheld),
-                                              student_dir=plan["student_dir"], reuse_process=self.reuse_process)
-            verdicts.update({spec.name: compare_outputs(spec, outputs, problem) for spec in group})
-        return verdicts
-
-    @staticmethod
-    def _spec_for(cell):
-        from gptedu.grading.specs import spec_for_grade_id
-
-        return spec_for_grade_id(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
+        return verify_components(list(plan["components"].values()), plan["cells"], plan["source_nb"],
+                                 plan["secret"], self.timeout, self.require_sandbox, plan["student_dir"],
+                                 self.reuse_process)
 
     def _instructor_notebooks(self, resources):
         """The source notebook and the released one (the source again when there is no release folder)."""
@@ -352,41 +540,62 @@ class VerifyAnswers(NbGraderPreprocessor):
             found.append(nbformat.read(str(path), as_version=4) if path.is_file() else None)
         return found[0], found[1] or found[0]
 
-    def _verify(self, nb, resources) -> dict[str, str]:
-        test_cells = {}
-        passed_in_kernel = set()
-        for cell in nb.cells:
-            if utils.is_grade(cell) and not utils.is_solution(cell):
-                found = self._spec_for(cell)
-                if found:
-                    test_cells[cell.metadata.nbgrader["grade_id"]] = found
-                    if not any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
-                        passed_in_kernel.add(found[0].name)
-        # a verdict can only take points away: components whose every test cell already failed need no second look
-        test_cells = {gid: found for gid, found in test_cells.items() if found[0].name in passed_in_kernel}
-        pending = (resources.get(RESOURCE_KEY) or {}).pop("pending_verification", None)
-        if not test_cells or not self.enabled:
-            return {}
-        if pending is not None:  # started by StartVerification while the kernel ran (same code, same cases)
-            plan, verdicts = pending.result()
-        else:
-            plan = self.plan(nb, resources)
-            verdicts = self.run_plan(plan, {spec.name for spec, _ in test_cells.values()})
-        cells = plan["cells"]
-        forbidden = [n for n in FORBIDDEN_NAMES if n in used_names([s for _, s in cells])]
-        uses_reference = sorted(imported_reference_modules([s for _, s in cells]))
-        messages = {}
-        for grade_id, (spec, which) in test_cells.items():
-            text = verdicts[spec.name].get(which, "")
-            if uses_reference:
-                text = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the graded "
-                        "components must be your own code.")
-            elif forbidden and _forbids_torch_attention(spec):
-                text = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute attention "
-                        "yourself.")
-            if text:
-                messages[grade_id] = f"{spec.title}: {text}"
-        return messages
+
+def _for_grade_id(grade_id: str):
+    from gptedu.grading import components
+
+    return components.for_grade_id(grade_id)
+
+
+def verify_components(components, cells, source_nb, secret: bytes, timeout: int, require: bool,
+                      student_dir: str | None = None, reuse_process: bool = True,
+                      ) -> dict[tuple[str, str], Verdict]:
+    """Run the student's ``cells`` on every case of ``components`` in the sandbox and judge the outputs.
+
+    One sandboxed run per group of components that may see the same reference classes (:func:`withheld_groups`)
+    and per kind of case: the visible run never holds a hidden case, so its feedback may quote the student's own
+    error messages; the hidden run's feedback never does."""
+    sources = [source for _, source in cells]
+    uses_reference = sorted(imported_reference_modules(sources))
+    forbidden = [n for n in FORBIDDEN_NAMES if n in used_names(sources)]
+    results: dict[tuple[str, str], Verdict] = {}
+    for withheld, group in withheld_groups(components).items():
+        provided = provided_names(source_nb, group, cells)
+        for which in WHICH:
+            cases = {c.name: [(case_key(c, which, i), case) for i, case in enumerate(
+                c.cases(hidden=which == "hidden", secret=secret if which == "hidden" else None))] for c in group}
+            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, require, withheld=set(withheld),
+                                              student_dir=student_dir, reuse_process=reuse_process, cases=cases,
+                                              provided=provided)
+            for component in group:
+                static = ""
+                if uses_reference:
+                    static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the "
+                              "graded components must be your own code.")
+                elif forbidden and _forbids_torch_attention(component):
+                    static = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute "
+                              "attention yourself.")
+                results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
+                                                         static)
+    return results
+
+
+class SaveTrustedGrades(SaveAutoGrades):
+    """nbgrader's ``SaveAutoGrades``, except that an autograded test cell's score is SET from the trusted verdict
+    (full points or 0), never read from the cell's outputs; answer cells graded by hand are untouched.
+
+    A test cell without a verdict (the verification did not run, or no component claims it) scores 0."""
+
+    def _add_score(self, cell, resources) -> None:
+        if not is_test_cell(cell):
+            return super()._add_score(cell, resources)
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        grade = self.gradebook.find_grade(grade_id, self.notebook_id, self.assignment_id, self.student_id)
+        verdict = ((resources.get(RESOURCE_KEY) or {}).get("verdicts") or {}).get(grade_id)
+        max_score = float(grade.max_score or 0.0)  # from the gradebook: the instructor's points, not the cell's
+        grade.auto_score = max_score if isinstance(verdict, Verdict) and verdict.passed else 0.0
+        grade.needs_manual_grade = grade.manual_score is not None
+        self.gradebook.db.commit()
 
 
 _EXECUTOR = None
@@ -402,12 +611,11 @@ def _executor():
 
 
 class StartVerification(NbGraderPreprocessor):
-    """Start :class:`VerifyAnswers`' sandboxed re-run in the background before the kernel runs the notebook.
+    """Start :class:`VerifyAnswers`' sandboxed runs in the background before the kernel runs the notebook.
 
     The verification only needs the student's code as submitted (the sanitized notebook), not the kernel's
-    outputs, so it runs on the second core while the kernel executes; ``VerifyAnswers`` then collects the verdicts
-    (with the kernel's outcome and the canaries, exactly as when it runs them itself). Place it right before
-    ``SandboxExecute``."""
+    outputs, so it runs on the second core while the kernel executes; ``VerifyAnswers`` then collects the verdicts.
+    Place it right before ``SandboxExecute``. Without a course secret it stops the notebook here, before any kernel."""
 
     enabled = Bool(True).tag(config=True)
 
@@ -415,7 +623,8 @@ class StartVerification(NbGraderPreprocessor):
         import copy
 
         verifier = VerifyAnswers(config=self.config)
-        if not (self.enabled and verifier.enabled):
+        course_secret(self.config)  # fail before the kernel starts
+        if not self.enabled:
             return nb, resources
         if verifier.reuse_process and os.environ.get("GPTEDU_VERIFY_ONE_PROCESS_PER_RUN", "") in ("", "0"):
             from gptedu.grading import sandbox
@@ -436,49 +645,18 @@ def _plan_and_run(verifier: VerifyAnswers, nb, resources) -> tuple[dict, dict]:
     """In the background: extract the student's code (the first use also imports torch and the reference, which
     thus overlaps the first kernel's start) and verify every registered component of the notebook."""
     plan = verifier.plan(nb, resources)
-    return plan, (verifier.run_plan(plan) if plan["specs"] else {})
+    return plan, (verifier.run_plan(plan) if plan["components"] else {})
 
 
-def _forbids_torch_attention(spec) -> bool:
+def _forbids_torch_attention(component) -> bool:
     try:
-        return any(c.get("shortcuts", {}).get("forbid_torch_attention") for c in spec.cases(hidden=False))
+        return any(c.get("shortcuts", {}).get("forbid_torch_attention") for c in component.cases(hidden=False))
     except Exception:  # noqa: BLE001
         return False
 
 
-def case_key(spec, which: str, index: int) -> str:
-    return f"{spec.name}:{which}:{index}"
-
-
-def compare_outputs(spec, outputs: dict | None, problem: str) -> dict[str, str]:
-    """``{"visible"|"hidden": failure message}`` for the spec ('' or missing = confirmed)."""
-    result = {}
-    for which in ("visible", "hidden"):
-        if outputs is None:
-            result[which] = f"the grader could not run your code in isolation: {problem}"
-            continue
-        failures = []
-        for i, case in enumerate(spec.cases(hidden=(which == "hidden"))):
-            found = outputs.get(case_key(spec, which, i))
-            if not isinstance(found, dict):
-                failures.append(f"no result for case {case['id']}")
-                break
-            try:
-                failed = spec.compare(case, found)
-            except Exception as exc:  # noqa: BLE001 - malformed outputs
-                failures.append(f"unexpected outputs ({type(exc).__name__}: {exc})")
-                break
-            if failed:
-                failures.extend(f.render() for f in failed[:2])
-                break
-        if failures:
-            cell_errors = outputs.get("_cells") or []
-            hint = ""
-            if cell_errors and isinstance(cell_errors, list):
-                hint = "\nWhen your cells were run on their own: " + "; ".join(str(e) for e in cell_errors[:3])
-            result[which] = ("re-run in isolation (answer cells only, fresh process), your code does not pass:\n"
-                             + "\n".join(failures) + hint)
-    return result
+def case_key(component, which: str, index: int) -> str:
+    return f"{component.name}:{which}:{index}"
 
 
 def _parse_outputs(stdout: bytes) -> dict:
@@ -674,19 +852,19 @@ def _read_tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def withheld_groups(specs) -> dict[tuple[str, ...], list]:
-    """Specs grouped by the reference classes that must NOT be in their sandbox.
+def withheld_groups(components) -> dict[tuple[str, ...], list]:
+    """Components grouped by the reference classes that must NOT be in their sandbox.
 
-    A spec's sandbox withholds every class graded in the notebook except the spec's own prerequisites: e.g. in
-    ``07_gpt`` the ``GPTModel`` checks may use the reference ``TransformerDecoder`` (so a wrong decoder does not cost
-    the model's points twice), while the ``TransformerDecoder`` check runs in a sandbox where no reference decoder
-    exists at all. Each group is one sandboxed run.
+    A component's sandbox withholds every class graded in the notebook except the component's own prerequisites:
+    e.g. in ``07_gpt`` the ``GPTModel`` checks may use the reference ``TransformerDecoder`` (so a wrong decoder does
+    not cost the model's points twice), while the ``TransformerDecoder`` check runs in a sandbox where no reference
+    decoder exists at all. Each group is one sandboxed run (per kind of case).
     """
-    targets = {spec.target for spec in specs}
+    targets = {component.target for component in components}
     groups: dict[tuple[str, ...], list] = {}
-    for spec in specs:
-        withheld = tuple(sorted(targets - prerequisite_classes(spec)))
-        groups.setdefault(withheld, []).append(spec)
+    for component in components:
+        withheld = tuple(sorted(targets - prerequisite_classes(component)))
+        groups.setdefault(withheld, []).append(component)
     return groups
 
 
@@ -711,8 +889,10 @@ def _copy_student_files(src: str | None, dest: Path, budget: int = 64 * 2**20) -
 
 
 def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withheld: set[str] | None = None,
-                   student_dir: str | None = None, reuse_process: bool = True) -> tuple[dict | None, str]:
-    """Run the student's cells and ``run_case`` on every case of ``specs`` in the jail; (outputs, problem).
+                   student_dir: str | None = None, reuse_process: bool = True, *, cases: dict[str, list],
+                   provided: dict[str, str]) -> tuple[dict | None, str]:
+    """Run the student's cells and ``run_case`` on ``cases`` (component name -> [(key, case)], built on the trusted
+    side) in the jail, with the reference copy of ``provided`` (alias -> ``gptedu`` path); (outputs, problem).
 
     ``reuse_process`` (default): through the :class:`VerifyServer` (torch imported once per grading process, a
     fresh fork and jail per run); False, or ``GPTEDU_VERIFY_ONE_PROCESS_PER_RUN=1``: a new Python per run."""
@@ -720,22 +900,17 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
 
     from gptedu.grading import runner, sandbox
 
-    statements, names = instructor_prelude(source_nb)
+    statements, _ = instructor_prelude(source_nb)
     withheld = withheld if withheld is not None else {spec.target for spec in specs}
-    provided = _as_qualified(names)
-    for spec in specs:
-        provided.update(_as_qualified(spec.prerequisites))
-    prelude, modules = build_prelude(statements, provided, withheld)
+    prelude, wanted = build_prelude(statements, provided, withheld)
     with tempfile.TemporaryDirectory(prefix="gptedu-verify-") as tmp:
         job = Path(tmp) / "job"
         job.mkdir()
         _copy_student_files(student_dir, job)  # first: the grader's own files below replace any namesake
-        write_reference_copy(job, modules, withheld)
+        write_reference_copy(job, wanted, withheld)
         shutil.copyfile(runner.__file__, job / "grading_runner.py")
         shutil.copyfile(Path(__file__).with_name("verify_runner.py"), job / "verify_runner.py")
-        torch.save({spec.name: [(case_key(spec, which, i), case) for which in ("visible", "hidden")
-                                for i, case in enumerate(spec.cases(which == "hidden"))] for spec in specs},
-                   job / "cases.pt")
+        torch.save(cases, job / "cases.pt")
         (job / "job.json").write_text(json.dumps({
             "prelude": prelude, "cells": cells, "cell_seconds": max(5, timeout // 4),
             "specs": [{"name": spec.name, "target": spec.target} for spec in specs],
@@ -772,45 +947,43 @@ def _run_once(job: Path, problems: list[str], timeout: int, tmp: str) -> tuple[i
     return _run_capped(cmd, env, str(job), timeout)
 
 
-class RedactTracebacks(NbGraderPreprocessor):
-    """Feedback: a failed test cell shows the error message only, never the (hidden) test code in a traceback."""
+def check_solutions(course: Path, only: list[str] | None = None, timeout: int = 300,
+                    secret: bytes | None = None) -> dict[str, dict]:
+    """Verify the instructor's own solutions of every source notebook out of process (they must all pass).
 
-    def preprocess(self, nb, resources):
-        for cell in nb.cells:
-            if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
-                continue
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
-                    message = str(output.get("evalue", ""))
-                    output["traceback"] = [f"{output.get('ename', 'Error')}: {message}" if message
-                                           else str(output.get("ename", "Error"))]
-        return nb, resources
+    ``secret``: the hidden cases' secret (default: the course's, else a fresh random one)."""
+    import secrets as random_secrets
 
-
-def check_solutions(course: Path, only: list[str] | None = None, timeout: int = 300) -> dict[str, dict]:
-    """Verify the instructor's own solutions of every source notebook out of process (they must all pass)."""
     import nbformat
 
-    from gptedu.grading.specs import SPECS
+    from gptedu.grading import components as registry
+    from gptedu.grading import secret as course_secrets
 
+    if secret is None:
+        try:
+            secret = course_secrets.load(course)
+        except course_secrets.MissingSecret:
+            secret = random_secrets.token_bytes(32)
     results = {}
     for path in sorted(course.glob("source/*/*.ipynb")):
         if only and not path.stem.startswith(tuple(only)):
             continue
         source_nb = nbformat.read(path, as_version=4)
         grade_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source_nb.cells}
-        specs = [spec for spec in SPECS.values() if set(spec.points) & grade_ids]
+        found_components = [c for c in registry.all_components() if set(c.points) & grade_ids]
         solved = nbformat.from_dict(source_nb)
         for cell in solved.cells:
             if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
                 cell.source = "".join(line for line in cell.source.splitlines(keepends=True)
                                       if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
         cells = [(i, to_python(src)) for i, src in student_code_cells(solved, source_nb)]
-        found = {}
-        for withheld, group in withheld_groups(specs).items():
-            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, False, withheld=set(withheld))
-            found.update({spec.name: compare_outputs(spec, outputs, problem) for spec in group})
-        results[path.stem] = found
+        verdicts = verify_components(found_components, cells, source_nb, secret, timeout, False)
+        results[path.stem] = {c.name: {which: verdicts[(c.name, which)].text for which in WHICH
+                                       if not verdicts[(c.name, which)].passed} for c in found_components}
+        unregistered = sorted(gid for cell in source_nb.cells if is_test_cell(cell)
+                              for gid in [cell.metadata.nbgrader["grade_id"]] if registry.for_grade_id(gid) is None)
+        if unregistered:
+            results[path.stem]["(unregistered test cells)"] = {"config": ", ".join(unregistered)}
     return results
 
 
@@ -837,4 +1010,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["RedactTracebacks", "StartVerification", "VerifyAnswers", "check_solutions"]
+__all__ = ["SaveTrustedGrades", "StartVerification", "Verdict", "VerifyAnswers", "check_solutions", "judge",
+           "verify_components"]
