@@ -18,7 +18,9 @@ import pytest
 nbgrader = pytest.importorskip("nbgrader")
 
 from gptedu.grading import build  # noqa: E402
-from gptedu.grading.specs import SPECS  # noqa: E402
+from gptedu.grading.components import all_components  # noqa: E402
+
+SPECS = {c.name: c for c in all_components()}
 
 ROOT = build.REPO_ROOT
 PART1 = "gpt_from_scratch"
@@ -139,6 +141,47 @@ def test_each_notebook_states_its_points():
         header = nb.cells[0].source
         assert f"Points in this notebook: {points}**" in header, name
         assert f"Series total: {PART1_TOTAL} points" in header, name
+
+
+def notebook_points() -> dict[str, int]:
+    """Points of each notebook ("01" -> 15) from the nbgrader metadata of its graded cells."""
+    return {name[:2]: sum(c.metadata["nbgrader"]["points"] for c in nb.cells
+                          if c.metadata.get("nbgrader", {}).get("grade"))
+            for assignment in ASSIGNMENTS for name, nb in build.source_notebooks(ROOT, assignment).items()}
+
+
+def readme_points(text: str) -> dict[str, int]:
+    """The points column of the README's tables: a row ``| 07 | ... | 10 + 30 |`` counts 40 for 07, a row
+    ``| 10–14 | ... | 70, 35, 25, 30, 20 |`` gives one figure per notebook; ``| `08_training` | ... | 15 |`` too."""
+    import re
+
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cols) < 3 or not line.startswith("|"):
+            continue
+        key = re.fullmatch(r"`?(\d\d)(?:_\w+`)?(?:[–-](\d\d))?", cols[0])
+        if not key:
+            continue
+        first, last = int(key.group(1)), int(key.group(2) or key.group(1))
+        figures = cols[-1].split(",")
+        assert len(figures) == last - first + 1, f"README row {line!r}: one figure per notebook expected"
+        for number, figure in zip(range(first, last + 1), figures, strict=True):
+            assert re.fullmatch(r"\d+( \+ \d+)*", figure.strip()), f"README row {line!r}: {figure!r} is not points"
+            found[f"{number:02d}"] = sum(int(x) for x in figure.split("+"))
+    return found
+
+
+def test_readme_points_match_the_notebooks():
+    """The points columns of README.md and notebooks/README.md say what the graded cells are worth."""
+    points = notebook_points()
+    main = readme_points((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert main == points, f"README.md points {main} != notebooks' nbgrader points {points}"
+    release = readme_points((ROOT / "notebooks" / "README.md").read_text(encoding="utf-8"))
+    assert release and all(release[k] == points[k] for k in release), (release, points)
+    assert readme_points("| 07 | x | y | 10 + 30 |\n| 10–11 | a | b | 70, 35 |") == {"07": 40, "10": 70, "11": 35}
+    with pytest.raises(AssertionError, match="is not points"):
+        readme_points("| 01 | `01_data.ipynb` | vocabulary | see header |")
 
 
 @pytest.mark.slow
