@@ -25,7 +25,7 @@ from torch import nn
 
 from gptedu.char.fast import FusedMultiHeadAttention
 from gptedu.char.model import GPTModel
-from gptedu.sampling import sample_next_token
+from gptedu.sampling import sample_loop
 
 
 class KVCache:
@@ -122,30 +122,22 @@ def generate_cached(
     if idx.size(1) == 0:
         raise ValueError("generate_cached() needs at least one start token; got an empty prompt.")
     context_len = model.context_len
+    layers = prepare_layers(model)
+    cache = _new_cache(model, idx.size(0), model.embedding.weight)
+
+    def next_logits(seq: torch.Tensor) -> torch.Tensor:
+        if seq.size(1) > context_len:
+            # The window slid: every position changed, the cache is stale. Recompute the window (as generate does).
+            cache.length = 0
+            return forward_with_cache(model, seq[:, -context_len:], cache, layers)
+        if cache.length == 0:
+            return forward_with_cache(model, seq, cache, layers)  # prefill
+        return forward_with_cache(model, seq[:, -1:], cache, layers)
+
     was_training = model.training
     model.eval()
-    finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
-    cache = None
-    like = model.embedding.weight
-    layers = prepare_layers(model)
-    for _ in range(max_new_tokens):
-        if idx.size(1) > context_len:
-            # The window slid: every position changed, the cache is stale. Recompute the window (as generate does).
-            if cache is None:
-                cache = _new_cache(model, idx.size(0), like)
-            cache.length = 0
-            logits = forward_with_cache(model, idx[:, -context_len:], cache, layers)
-        elif cache is None:
-            cache = _new_cache(model, idx.size(0), like)
-            logits = forward_with_cache(model, idx, cache, layers)  # prefill
-        else:
-            logits = forward_with_cache(model, idx[:, -1:], cache, layers)
-        nxt = sample_next_token(logits, temperature, top_k, top_p, generator)
-        if eos_id is not None:
-            nxt = nxt.masked_fill(finished, eos_id)
-            finished |= nxt == eos_id
-        idx = torch.cat([idx, nxt], dim=1)
-        if eos_id is not None and bool(finished.all()):
-            break
-    model.train(was_training)
+    try:
+        idx = sample_loop(next_logits, idx, max_new_tokens, temperature, top_k, top_p, eos_id, generator)
+    finally:
+        model.train(was_training)
     return idx[0] if squeeze else idx

@@ -8,7 +8,7 @@ from torch import nn
 from gptedu.char.decoder import TransformerDecoder
 from gptedu.char.positional import PositionalEncoding
 from gptedu.configs import CharGPTConfig  # the sizes; defined without torch so the CLI can read them early
-from gptedu.sampling import sample_next_token
+from gptedu.sampling import sample_loop
 
 
 class GPTModel(nn.Module):
@@ -66,8 +66,9 @@ class GPTModel(nn.Module):
 
         Each step feeds only the last ``context_len`` tokens, takes the last position's logits, divides them by
         ``temperature`` (0 = greedy argmax), keeps the ``top_k`` / ``top_p`` candidates and samples with
-        ``torch.multinomial``. With ``eos_id``, a row that produced it keeps producing it, and generation stops
-        early once every row has. Returns the prompt followed by the new tokens, same number of dims as given.
+        ``torch.multinomial`` (``gptedu.sampling.sample_loop``). With ``eos_id``, generation stops when the model
+        picks it, without appending it; in a batch, a row that produced it is padded with it until every row has.
+        Returns the prompt followed by the new tokens, same number of dims as given.
         """
         squeeze = start_tokens.dim() == 1
         idx = start_tokens[None] if squeeze else start_tokens
@@ -75,15 +76,14 @@ class GPTModel(nn.Module):
             raise ValueError("generate() needs at least one start token; got an empty prompt.")
         was_training = self.training
         self.eval()
-        finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
+
+        def next_logits(idx: torch.Tensor) -> torch.Tensor:
+            """``(batch, vocab)`` logits for the next token; the model sees at most the last ``context_len``."""
             logits = self(idx[:, -self.context_len :])[:, -1, :]
-            nxt = sample_next_token(logits, temperature, top_k, top_p, generator)
-            if eos_id is not None:
-                nxt = nxt.masked_fill(finished, eos_id)
-                finished |= nxt == eos_id
-            idx = torch.cat([idx, nxt], dim=1)
-            if eos_id is not None and bool(finished.all()):
-                break
-        self.train(was_training)
+            return logits
+
+        try:
+            idx = sample_loop(next_logits, idx, max_new_tokens, temperature, top_k, top_p, eos_id, generator)
+        finally:
+            self.train(was_training)
         return idx[0] if squeeze else idx

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from gptedu.sampling import sample_next_token
+from gptedu.sampling import sample_loop
 
 
 def text_to_token_ids(text: str, tokenizer) -> torch.Tensor:
@@ -66,19 +66,17 @@ def gen_text(
     Each step feeds the last ``context_size`` tokens to ``model``, takes the logits of the last position and picks
     the next token: ``temperature == 0`` → greedy argmax; otherwise keep the ``top_k`` largest logits (the others
     become ``-inf``), divide by ``temperature``, softmax, and sample (``generator`` makes it reproducible).
-    ``eos_id``: generation stops when it is produced; as in the article, the stopping token is *not* appended.
-    In a batch, a row that produced ``eos_id`` is padded with it until every row has produced it.
+    ``eos_id``: generation stops when it is produced, and the stopping token is *not* appended. In a batch, a row
+    that produced ``eos_id`` is padded with it until every row has produced it (``gptedu.sampling.sample_loop``).
     The model is used as it is: call ``model.eval()`` first so dropout is off.
     """
     check_gen_args(model, idx, context_size)
-    finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
-    for _ in range(max_new_tokens):
-        logits = model(idx[:, -context_size:])[:, -1, :]  # (batch, vocab)
-        idx_next = sample_next_token(logits, temperature, top_k, generator=generator)  # (batch, 1)
-        if eos_id is not None:
-            finished |= idx_next == eos_id
-            if bool(finished.all()):
-                break
-            idx_next = idx_next.masked_fill(finished, eos_id)
-        idx = torch.cat([idx, idx_next], dim=1)
-    return idx
+    return sample_loop(
+        lambda seq: model(seq[:, -context_size:])[:, -1, :],  # (batch, vocab)
+        idx,
+        max_new_tokens,
+        temperature,
+        top_k,
+        eos_id=eos_id,
+        generator=generator,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from gptedu.gpt2.generate import check_gen_args
-from gptedu.sampling import sample_next_token
+from gptedu.sampling import sample_loop
 
 
 class LayerKVCache:
@@ -78,22 +78,16 @@ def gen_text_cached(
     ``context_size`` tokens (see the module docstring). Call ``model.eval()`` first, as for ``gen_text``.
     """
     check_gen_args(model, idx, context_size)
-    cache = KVCache()
-    logits = model(idx[:, -context_size:], kv_cache=cache)[:, -1, :]
-    finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
-    for step in range(max_new_tokens):
-        idx_next = sample_next_token(logits, temperature, top_k, generator=generator)
-        if eos_id is not None:
-            finished |= idx_next == eos_id
-            if bool(finished.all()):
-                break
-            idx_next = idx_next.masked_fill(finished, eos_id)
-        idx = torch.cat([idx, idx_next], dim=1)
-        if step == max_new_tokens - 1:
-            break  # no need to compute logits nobody will use
-        if cache.length < context_size:
-            logits = model(idx_next, kv_cache=cache)[:, -1, :]
-        else:  # positions shift from here on: recompute the window (learned absolute positions)
-            cache = KVCache()
-            logits = model(idx[:, -context_size:], kv_cache=cache)[:, -1, :]
-    return idx
+    state = {"cache": KVCache()}
+
+    def next_logits(seq: torch.Tensor) -> torch.Tensor:
+        cache = state["cache"]
+        if cache.length == 0:  # the prompt, cropped to the window
+            return model(seq[:, -context_size:], kv_cache=cache)[:, -1, :]
+        if cache.length < context_size:  # one new token at the next position
+            return model(seq[:, -1:], kv_cache=cache)[:, -1, :]
+        # positions shift from here on: recompute the window (learned absolute positions)
+        state["cache"] = KVCache()
+        return model(seq[:, -context_size:], kv_cache=state["cache"])[:, -1, :]
+
+    return sample_loop(next_logits, idx, max_new_tokens, temperature, top_k, eos_id=eos_id, generator=generator)

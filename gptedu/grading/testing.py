@@ -17,12 +17,13 @@ import re
 import sys
 import types
 
+import gptedu.configs
 import gptedu.data
 import gptedu.sampling
 from gptedu.char import attention, decoder, feedforward, loop, model, positional
 
 # Dependency order: a module's source may use the names defined by the ones before it.
-REFERENCE_MODULES = (gptedu.sampling, gptedu.data, positional, attention, feedforward, decoder, model, loop)
+REFERENCE_MODULES = (gptedu.configs, gptedu.sampling, gptedu.data, positional, attention, feedforward, decoder, model, loop)
 _IMPORT_FROM_GPTEDU = re.compile(r"^from gptedu[\w.]* import \(?[\w, \n]*?\)?$|^from gptedu[\w.]* import .*$",
                                  re.MULTILINE)
 _counter = 0
