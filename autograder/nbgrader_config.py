@@ -1,6 +1,6 @@
 """nbgrader configuration of the gptedu course. Run every nbgrader command from this directory.
 
-Assignments (one folder each under source/, all registered below):
+Assignments (one folder each under source/; `generate_assignment` enters them into the gradebook):
   gpt_from_scratch  part 1, notebooks 01-09 (the homework's character-level GPT), 145 points
   gpt2              part 2, notebooks 10-14 ("Let's build GPT-2")
 Student release and executed solutions are regenerated with `python -m gptedu.grading.build` (repo root).
@@ -11,17 +11,11 @@ import os
 c = get_config()  # noqa: F821 - provided by nbgrader/traitlets when this file is loaded
 
 COURSE_DIR = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.path.join(COURSE_DIR, "source")
-ASSIGNMENTS = sorted(
-    name for name in (os.listdir(SOURCE_DIR) if os.path.isdir(SOURCE_DIR) else [])
-    if os.path.isdir(os.path.join(SOURCE_DIR, name)) and not name.startswith(".")
-)
 
 c.CourseDirectory.root = COURSE_DIR
 c.CourseDirectory.course_id = "gptedu"
 # SQLite URL of an absolute path: "sqlite:///" + "/abs/path" gives the four slashes SQLAlchemy needs.
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(COURSE_DIR, "gradebook.db")
-c.CourseDirectory.db_assignments = [{"name": name} for name in ASSIGNMENTS]
 
 # Timeouts are per cell (nbgrader has no per-notebook limit). The slowest graded cell (notebook 08's short,
 # deterministic training under NBGRADER_EXECUTION) takes a few seconds; 120 s leaves room for a slow machine
@@ -36,6 +30,13 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Re-insert locked test cells that a student deleted (otherwise they are silently not graded).
 c.OverwriteCells.add_missing_cells = True
+
+# Intake: nbgrader autogrades only copies that gptedu.grading.intake checked (run autograde through
+# `python -m gptedu.grading.autograde_class`; plain `nbgrader autograde` is refused), `nbgrader collect` copies only
+# regular files, `release_feedback` skips students who came without the exchange (autograder/README.md, "Intake").
+from gptedu.grading.intake import configure_intake  # noqa: E402
+
+configure_intake(c)
 
 # ---- BEGIN gptedu grading sandbox (block maintained with the sandbox; see autograder/README.md, "Sandbox") ----
 # The sandboxed kernel when it is installed (`python -m gptedu.grading.sandbox install`, once, as root), else the
