@@ -142,7 +142,7 @@ def autograde(course: Path, assignment: str, student: str, env: dict) -> dict:
     lines: list[tuple[float, str]] = []
     before = CPU.seconds()
     start = time.perf_counter()
-    proc = subprocess.Popen([*build.nbgrader_command(), "autograde", assignment, "--student", student],
+    proc = subprocess.Popen([sys.executable, "-m", "gptedu.grading.autograde_class", assignment, "--student", student],
                             cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def read() -> None:

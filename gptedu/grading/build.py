@@ -56,6 +56,14 @@ def course_dir(root: Path = REPO_ROOT) -> Path:
     return root / "autograder"
 
 
+# Where the notebooks' setup cell installs gptedu from when it is missing and the notebook is not inside a checkout
+# (Colab, a student's laptop): a pip direct-reference location such as
+# "git+https://github.com/<your-course>/gptedu.git@v1". This repository has no public home, so the default is None
+# and such a notebook asks for $GPTEDU_PIP. A course sets it here, once, and runs the build; the line
+# `GPTEDU_REPO = ...` of every setup cell is written from it.
+COURSE_REPO: str | None = None
+_REPO_LINE = re.compile(r"^GPTEDU_REPO = .*$", re.MULTILINE)
+
 NOTEBOOK_METADATA = {
     "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},
@@ -154,7 +162,10 @@ def run_nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Com
     env = dict(os.environ)
     # nbgrader runs `alembic` (gradebook migrations) from PATH: put this environment's scripts first.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run([*nbgrader_command(), *args], cwd=course, capture_output=True, text=True, env=env)
+    # autograde goes through gptedu's intake (plain `nbgrader autograde` is refused by the course configuration)
+    command = [sys.executable, "-m", "gptedu.grading.autograde_class"] if args[:1] == ("autograde",) else [
+        *nbgrader_command(), args[0]]
+    proc = subprocess.run([*command, *args[1:]], cwd=course, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
@@ -212,10 +223,31 @@ def execute(nb: nbformat.NotebookNode, workdir: Path, quick: bool, timeout: int 
             os.environ["GPTEDU_QUICK"] = env_quick
 
 
+def with_course_repo(nb: nbformat.NotebookNode, repo: str | None = None) -> nbformat.NotebookNode:
+    """``nb`` with the ``GPTEDU_REPO = ...`` line of its setup cell (the first code cell) set to ``repo``
+    (default ``COURSE_REPO``); raises ``SourceError`` when the setup cell has no such line."""
+    repo = COURSE_REPO if repo is None else repo
+    setup = next((c for c in nb.cells if c.cell_type == "code"), None)
+    if setup is None or not _REPO_LINE.search(setup.source):
+        raise SourceError("the first code cell must be the setup cell, with a line `GPTEDU_REPO = None` "
+                          "(copy it from another notebook of the series)")
+    line = f"GPTEDU_REPO = {repo!r}  # written by the course build: gptedu.grading.build.COURSE_REPO"
+    setup.source = _REPO_LINE.sub(lambda _: line, setup.source, count=1)
+    return nb
+
+
 def source_notebooks(root: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
-    """The instructor notebooks of ``assignment`` by file name (``01_data.ipynb``), read from the text sources."""
+    """The instructor notebooks of ``assignment`` by file name (``01_data.ipynb``), read from the text sources,
+    with the course's repository written into the setup cell."""
     folder = sources_dir(root) / assignment
-    return {p.with_suffix(".ipynb").name: read_source(p) for p in sorted(folder.glob("[0-9]*.py"))}
+    notebooks = {}
+    for path in sorted(folder.glob("[0-9]*.py")):
+        try:
+            notebooks[path.with_suffix(".ipynb").name] = with_course_repo(read_source(path))
+        except SourceError as err:
+            message = str(err)
+            raise SourceError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    return notebooks
 
 
 def write_instructor_notebooks(root: Path, log=print) -> None:
@@ -260,14 +292,15 @@ def build(root: Path = REPO_ROOT, execute_solutions: bool = True, quick: bool = 
 def with_committed_outputs(sol: nbformat.NotebookNode, committed: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """``sol`` with the outputs of ``committed`` (an executed copy) when every code cell is unchanged.
 
-    Only then do the outputs still belong to the code: a change to the text (markdown) keeps them, a change to any
-    code cell, or cells added, removed or reordered among the code, drops them (run the build with execution).
+    Only then do the outputs still belong to the code: a change to the text (markdown) or to the setup cell's install
+    block (which the build never runs) keeps them; a change to any other code, or cells added, removed or reordered
+    among the code, drops them (run the build with execution).
     """
     if [(c.cell_type, c.source) for c in sol.cells] == [(c.cell_type, c.source) for c in committed.cells]:
         return committed
     new_code = [c for c in sol.cells if c.cell_type == "code"]
     old_code = [c for c in committed.cells if c.cell_type == "code"]
-    if [c.source for c in new_code] != [c.source for c in old_code]:
+    if _code_that_runs(new_code) != _code_that_runs(old_code):
         return sol
     sol = copy.deepcopy(sol)
     for new_cell, old_cell in zip((c for c in sol.cells if c.cell_type == "code"), old_code, strict=True):
@@ -277,6 +310,18 @@ def with_committed_outputs(sol: nbformat.NotebookNode, committed: nbformat.Noteb
             new_cell.metadata["execution"] = old_cell.metadata["execution"]
     sol.metadata = committed.metadata
     return sol
+
+
+_INSTALL_BLOCK = re.compile(r"\A.*?\"pip\", \"install\".*?\n", re.DOTALL)
+
+
+def _code_that_runs(code_cells: list) -> list[str]:
+    """The code cells' sources, the setup cell's install block left out: it only runs where gptedu is missing,
+    never in the build, so editing it cannot change an output."""
+    sources = [c.source for c in code_cells]
+    if sources:
+        sources[0] = _INSTALL_BLOCK.sub("", sources[0], count=1)
+    return sources
 
 
 def _sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
