@@ -17,7 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gptedu.grading import SPECS, grade_component
+from gptedu.grading import grade_component
+from gptedu.grading.components import all_components
+
+SPECS = {c.name: c for c in all_components()}
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 SOURCE = Path(__file__).resolve().parents[1] / "autograder" / "source" / "gpt2"

@@ -10,7 +10,10 @@ import nbformat
 import pytest
 from test_gpt2_grading import SOURCE, notebook_namespace, specs_of
 
-from gptedu.grading import SPECS, grade_component
+from gptedu.grading import grade_component
+from gptedu.grading.components import all_components
+
+SPECS = {c.name: c for c in all_components()}
 
 NOTEBOOK = "14_instruction_finetuning"
 

@@ -18,8 +18,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from gptedu.grading import SPECS, CheckFailed, check, grade_component, run_case
+from gptedu.grading import CheckFailed, check, grade_component, run_case
+from gptedu.grading.components import all_components
 from gptedu.grading.testing import TARGETS, reference_namespace
+
+SPECS = {c.name: c for c in all_components()}
 
 PART1 = [name for name, spec in SPECS.items() if spec.notebook[:2] <= "09"]
 
@@ -64,7 +67,7 @@ def test_hidden_cases_differ_from_visible_ones():
 
 def test_cases_are_deterministic():
     for name in ("head", "gpt_generate", "get_batch"):
-        a, b = SPECS[name].make_cases(True), SPECS[name].make_cases(True)
+        a, b = SPECS[name].cases(True), SPECS[name].cases(True)
         for ca, cb in zip(a, b, strict=True):
             for key, value in ca.items():
                 if isinstance(value, torch.Tensor):

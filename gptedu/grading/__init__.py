@@ -11,8 +11,9 @@ Programmatically::
     from gptedu.grading import grade_component
     result = grade_component("head", Head)      # GradeResult: .points, .max_points, .failures, .report()
 
-Layout: ``specs`` (the registry: cases + compare, uses the reference), ``runner`` (``run_case``, torch only — safe to
-copy into a sandbox that cannot import ``gptedu``), ``report`` (``Failure``, ``GradeResult``), ``api``.
+Layout: ``components`` (one ``Component`` per exercise: cases + compare, uses the reference), ``runner``
+(``run_case``, torch only — safe to copy into a sandbox that cannot import ``gptedu``), ``report`` (``Failure``,
+``GradeResult``), ``api``.
 
 The names below are loaded on first use (PEP 562), so that the nbgrader glue (``gptedu.grading.sandbox_nbgrader``,
 ``gptedu.grading.verify``), which nbgrader loads for every command, does not import torch until it grades.
@@ -30,10 +31,7 @@ _EXPORTS = {
     "Failure": "gptedu.grading.report",
     "GradeResult": "gptedu.grading.report",
     "run_case": "gptedu.grading.runner",
-    "SPECS": "gptedu.grading.specs",
-    "Spec": "gptedu.grading.specs",
-    "get_spec": "gptedu.grading.specs",
-    "spec_for_grade_id": "gptedu.grading.specs",
+    "Component": "gptedu.grading.components",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,7 +4,7 @@ This module imports only ``torch`` and the standard library, never ``gptedu``: t
 to the student's extracted code and calls :func:`run_case` in a process that cannot import the reference.
 
 A *case* is plain data (``dict`` of ``str``/``int``/``float``/``list``/``Tensor``), built by
-``gptedu.grading.specs``. ``run_case(student_obj, case)`` returns ``dict[str, Tensor | str | list[str]]``:
+``gptedu.grading.components``. ``run_case(student_obj, case)`` returns ``dict[str, Tensor | str | list[str]]``:
 
 * output tensors under names chosen by the case's ``kind`` (e.g. ``"out:x"``, ``"weights:x"``, ``"tokens:greedy"``);
 * ``"_status"``: ``"ok"``, ``"not_attempted"`` (the stub raised ``NotImplementedError`` or returned ``None``),
@@ -50,10 +50,11 @@ _THIS_MODULE = __name__
 class StudentCodeError(Exception):
     """Raised inside the runner when the student's code fails; carries the run status and a message."""
 
-    def __init__(self, status: str, message: str):
+    def __init__(self, status: str, message: str, cause: str = ""):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.cause = cause
 
 
 # --------------------------------------------------------------------------------------------- shortcut detection
@@ -121,6 +122,8 @@ class ShortcutGuard:
                     self.seen.append(label)
             for cls in type(sub).__mro__:
                 mod = getattr(cls, "__module__", "") or ""
+                if mod == _THIS_MODULE:  # a correct stand-in for an earlier exercise (STAND_INS)
+                    continue
                 from_reference = mod == REFERENCE_PACKAGE or mod.startswith(REFERENCE_PACKAGE + ".")
                 if from_reference and not (cls.__name__ + ".").startswith(self.allowed):
                     label = f"{mod}.{cls.__name__} (at {where})"
@@ -129,16 +132,26 @@ class ShortcutGuard:
 
 
 # ---------------------------------------------------------------------------------------------------- utilities
-def _describe_call(what: str, exc: BaseException) -> str:
-    """One paragraph: what raised, the exception, and the last line of the traceback in the student's code."""
+def _is_library(filename: str) -> bool:
+    name = filename.replace("\\", "/")
+    return ("site-packages" in name or "/torch/" in name or f"/{REFERENCE_PACKAGE}/" in name
+            or name.startswith("<frozen") or name.endswith(("runner.py", "verify_runner.py")))
+
+
+def _describe_call(what: str, exc: BaseException) -> tuple[str, str]:
+    """``(message, cause)``: what raised, the exception and the last line of the student's code in the traceback;
+    the cause points at that line when the error arose there, else at the library call the student's code made."""
     frames = traceback.extract_tb(exc.__traceback__)
-    student = [f for f in frames if "site-packages" not in f.filename and not f.filename.endswith("runner.py")]
-    where = ""
-    if student:
-        last = student[-1]
-        code = f": `{last.line.strip()}`" if last.line else ""
-        where = f" (in {last.name}, line {last.lineno}{code})"
-    return f"{what} raised {type(exc).__name__}: {exc}{where}"
+    student = [f for f in frames if not _is_library(f.filename)]
+    if not student:
+        return f"{what} raised {type(exc).__name__}: {exc}", ""
+    last = student[-1]
+    code = f": `{last.line.strip()}`" if last.line else ""
+    message = f"{what} raised {type(exc).__name__}: {exc} (in {last.name}, line {last.lineno}{code})"
+    if frames and frames[-1] is last:
+        return message, "read the error above: it names the line of your code that failed."
+    return message, (f"the error arose inside a library function that your {last.name} (line {last.lineno}) calls: "
+                     "check the shapes and types of the arguments you pass on that line.")
 
 
 def _call(what: str, fn: Callable, *args, **kwargs) -> Any:
@@ -150,7 +163,7 @@ def _call(what: str, fn: Callable, *args, **kwargs) -> Any:
     except StudentCodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of student code becomes a message, never a crash
-        raise StudentCodeError("error", _describe_call(what, exc)) from exc
+        raise StudentCodeError("error", *_describe_call(what, exc)) from exc
     return result
 
 
@@ -239,7 +252,8 @@ def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | No
 def _run_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """Forward (and optional extra methods) of an ``nn.Module`` on each named input."""
     label = case.get("label", getattr(obj, "__name__", "module"))
-    module = build_module(obj, case["init"], case.get("params"), label, guard)
+    module = build_module(_with_stand_ins(obj, case.get("stand_ins", [])), case["init"], case.get("params"), label,
+                          guard)
     module.eval()
     out: dict[str, Any] = {}
     if case.get("report_buffers"):
@@ -261,6 +275,13 @@ def _run_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
             with torch.no_grad():
                 result = _call(what, fn, x.clone())
             out[f"{method}:{input_name}"] = _require_tensor(what, result)
+    if case.get("train_seeds"):  # training mode: where dropout acts (same seed, same masks as the reference)
+        module.train()
+        x = case["inputs"]["x"]
+        for i, seed in enumerate(case["train_seeds"]):
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                out[f"train:{i}"] = _require_tensor(f"{label}(x) in training mode", _call(label, module, x.clone()))
     return out
 
 
@@ -269,9 +290,10 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     label = case.get("label", "GPTModel")
     model = build_module(obj, case["init"], case.get("params"), label, guard)
     model.eval()
-    _use_stand_in_forward(model)
+    lengths = _use_stand_in_forward(model)
     out: dict[str, Any] = {}
     for run in case["runs"]:
+        lengths.clear()
         prompt = run["prompt"]
         kwargs = {"max_new_tokens": run["max_new_tokens"], "temperature": run["temperature"]}
         what = f"{label}.generate(start_tokens of shape {tuple(prompt.shape)}, {_kwargs_text(kwargs)})"
@@ -280,20 +302,25 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
         torch.manual_seed(run["seed"])
         result = _call(what, model.generate, prompt.clone(), **kwargs)
         out[f"tokens:{run['name']}"] = _require_tensor(what, result)
+        out[f"lengths:{run['name']}"] = torch.tensor(lengths, dtype=torch.long)
     return out
 
 
-def _use_stand_in_forward(model: nn.Module) -> None:
+def _use_stand_in_forward(model: nn.Module) -> list[int]:
     """Give the model a correct ``forward`` built from its own parts, so ``generate`` is graded on its own merits
-    (a ``forward`` mistake costs the ``forward`` points only). Models without the exercise's parts keep theirs."""
+    (a ``forward`` mistake costs the ``forward`` points only). Returns the list where each call's sequence length
+    is recorded (to check the crop). Models without the exercise's parts keep theirs (and record nothing)."""
+    lengths: list[int] = []
     parts = ("embedding", "pos_encoding", "decoder", "fc_out")
     if not all(isinstance(getattr(model, name, None), nn.Module) for name in parts):
-        return
+        return lengths
 
     def forward(x: torch.Tensor) -> torch.Tensor:  # (batch, seq) -> (batch, seq, vocab)
+        lengths.append(int(x.size(1)))
         return model.fc_out(model.decoder(model.pos_encoding(model.embedding(x))))
 
     model.forward = forward  # an instance attribute: nn.Module.__call__ and self.forward both find it first
+    return lengths
 
 
 def _stand_in_top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -302,13 +329,89 @@ def _stand_in_top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-# Helpers an exercise may call that are graded as exercises of their own: a mistake in them must cost points
-# there only, so the calling exercise runs with a correct stand-in (``case["stand_ins"]`` names them).
-STAND_INS: dict[str, Callable] = {"top_k_filter": _stand_in_top_k_filter}
+class _LayerNorm(nn.Module):
+    """Correct stand-ins for notebook 10's exercises (GPT-2), with the exercise's attribute names."""
+
+    def __init__(self, emb_dim: int):
+        super().__init__()
+        self.eps = 1e-5
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = x.mean(-1, keepdim=True), x.var(-1, keepdim=True, unbiased=False)
+        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
 
 
-def _with_stand_ins(fn: Callable, names: list[str]) -> Callable:
-    """``fn`` with the global names in ``names`` bound to correct stand-ins (where ``fn`` uses them)."""
+class _GELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.gelu(x, approximate="tanh")
+
+
+class _FeedForward(nn.Module):
+    def __init__(self, cfg: dict):
+        super().__init__()
+        d = cfg["emb_dim"]
+        self.layers = nn.Sequential(nn.Linear(d, 4 * d), _GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class _MultiHeadAttention(nn.Module):
+    def __init__(self, d_in, d_out, context_len, drop_rate, n_heads, qkv_bias=False):
+        super().__init__()
+        self.d_out, self.n_heads, self.head_dim = d_out, n_heads, d_out // n_heads
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)
+        self.dropout = nn.Dropout(drop_rate)
+        self.register_buffer("mask", torch.triu(torch.ones(context_len, context_len), diagonal=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, seq, _ = x.shape
+        q, k, v = (w(x).view(b, seq, self.n_heads, self.head_dim).transpose(1, 2)
+                   for w in (self.W_query, self.W_key, self.W_value))
+        scores = (q @ k.transpose(2, 3) / self.head_dim**0.5).masked_fill(self.mask.bool()[:seq, :seq], -torch.inf)
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        return self.out_proj((weights @ v).transpose(1, 2).reshape(b, seq, self.d_out))
+
+
+class _GPTEmbedding(nn.Module):
+    def __init__(self, context_len, vocab_size, emb_dim, drop_rate):
+        super().__init__()
+        self.tok_emb = nn.Embedding(vocab_size, emb_dim)
+        self.pos_emb = nn.Embedding(context_len, emb_dim)
+        self.drop = nn.Dropout(drop_rate)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.tok_emb(idx) + self.pos_emb(torch.arange(idx.size(1), device=idx.device)))
+
+
+class _TransformerBlock(nn.Module):
+    def __init__(self, cfg: dict):
+        super().__init__()
+        d = cfg["emb_dim"]
+        self.att = _MultiHeadAttention(d, d, cfg["context_len"], cfg["drop_rate"], cfg["n_heads"], cfg["qkv_bias"])
+        self.ff = _FeedForward(cfg)
+        self.norm1, self.norm2 = _LayerNorm(d), _LayerNorm(d)
+        self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_shortcut(self.att(self.norm1(x)))
+        return x + self.drop_shortcut(self.ff(self.norm2(x)))
+
+
+# Earlier exercises that a later one calls, each graded on its own: the later exercise runs with these correct
+# stand-ins bound to the names it looks up (``case["stand_ins"]``), so a mistake costs points in its own exercise only.
+STAND_INS: dict[str, Callable] = {"top_k_filter": _stand_in_top_k_filter, "LayerNorm": _LayerNorm, "GELU": _GELU,
+                                  "FeedForward": _FeedForward, "MultiHeadAttention": _MultiHeadAttention,
+                                  "GPTEmbedding": _GPTEmbedding, "TransformerBlock": _TransformerBlock}
+
+
+def _rebind(fn: Any, names: list[str]) -> Any:
+    """A function with the global names in ``names`` bound to the stand-ins (``fn`` itself when it uses none)."""
     code = getattr(fn, "__code__", None)
     if code is None or not any(name in code.co_names for name in names):
         return fn
@@ -317,6 +420,25 @@ def _with_stand_ins(fn: Callable, names: list[str]) -> Callable:
     clone = type(fn)(code, scope, fn.__name__, fn.__defaults__, fn.__closure__)
     clone.__kwdefaults__ = fn.__kwdefaults__
     return clone
+
+
+def _with_stand_ins(obj: Any, names: list[str]) -> Any:
+    """``obj`` (a function, or a class: a subclass whose methods see the stand-ins) using correct stand-ins."""
+    if not names or not isinstance(obj, type):
+        return _rebind(obj, names) if names else obj
+    methods = {}
+    for key, value in vars(obj).items():
+        if isinstance(value, staticmethod | classmethod):
+            rebound = type(value)(_rebind(value.__func__, names))
+        elif isinstance(value, property):
+            rebound = property(_rebind(value.fget, names), value.fset, value.fdel, value.__doc__)
+        else:
+            rebound = _rebind(value, names)
+        if rebound is not value:
+            methods[key] = rebound
+    if not methods:
+        return obj
+    return type(obj)(obj.__name__, (obj,), {**methods, "__module__": obj.__module__, "__qualname__": obj.__qualname__})
 
 
 def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
@@ -358,6 +480,12 @@ def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
                 out[f"raised:{call['name']}"] = f"{type(exc).__name__}: {exc}"
             else:
                 out[f"raised:{call['name']}"] = ""
+            continue
+        if call.get("soft"):  # a failure here is one finding of the check, not the end of the run
+            try:
+                _store(f"result:{call['name']}", _call(what, fn, *args, **kwargs), out, what)
+            except StudentCodeError as exc:
+                out[f"error:{call['name']}"] = exc.message
             continue
         repeat = call.get("repeat", 1)
         results = []
@@ -438,6 +566,7 @@ def _run_loop(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     if result is None:
         raise StudentCodeError("not_attempted", f"{label}(...) returned None: not attempted yet (return the loss).")
     if isinstance(result, torch.Tensor):
+        out["loss_tensor"] = torch.tensor(result.requires_grad)  # the exercise asks for a float (loss.item())
         if result.numel() != 1:
             raise StudentCodeError("error", f"{label} returned a tensor of shape {tuple(result.shape)}, expected a "
                                             "single number (the mean loss).")
@@ -533,7 +662,13 @@ def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
         what = f"{label}({call.get('describe', '...')})"
         torch.manual_seed(call.get("seed", 0))
         with contextlib.redirect_stdout(io.StringIO()):
-            result = _call(what, obj, *args, **kwargs)
+            try:
+                result = _call(what, obj, *args, **kwargs)
+            except StudentCodeError as exc:
+                if not call.get("soft"):
+                    raise
+                out[f"error:{call['name']}"] = exc.message  # one finding of the check, not the end of the run
+                continue
         if isinstance(result, torch.Tensor):
             out[f"requires_grad:{call['name']}"] = torch.tensor(result.requires_grad)
         _store(f"result:{call['name']}", result, out, what)
@@ -572,8 +707,12 @@ def run_case(student_obj: Any, case: dict) -> dict:
                 outputs = KINDS[case["kind"]](student_obj, dict(case), guard)
         except StudentCodeError as exc:
             status, message = exc.status, exc.message
+            if exc.cause:
+                outputs["_cause"] = exc.cause
         except Exception as exc:  # noqa: BLE001 - e.g. the student's object is not callable
-            status, message = "error", _describe_call(case.get("label", "your code"), exc)
+            status = "error"
+            message, cause = _describe_call(case.get("label", "your code"), exc)
+            outputs["_cause"] = cause
         finally:
             torch.set_num_threads(previous_threads)
     if guard.seen:

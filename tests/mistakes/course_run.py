@@ -21,10 +21,13 @@ from pathlib import Path
 
 import nbformat
 
-from gptedu.grading import SPECS, build
+from gptedu.grading import build
+from gptedu.grading.components import all_components
 
 from .catalog import Entry, entries
 from .harness import PART1, notebook_of
+
+SPECS = {c.name: c for c in all_components()}
 
 ASSIGNMENT = "gpt_from_scratch"
 

@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from gptedu.grading import SPECS, GradeResult, grade_component
+from gptedu.grading import GradeResult, grade_component
+from gptedu.grading.components import all_components
 
 from .catalog import MARKER, Entry
+
+SPECS = {c.name: c for c in all_components()}
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "autograder" / "source" / "gpt_from_scratch"

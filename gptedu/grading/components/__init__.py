@@ -1,47 +1,51 @@
-"""The graded components: one public, typed :class:`Component` per exercise.
+"""The graded components: one public, typed :class:`Component` per exercise, grouped by part, loaded lazily.
 
     from gptedu.grading import components
     head = components.get("head")                  # Component: .name .title .notebook .points .prerequisites
     cases = head.cases(hidden=True, secret=course_secret)
     failures = head.compare(cases[0], run_case(Head, cases[0]))
     components.for_grade_id("test_head_hidden")    # (head, "hidden")
+
+``part1`` (notebooks 01-09) needs only ``gptedu.char``/``gptedu.data``/``gptedu.sampling``; ``part2`` (10-14) needs
+``gptedu.gpt2`` (and its ``regex`` extra). A part is imported the first time one of its components is asked for.
 """
 
 from __future__ import annotations
+
+import importlib
 
 from gptedu.grading.components.base import PUBLIC_DEV_SECRET, Component
 
 __all__ = ["PUBLIC_DEV_SECRET", "Component", "all_components", "for_grade_id", "get"]
 
-
-def _registry() -> dict[str, Component]:
-    from gptedu.grading import specs  # facade: today's registry, wrapped
-
-    return {name: Component.from_spec(spec) for name, spec in specs.SPECS.items()}
+PARTS = ("part1", "part2")
 
 
-_CACHE: dict[str, Component] = {}
+def _part(name: str) -> dict[str, Component]:
+    return importlib.import_module(f"{__name__}.{name}").COMPONENTS
 
 
 def all_components() -> list[Component]:
-    """Every graded component, in the order of the notebooks."""
-    if not _CACHE:
-        _CACHE.update(_registry())
-    return list(_CACHE.values())
+    """Every graded component, in the order of the notebooks (imports every part)."""
+    return [c for part in PARTS for c in _part(part).values()]
 
 
 def get(name: str) -> Component:
     """The component called ``name`` (e.g. ``"head"``); ``KeyError`` naming the known ones otherwise."""
-    all_components()
-    try:
-        return _CACHE[name]
-    except KeyError:
-        raise KeyError(f"No graded component named {name!r}; known: {', '.join(_CACHE)}.") from None
+    for part in PARTS:  # part 1 first: its checks never import part 2
+        found = _part(part).get(name)
+        if found is not None:
+            return found
+    raise KeyError(f"No graded component named {name!r}; known: {', '.join(c.name for c in all_components())}.")
 
 
 def for_grade_id(grade_id: str) -> tuple[Component, str] | None:
-    """``(component, "visible" | "hidden")`` for a test cell's grade id, or ``None`` when it is not a check cell."""
-    for component in all_components():
-        if grade_id in component.points:
-            return component, component.grade_ids[grade_id]
-    return None
+    """``(component, "visible" | "hidden")`` for a test cell's grade id (``test_<name>_<which>``), or ``None``."""
+    name, _, which = grade_id.removeprefix("test_").rpartition("_")
+    if not grade_id.startswith("test_") or which not in ("visible", "hidden"):
+        return None
+    try:
+        found = get(name)
+    except KeyError:
+        return None
+    return (found, which) if grade_id in found.points else None

@@ -1,24 +1,39 @@
-"""The :class:`Component` description, and helpers shared by the parts' components."""
+"""The :class:`Component` description, and the helpers the parts' components share.
+
+A component's life: ``cases(hidden, secret)`` builds plain-data cases (visible ones are public and fixed; hidden
+ones derive their sizes, seeds and inputs from the course secret), :func:`gptedu.grading.runner.run_case` runs the
+student's object on each case (torch only, also inside the sandbox), and ``compare(case, outputs)`` runs the
+reference on the same case and returns the :class:`~gptedu.grading.report.Failure` list.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gptedu.grading.report import Failure
+import torch
+from torch import nn
 
-# The secret of the public development course: tests and the mistakes suite use it. A real course passes its own
-# (created by the instructor, kept in the course folder), so its hidden cases cannot be precomputed.
+from gptedu.grading.report import Failure, tensor_failure
+from gptedu.grading.secret import derive
+
+# The secret of the public development course: tests and the mistakes suite use it, and anyone can recompute its
+# hidden cases. A real course passes its own secret (created by the instructor, kept in the course folder).
 PUBLIC_DEV_SECRET = b"gptedu public development secret: not for grading a class"
+
+ATTENTION_SHORTCUTS = {"forbid_torch_attention": True}
 
 
 @dataclass(frozen=True)
 class Component:
     """One graded exercise: its test cells and points, its cases, and the comparison with the reference.
 
-    ``points``: grade id -> points (``{"test_head_visible": 10, "test_head_hidden": 10}``). ``target``: the name the
-    student defines. ``prerequisites``: name in the notebook -> reference class the notebook imports for it.
-    ``make_cases(hidden, secret)`` builds plain-data cases; ``compare_fn(case, outputs)`` returns the failures.
+    ``target``: the name the student defines (``"Head"``). ``points``: grade id -> points, e.g.
+    ``{"test_head_visible": 10, "test_head_hidden": 10}``. ``prerequisites``: name in the notebook -> reference class
+    the notebook imports for an earlier step (a sandbox without ``gptedu`` provides them). ``uses``: earlier graded
+    components of the same notebook whose student version this one calls; its cases run with correct stand-ins for
+    them (``case["stand_ins"]``), so a mistake there costs points there only.
     """
 
     name: str
@@ -29,6 +44,7 @@ class Component:
     make_cases: Callable[[bool, bytes], list[dict]] = field(repr=False)
     compare_fn: Callable[[dict, dict], list[Failure]] = field(repr=False)
     prerequisites: dict[str, str] = field(default_factory=dict)
+    uses: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @property
@@ -42,16 +58,259 @@ class Component:
 
     def cases(self, hidden: bool, secret: bytes | None = None) -> list[dict]:
         """Plain-data cases; hidden ones derive from ``secret`` (``None``: :data:`PUBLIC_DEV_SECRET`)."""
-        key = (bool(hidden), secret if hidden else None)
+        secret = secret if secret is not None else PUBLIC_DEV_SECRET
+        key = (bool(hidden), secret if hidden else b"")
         if key not in self._cache:
-            self._cache[key] = self.make_cases(bool(hidden), secret if secret is not None else PUBLIC_DEV_SECRET)
+            self._cache[key] = self.make_cases(bool(hidden), secret)
         return [dict(c) for c in self._cache[key]]  # copies: a run can never alter the cached cases
 
     def compare(self, case: dict, outputs: dict) -> list[Failure]:
         """Run the reference on ``case`` and list how ``outputs`` (from ``run_case``) differ from it."""
         return self.compare_fn(case, outputs)
 
-    @classmethod
-    def from_spec(cls, spec) -> Component:  # facade over the former registry, removed once it is migrated
-        return cls(spec.name, spec.title, spec.target, spec.notebook, dict(spec.points),
-                   lambda hidden, secret: spec.make_cases(hidden), spec.compare, dict(spec.prerequisites))
+
+def component(name: str, title: str, target: str, notebook: str, visible: int, hidden: int,
+              make_cases: Callable[[bool, bytes], list[dict]], compare: Callable[[dict, dict], list[Failure]],
+              prerequisites: dict[str, str] | None = None, uses: tuple[str, ...] = ()) -> Component:
+    """A component with the usual two test cells, ``test_<name>_visible`` and ``test_<name>_hidden``."""
+    return Component(name, title, target, notebook, {f"test_{name}_visible": visible, f"test_{name}_hidden": hidden},
+                     make_cases, compare, dict(prerequisites or {}), tuple(uses))
+
+
+class Draw:
+    """Hidden case parameters of one component, derived from the course secret: ``draw(0, "seq", 3, 40)``."""
+
+    def __init__(self, secret: bytes, component_name: str):
+        self.secret, self.name = secret, component_name
+
+    def __call__(self, *labels: str | int, low: int = 0, high: int = 2**31 - 1) -> int:
+        return derive(self.secret, self.name, "hidden", *labels, low=low, high=high)
+
+    def seed(self, *labels: str | int) -> int:
+        return self(*labels, "seed", low=10_000, high=2**31 - 1)
+
+    def choice(self, options, *labels: str | int):
+        return options[self(*labels, "choice", low=0, high=len(options) - 1)]
+
+
+# ============================================================================================== building cases
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def reference_params(module: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """Named parameters of a freshly built reference module, with norms randomised (so a swapped norm shows)."""
+    g = gen(seed + 1000)
+    params = {}
+    for name, p in module.named_parameters():
+        value = p.detach().clone()
+        leaf = name.rsplit(".", 1)[-1]
+        if ".norm" in name or name.startswith("norm") or leaf in ("scale", "shift"):
+            value = (1.0 + 0.3 * torch.randn(p.shape, generator=g)) if leaf in ("weight", "scale") else (
+                0.2 * torch.randn(p.shape, generator=g))
+        params[name] = value
+    return params
+
+
+def build_reference(cls: Callable, init: dict, params: dict[str, torch.Tensor] | None) -> nn.Module:
+    ref = cls(**init)
+    if params is not None:
+        missing, unexpected = ref.load_state_dict(params, strict=False)
+        bad = [m for m in missing if m in dict(ref.named_parameters())]
+        if bad or unexpected:  # a bug in the cases themselves, not in the student's code
+            raise RuntimeError(f"grading case does not fit the reference: missing {bad}, unexpected {unexpected}")
+    return ref.eval()
+
+
+def kwargs_text(init: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in init.items())
+
+
+def shape_text(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def changed_after(x: torch.Tensor, t: int, seed: int, vocab: int | None = None) -> torch.Tensor:
+    """A copy of ``x`` where every position after ``t`` is replaced (to test that outputs at <= t do not move)."""
+    g = gen(seed + 7)
+    changed = x.clone()
+    tail = changed[:, t + 1:]
+    if vocab is None:
+        changed[:, t + 1:] = torch.randn(tail.shape, generator=g)
+    else:
+        changed[:, t + 1:] = (tail + 1 + torch.randint(vocab - 1, tail.shape, generator=g)) % vocab
+    return changed
+
+
+def module_case(name: str, index: int, label: str, cls: Callable, init: dict, x_shape: tuple, seed: int,
+                methods=("forward",), causal: bool = False, vocab: int | None = None, shortcuts=None,
+                with_params: bool = True, prepare: Callable | None = None, report_buffers=None,
+                stand_ins=(), train_mode: bool = False) -> dict:
+    """A case for an ``nn.Module``: constructor kwargs, the weights to inject, the inputs (and, for a causal module,
+    the same inputs changed after position t), the methods to call. ``train_mode``: also run ``forward`` in training
+    mode, twice under one seed and once under another (to see where dropout acts)."""
+    torch.manual_seed(seed)
+    ref = cls(**init)
+    params = reference_params(ref, seed) if with_params else None
+    if prepare is not None and params is not None:
+        params = prepare(params)
+    g = gen(seed)
+    x = torch.randint(vocab, x_shape, generator=g) if vocab else torch.randn(x_shape, generator=g)
+    inputs = {"x": x}
+    t = x_shape[1] // 2
+    if causal and x_shape[1] > 1:
+        inputs["x_changed"] = changed_after(x, t, seed, vocab)
+    case = {
+        "spec": name, "id": f"{name}/{index}", "kind": "module", "label": label, "init": dict(init),
+        "params": params, "inputs": inputs, "methods": list(methods), "seed": seed, "causal_t": t,
+        "shortcuts": dict(shortcuts or {}), "stand_ins": list(stand_ins),
+        "describe": f"{label}({kwargs_text(init)}) on {'token ids' if vocab else 'x'} of shape {shape_text(x)}, "
+                    f"seed {seed}",
+    }
+    if report_buffers:
+        case["report_buffers"] = list(report_buffers)
+    if train_mode:
+        case["train_seeds"] = [seed + 11, seed + 11, seed + 12]
+    return case
+
+
+# ============================================================================================== comparing
+STATUS_CHECKS = {
+    "not_attempted": "not attempted",
+    "error": "your code raised an error",
+    "load_error": "parameter names and shapes match the exercise",
+    "forbidden": "no shortcuts (write it yourself)",
+}
+STATUS_CAUSES = {
+    "load_error": "use exactly the attribute names and layer sizes given in the exercise.",
+    "forbidden": "this exercise is about writing the computation yourself.",
+}
+
+
+def status_failures(case: dict, outputs: dict) -> list[Failure]:
+    """The failure for a run that did not finish (not attempted, an error, wrong parameter names, a shortcut)."""
+    status = outputs.get("_status", "error")
+    if status == "ok":
+        return []
+    message = outputs.get("_message", "")
+    cause = STATUS_CAUSES.get(status, "")
+    if status == "error":
+        cause = outputs.get("_cause") or ("read the error above: it names the line of your code that failed."
+                                          if outputs.get("_in_student_code", True) else "")
+    return [Failure(STATUS_CHECKS.get(status, status), case["describe"], message, cause, status=status)]
+
+
+def match_variant(found, variants: list[tuple[str, torch.Tensor]], atol: float) -> str:
+    """The explanation of the first typical mistake whose output equals ``found``, else ``""``."""
+    for explanation, value in variants:
+        if isinstance(found, torch.Tensor) and value is not None and found.shape == value.shape and torch.allclose(
+                found.double(), value.double(), atol=max(atol, 1e-5), rtol=1e-4):
+            return explanation
+    return ""
+
+
+def compare_module(case: dict, outputs: dict, cls: Callable, atol: float, rtol: float, default_cause: str,
+                   variants: Callable | None = None, causal: bool = False,
+                   extra: Callable | None = None) -> list[Failure]:
+    """Every method on every input equals the reference with the same weights; causality; ``extra`` checks."""
+    failures = status_failures(case, outputs)
+    if failures:
+        return failures
+    ref = build_reference(cls, case["init"], case.get("params"))
+    for input_name, x in case["inputs"].items():
+        for method in case["methods"]:
+            key = f"{method}:{input_name}"
+            with torch.no_grad():
+                expected = (ref if method == "forward" else getattr(ref, method))(x.clone())
+            failure = tensor_failure(f"`{method}` matches the reference (same weights)", case["describe"],
+                                     f"{method}({input_name})", expected, outputs.get(key), atol, rtol, "")
+            if failure is not None:
+                cause = ""
+                if variants is not None:
+                    with torch.no_grad():
+                        cause = match_variant(outputs.get(key), variants(ref, x.clone(), method), atol)
+                failure.cause = cause or default_cause
+                failures.append(failure)
+    if causal and "x_changed" in case["inputs"] and "forward:x_changed" in outputs and "forward:x" in outputs:
+        t = case["causal_t"]
+        a, b = outputs["forward:x"], outputs["forward:x_changed"]
+        if a.shape == b.shape and a.dim() >= 2:
+            fail = tensor_failure("causality: positions <= t ignore every position after t", case["describe"],
+                                  f"forward(x)[:, :{t + 1}] vs forward(x with positions > {t} changed)",
+                                  a[:, : t + 1].double(), b[:, : t + 1], 1e-5, 0.0,
+                                  "positions after t receive attention: is the causal mask applied, and before "
+                                  "the softmax?")
+            if fail is not None:
+                fail.message = "changing positions after t changed the output at positions <= t. " + fail.message
+                failures.append(fail)
+    if extra is not None:
+        failures.extend(extra(case, outputs, ref))
+    return failures
+
+
+def train_mode_failures(case: dict, outputs: dict, ref: nn.Module, expected_train: Callable | None = None,
+                        wrong_places: Callable | None = None) -> list[Failure]:
+    """Dropout in training mode: the same seed gives the same output, another seed another one (when p > 0), and
+    ``expected_train(ref, x, seed)`` (the reference in training mode under that seed) equals the output; when it does
+    not, ``wrong_places(ref, x, seed)`` lists ``(cause, output)`` of dropout applied elsewhere."""
+    runs = [outputs.get(f"train:{i}") for i in range(3)]
+    if "train_seeds" not in case or not all(isinstance(r, torch.Tensor) for r in runs):
+        return []
+    x, seeds = case["inputs"]["x"], case["train_seeds"]
+    desc = case["describe"] + ", training mode"
+    if not torch.equal(runs[0], runs[1]):
+        return [Failure("training mode: the same seed gives the same output", desc,
+                        "two training-mode runs under torch.manual_seed with the same seed differ.",
+                        "draw the dropout masks from torch's global generator (nn.Dropout does).")]
+    if expected_train is None:
+        return []
+    with torch.random.fork_rng():
+        torch.manual_seed(seeds[0])
+        expected = expected_train(ref, x.clone())
+    fail = tensor_failure("training mode: dropout where the exercise puts it", desc, "forward(x) in train mode",
+                          expected, runs[0], 1e-5, 1e-4, "")
+    if fail is None:
+        return []
+    fail.cause = "apply self.dropout exactly where the exercise says, once, and nowhere else."
+    for cause, fn in (wrong_places(ref, x) if wrong_places else []):
+        with torch.random.fork_rng():
+            torch.manual_seed(seeds[0])
+            value = fn()
+        if match_variant(runs[0], [(cause, value)], 1e-5):
+            fail.cause = cause
+            break
+    return [fail]
+
+
+# ============================================================================================== sampling statistics
+FALSE_FAILURE_RATE = 1e-6
+
+
+def frequency_bounds(probs: torch.Tensor, n: int, alpha: float = FALSE_FAILURE_RATE) -> torch.Tensor:
+    """Per-category bounds t_i such that P(any |count_i / n - p_i| > t_i) <= alpha for n independent draws.
+
+    Bernstein's inequality for each binomial count, P(|p̂ - p| >= t) <= 2 exp(-n t² / (2 p (1 - p) + 2 t / 3)),
+    with a union bound over the K categories: each uses alpha / K. Solving n t² = c (2 v + 2 t / 3) for t with
+    c = ln(2 K / alpha) and v = p (1 - p) gives the bound below.
+    """
+    p = probs.double()
+    c = math.log(2 * p.numel() / alpha)
+    v = p * (1 - p)
+    return ((2 * c / 3) + torch.sqrt(torch.tensor(4 * c * c / 9) + 8 * n * c * v)) / (2 * n)
+
+
+def frequency_failure(check: str, describe: str, ids: torch.Tensor, probs: torch.Tensor, cause: str,
+                      tensor: str = "") -> Failure | None:
+    """A failure when the frequencies of ``ids`` (n draws) are implausible under ``probs`` (false-failure rate
+    :data:`FALSE_FAILURE_RATE` for correct independent samples); ``None`` when they are plausible."""
+    n, k = ids.numel(), probs.numel()
+    counts = torch.bincount(ids.long().flatten().clamp(0, k - 1), minlength=k).double()
+    freq = counts / n
+    excess = (freq - probs.double()).abs() - frequency_bounds(probs, n)
+    if float(excess.max()) <= 0:
+        return None
+    worst = int(torch.argmax(excess))
+    return Failure(check, describe,
+                   f"over {n} draws, token {worst} came {int(counts[worst])} times ({float(freq[worst]):.3f}); its "
+                   f"probability is {float(probs[worst]):.3f} (a correct sampler misses by this much less than once "
+                   f"in a million runs).", cause, tensor)

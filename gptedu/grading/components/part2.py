@@ -1,9 +1,11 @@
-"""Graded components of part 2 ("Let's build GPT-2", assignment ``gpt2``): notebooks 10 (blocks) and 11 (BPE).
+"""Part 2 ("Let's build GPT-2", notebooks 10-14): one :class:`Component` per graded exercise.
 
-Same three steps as part 1 (:mod:`gptedu.grading.specs`): plain-data cases, :func:`gptedu.grading.runner.run_case`,
-and ``compare`` against ``gptedu.gpt2``. Model configs travel as plain dicts (the cases must load with
-``torch.load(weights_only=True)`` in the sandbox), so the exercises read them as ``cfg["emb_dim"]``.
-``GPT2_SPECS`` is merged into the registry ``gptedu.grading.specs.SPECS``.
+Same life as part 1 (:mod:`gptedu.grading.components.part1`): plain-data cases (hidden ones drawn from the course
+secret), :func:`gptedu.grading.runner.run_case`, and ``compare`` against ``gptedu.gpt2``. Model configs travel as plain
+dicts (the cases must load with ``torch.load(weights_only=True)`` in the sandbox), so the exercises read them as
+``cfg["emb_dim"]``. The block and the model run with correct stand-ins for the student's ``LayerNorm``, ``GELU``,
+``FeedForward``, ``MultiHeadAttention`` and ``GPTEmbedding`` (``runner.STAND_INS``): a mistake costs points in its
+own component only.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from gptedu.gpt2 import attention, layers, model
+from gptedu.gpt2 import attention, finetune, layers, model
 from gptedu.gpt2.bpe import BPETokenizer
+from gptedu.grading.components.base import (
+    ATTENTION_SHORTCUTS,
+    Draw,
+    compare_module,
+    component,
+    frequency_failure,
+    module_case,
+    status_failures,
+    train_mode_failures,
+)
 from gptedu.grading.report import Failure, tensor_failure
-from gptedu.grading.specs import ATTENTION_SHORTCUTS, _compare_module, _module_case, _spec, _status_failures
 
 NB10 = "10_gpt2_blocks"
 NB11 = "11_bpe_tokenizer"
@@ -44,14 +55,33 @@ def _randomise_norms(seed: int):
     return prepare
 
 
+def _hidden_cfgs(secret: bytes, name: str, n: int, **fixed) -> list[tuple[dict, tuple[int, int], int]]:
+    """``n`` hidden ``(cfg, (batch, seq), seed)`` of a component, drawn from the course secret."""
+    d = Draw(secret, name)
+    out = []
+    for i in range(n):
+        heads = d(i, "heads", low=1, high=4)
+        cfg = _cfg(d(i, "ctx", low=4, high=16), d(i, "vocab", low=5, high=40), heads * d(i, "head_dim", low=2, high=8),
+                   heads, d(i, "layers", low=1, high=2), d(i, "drop", high=5) / 10,
+                   qkv_bias=i % 2 == 0 if i < 2 else bool(d(i, "qkv", high=1)), tie_weights=i % 2 == 1)
+        cfg.update(fixed)
+        out.append((cfg, (d(i, "batch", low=1, high=3), d(i, "seq", low=1, high=cfg["context_len"])), d.seed(i)))
+    return out
+
+
+def _att_init(cfg: dict) -> dict:
+    return dict(d_in=cfg["emb_dim"], d_out=cfg["emb_dim"], context_len=cfg["context_len"], drop_rate=cfg["drop_rate"],
+                n_heads=cfg["n_heads"], qkv_bias=cfg["qkv_bias"])
+
+
 def _case(spec, i, label, cls, init, shape, seed, **kw):
-    return _module_case(spec, i, label, cls, init, shape, seed, prepare=_randomise_norms(seed), **kw)
+    return module_case(spec, i, label, cls, init, shape, seed, prepare=_randomise_norms(seed), **kw)
 
 
 # ============================================================================================== LayerNorm
-def _ln_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(emb_dim=24), (3, 7, 24), 1101), (dict(emb_dim=5), (2, 1, 5), 1102),
-              (dict(emb_dim=64), (1, 9, 64), 1103)] if hidden else
+def _ln_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(dict(emb_dim=c["emb_dim"] + i), (b, s, c["emb_dim"] + i), seed)
+              for i, (c, (b, s), seed) in enumerate(_hidden_cfgs(secret, "gpt2_layer_norm", 3))] if hidden else
              [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)])
     cases = [_case("gpt2_layer_norm", i, "LayerNorm", layers.LayerNorm, init, shape, seed)
              for i, (init, shape, seed) in enumerate(sizes)]
@@ -82,15 +112,16 @@ def _ln_variants(ref, x, method):
 
 
 def _ln_compare(case, outputs):
-    return _compare_module(case, outputs, layers.LayerNorm, "LayerNorm", 1e-4, 1e-4,
+    return compare_module(case, outputs, layers.LayerNorm, 1e-4, 1e-4,
                            "scale * (x - mean) / sqrt(var + eps) + shift over the last axis, biased variance, "
                            "eps = 1e-5.", _ln_variants)
 
 
 # ============================================================================================== GELU
-def _gelu_cases(hidden: bool) -> list[dict]:
-    sizes = [((4, 50), 1201), ((2, 3, 7), 1202)] if hidden else [((3, 20), 121)]
-    cases = [_module_case("gpt2_gelu", i, "GELU", layers.GELU, {}, shape, seed, with_params=False)
+def _gelu_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([((b, s, c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_gelu", 2)] if hidden
+             else [((3, 20), 121)])
+    cases = [module_case("gpt2_gelu", i, "GELU", layers.GELU, {}, shape, seed, with_params=False)
              for i, (shape, seed) in enumerate(sizes)]
     for c in cases:
         c["inputs"] = {"x": c["inputs"]["x"] * 3.0}
@@ -109,16 +140,18 @@ def _gelu_variants(ref, x, method):
 
 
 def _gelu_compare(case, outputs):
-    failures = _compare_module(case, outputs, layers.GELU, "GELU", 1e-5, 1e-5,
+    failures = compare_module(case, outputs, layers.GELU, 1e-5, 1e-5,
                                "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))).", _gelu_variants)
     return failures
 
 
 # ============================================================================================== FeedForward
-def _ff_cases(hidden: bool) -> list[dict]:
-    sizes = ([(_cfg(8, 10, 24, 4, 1), (3, 5, 24), 1301), (_cfg(4, 10, 4, 2, 1), (1, 4, 4), 1302)] if hidden else
+def _ff_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(c, (b, s, c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_feed_forward", 2)]
+             if hidden else
              [(_cfg(8, 10, 16, 2, 1), (2, 5, 16), 131)])
-    return [_case("gpt2_feed_forward", i, "FeedForward", layers.FeedForward, {"cfg": cfg}, shape, seed)
+    return [_case("gpt2_feed_forward", i, "FeedForward", layers.FeedForward, {"cfg": cfg}, shape, seed,
+                  stand_ins=("GELU",))
             for i, (cfg, shape, seed) in enumerate(sizes)]
 
 
@@ -133,21 +166,20 @@ def _ff_variants(ref, x, method):
 
 
 def _ff_compare(case, outputs):
-    return _compare_module(case, outputs, layers.FeedForward, "FeedForward", 1e-5, 1e-4,
+    return compare_module(case, outputs, layers.FeedForward, 1e-5, 1e-4,
                            "self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), GELU(), "
                            "nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants)
 
 
 # ============================================================================================== attention
-def _att_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_in=24, d_out=32, context_len=12, drop_rate=0.1, n_heads=4, qkv_bias=True), (3, 12, 24), 1401),
-              (dict(d_in=12, d_out=12, context_len=30, drop_rate=0.0, n_heads=3, qkv_bias=False), (2, 17, 12), 1402),
-              (dict(d_in=8, d_out=8, context_len=5, drop_rate=0.5, n_heads=1, qkv_bias=True), (1, 5, 8), 1403)]
-             if hidden else
+def _att_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(_att_init(c), (b, s, c["emb_dim"]), seed)
+              for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_attention", 3, drop_rate=0.3)] if hidden else
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)])
     return [_case("gpt2_attention", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
-                  causal=True, shortcuts=ATTENTION_SHORTCUTS) for i, (init, shape, seed) in enumerate(sizes)]
+                  causal=True, shortcuts=ATTENTION_SHORTCUTS, train_mode=init["drop_rate"] > 0)
+            for i, (init, shape, seed) in enumerate(sizes)]
 
 
 def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1):
@@ -183,19 +215,51 @@ def _att_variants(ref, x, method):
     ]
 
 
+def _dropout_elsewhere(ref, x):
+    """Attention with dropout where the exercise does not put it: (cause, output thunk) pairs."""
+    b, seq, _ = x.shape
+    h, hd = ref.n_heads, ref.head_dim
+
+    def run(on_scores: bool):
+        q, k, v = (w(x).view(b, seq, h, hd).transpose(1, 2) for w in (ref.W_query, ref.W_key, ref.W_value))
+        scores = (q @ k.transpose(2, 3) / math.sqrt(hd)).masked_fill(ref.mask.bool()[:seq, :seq], float("-inf"))
+        if on_scores:
+            return ref.out_proj((torch.softmax(ref.dropout(scores), -1) @ v).transpose(1, 2).reshape(b, seq, -1))
+        return ref.out_proj(ref.dropout((torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(b, seq, -1)))
+
+    return [("dropout acts on the scores before the softmax: apply self.dropout to the attention WEIGHTS, after the "
+             "softmax (weights = self.dropout(torch.softmax(scores, dim=-1))).", lambda: run(True)),
+            ("dropout acts on the combined heads: apply it to the attention weights, after the softmax.",
+             lambda: run(False))]
+
+
+def _train_forward(ref, x):
+    return ref.train()(x)
+
+
 def _att_compare(case, outputs):
-    return _compare_module(case, outputs, attention.MultiHeadAttention, "MultiHeadAttention", 1e-5, 1e-4,
-                           "project, split into heads (batch, n_heads, seq, head_dim), mask, softmax, combine, "
-                           "out_proj.", _att_variants, causal=True)
+    failures = compare_module(case, outputs, attention.MultiHeadAttention, 1e-5, 1e-4,
+                              "project, split into heads (batch, n_heads, seq, head_dim), mask, softmax, combine, "
+                              "out_proj.", _att_variants, causal=True)
+    if failures:
+        return failures
+    ref = model_ref(attention.MultiHeadAttention, case)
+    return train_mode_failures(case, outputs, ref, _train_forward, _dropout_elsewhere)
+
+
+def model_ref(cls, case):
+    from gptedu.grading.components.base import build_reference
+
+    return build_reference(cls, case["init"], case.get("params"))
 
 
 # ============================================================================================== embedding
-def _emb_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(context_len=12, vocab_size=31, emb_dim=16, drop_rate=0.1), (3, 12), 1501),
-              (dict(context_len=40, vocab_size=7, emb_dim=6, drop_rate=0.0), (2, 5), 1502)] if hidden else
+def _emb_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(dict(context_len=c["context_len"], vocab_size=c["vocab_size"], emb_dim=c["emb_dim"], drop_rate=0.3),
+               (b, s), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_embedding", 2)] if hidden else
              [(dict(context_len=8, vocab_size=20, emb_dim=8, drop_rate=0.1), (2, 6), 151)])
-    return [_case("gpt2_embedding", i, "GPTEmbedding", model.GPTEmbedding, init, shape, seed, vocab=init["vocab_size"])
-            for i, (init, shape, seed) in enumerate(sizes)]
+    return [_case("gpt2_embedding", i, "GPTEmbedding", model.GPTEmbedding, init, shape, seed, vocab=init["vocab_size"],
+                  train_mode=True) for i, (init, shape, seed) in enumerate(sizes)]
 
 
 def _emb_variants(ref, x, method):
@@ -211,16 +275,23 @@ def _emb_variants(ref, x, method):
 
 
 def _emb_compare(case, outputs):
-    return _compare_module(case, outputs, model.GPTEmbedding, "GPTEmbedding", 1e-6, 1e-5,
-                           "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.", _emb_variants)
+    failures = compare_module(case, outputs, model.GPTEmbedding, 1e-6, 1e-5,
+                              "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.", _emb_variants)
+    return failures or train_mode_failures(case, outputs, model_ref(model.GPTEmbedding, case), _train_forward)
 
 
 # ============================================================================================== block
-def _block_cases(hidden: bool) -> list[dict]:
-    sizes = ([(_cfg(12, 10, 24, 4, 1, qkv_bias=True), (3, 12, 24), 1601), (_cfg(6, 10, 8, 1, 1), (2, 4, 8), 1602)]
+def _block_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(c, (b, max(2, s), c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_block", 2)]
              if hidden else [(_cfg(8, 10, 16, 2, 1), (2, 8, 16), 161)])
     return [_case("gpt2_block", i, "TransformerBlock", model.TransformerBlock, {"cfg": cfg}, shape, seed,
-                  causal=True, shortcuts=ATTENTION_SHORTCUTS) for i, (cfg, shape, seed) in enumerate(sizes)]
+                  causal=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=BLOCK_PARTS, train_mode=cfg["drop_rate"] > 0)
+            for i, (cfg, shape, seed) in enumerate(sizes)]
+
+
+# The student's earlier classes the block and the model call: they run with correct stand-ins for them.
+BLOCK_PARTS = ("LayerNorm", "GELU", "FeedForward", "MultiHeadAttention")
+MODEL_PARTS = (*BLOCK_PARTS, "GPTEmbedding", "TransformerBlock")
 
 
 def _block_variants(ref, x, method):
@@ -237,18 +308,19 @@ def _block_variants(ref, x, method):
 
 
 def _block_compare(case, outputs):
-    return _compare_module(case, outputs, model.TransformerBlock, "TransformerBlock", 1e-5, 1e-4,
-                           "x = x + drop_shortcut(att(norm1(x))); x = x + drop_shortcut(ff(norm2(x))).",
-                           _block_variants, causal=True)
+    failures = compare_module(case, outputs, model.TransformerBlock, 1e-5, 1e-4,
+                              "x = x + drop_shortcut(att(norm1(x))); x = x + drop_shortcut(ff(norm2(x))).",
+                              _block_variants, causal=True)
+    return failures or train_mode_failures(case, outputs, model_ref(model.TransformerBlock, case), _train_forward)
 
 
 # ============================================================================================== model
-def _model_cases(hidden: bool) -> list[dict]:
-    sizes = ([(_cfg(12, 29, 16, 4, 2, qkv_bias=True), (3, 12), 1701),
-              (_cfg(20, 13, 12, 3, 1, tie_weights=True), (2, 9), 1702)] if hidden else
+def _model_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(c, (b, max(2, s)), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_model", 2)] if hidden else
              [(_cfg(10, 17, 16, 2, 2), (2, 10), 171), (_cfg(8, 11, 8, 2, 1, tie_weights=True), (1, 8), 172)])
     return [_case("gpt2_model", i, "GPTModel", model.GPTModel, {"cfg": cfg}, shape, seed, causal=True,
-                  vocab=cfg["vocab_size"], shortcuts=ATTENTION_SHORTCUTS) for i, (cfg, shape, seed) in enumerate(sizes)]
+                  vocab=cfg["vocab_size"], shortcuts=ATTENTION_SHORTCUTS, stand_ins=MODEL_PARTS)
+            for i, (cfg, shape, seed) in enumerate(sizes)]
 
 
 def _model_variants(ref, x, method):
@@ -261,13 +333,13 @@ def _model_variants(ref, x, method):
 
 
 def _model_compare(case, outputs):
-    failures = _status_failures("GPTModel", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         if failures[0].status == "load_error" and case["init"]["cfg"].get("tie_weights"):
             failures[0].cause = ("with cfg['tie_weights'], out_head must reuse the embedding matrix: "
                                  "self.out_head.weight = self.emb.tok_emb.weight (one parameter, counted once).")
         return failures
-    return _compare_module(case, outputs, model.GPTModel, "GPTModel", 2e-5, 1e-4,
+    return compare_module(case, outputs, model.GPTModel, 2e-5, 1e-4,
                            "emb -> trf_blocks -> final_norm -> out_head (no bias), returning logits.",
                            _model_variants, causal=True)
 
@@ -275,12 +347,12 @@ def _model_compare(case, outputs):
 # ============================================================================================== parameter count
 _COUNT_CFGS_VISIBLE = [_cfg(1024, 50257, 768, 12, 12), _cfg(1024, 50257, 768, 12, 12, tie_weights=True),
                        _cfg(16, 40, 32, 4, 2, qkv_bias=True)]
-_COUNT_CFGS_HIDDEN = [_cfg(1024, 50257, 1024, 16, 24, qkv_bias=True, tie_weights=True), _cfg(64, 100, 48, 3, 5),
-                      _cfg(128, 65, 64, 4, 3, qkv_bias=True)]
 
 
-def _count_cases(hidden: bool) -> list[dict]:
-    cfgs = _COUNT_CFGS_HIDDEN if hidden else _COUNT_CFGS_VISIBLE
+def _count_cases(hidden: bool, secret: bytes) -> list[dict]:
+    d = Draw(secret, "gpt2_param_count")
+    cfgs = ([dict(c, context_len=c["context_len"] * d(i, "ctx_scale", low=1, high=64)) for i, (c, _, _) in
+             enumerate(_hidden_cfgs(secret, "gpt2_param_count", 3))] if hidden else _COUNT_CFGS_VISIBLE)
     calls = [{"name": f"c{i}", "args": [cfg], "describe": f"cfg with {_short(cfg)}"} for i, cfg in enumerate(cfgs)]
     return [{"spec": "gpt2_param_count", "id": "gpt2_param_count/0", "kind": "calls", "label": "gpt_param_count",
              "calls": calls, "seed": 0, "describe": "gpt_param_count on " + "; ".join(_short(c) for c in cfgs)}]
@@ -303,7 +375,7 @@ def _count_parts(cfg: dict) -> dict[str, int]:
 
 
 def _count_compare(case, outputs):
-    failures = _status_failures("gpt_param_count", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     for call in case["calls"]:
@@ -342,11 +414,18 @@ def _calls_case(spec: str, label: str, calls: list[dict]) -> dict:
             "describe": f"{label} on {len(calls)} inputs"}
 
 
-def _pair_cases(hidden: bool) -> list[dict]:
-    seqs = ([[1, 2, 3, 1, 2], [5, 5, 5, 5], [7], [], list(range(10)) * 3] if hidden else
-            [[1, 2, 3, 1, 2], [104, 101, 108, 108, 111]])
+def _pair_cases(hidden: bool, secret: bytes) -> list[dict]:
+    seqs = [[1, 2, 3, 1, 2], [104, 101, 108, 108, 111]]
+    if hidden:
+        d = Draw(secret, "bpe_pair_counts")
+        seqs = [_id_list(d, i, high=6) for i in range(4)] + [[d(9, "one", high=255)], []]
     calls = [{"name": f"c{i}", "args": [s], "describe": f"ids={s}"} for i, s in enumerate(seqs)]
     return [_calls_case("bpe_pair_counts", "get_pair_counts", calls)]
+
+
+def _id_list(d: Draw, i: int, high: int) -> list[int]:
+    """A hidden list of ids with repeats (so that pairs recur and overlap)."""
+    return [d(i, j, "id", high=high) for j in range(d(i, "length", low=3, high=24))]
 
 
 def _dict_from(outputs: dict, name: str):
@@ -357,7 +436,7 @@ def _dict_from(outputs: dict, name: str):
 
 
 def _pair_compare(case, outputs):
-    failures = _status_failures("get_pair_counts", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     for call in case["calls"]:
@@ -377,10 +456,17 @@ def _pair_compare(case, outputs):
     return failures
 
 
-def _merge_cases(hidden: bool) -> list[dict]:
-    args = ([([1, 2, 3, 1, 2], (1, 2), 99), ([5, 5, 5], (5, 5), 256), ([5, 5, 5, 5], (5, 5), 256),
-             ([1, 2], (2, 1), 7), ([], (1, 2), 3)] if hidden else
-            [([1, 2, 3, 1, 2], (1, 2), 256), ([6, 6, 6], (6, 6), 300)])
+def _merge_cases(hidden: bool, secret: bytes) -> list[dict]:
+    args = [([1, 2, 3, 1, 2], (1, 2), 256), ([6, 6, 6], (6, 6), 300)]
+    if hidden:
+        d = Draw(secret, "bpe_merge")
+        args = []
+        for i in range(3):
+            ids = _id_list(d, i, high=4)
+            j = d(i, "at", high=len(ids) - 2)
+            args.append((ids, (ids[j], ids[j + 1]), 256 + d(i, "new", high=99)))
+        same = d(5, "same", high=9)
+        args += [([same] * d(5, "run", low=3, high=7), (same, same), 256), ([], (1, 2), 3)]
     calls = [{"name": f"c{i}", "args": [list(ids), tuple(pair), new],
               "describe": f"ids={ids}, pair={pair}, new_id={new}"} for i, (ids, pair, new) in enumerate(args)]
     return [_calls_case("bpe_merge", "merge", calls)]
@@ -408,7 +494,7 @@ def _list_result(outputs: dict, name: str):
 
 
 def _merge_compare(case, outputs):
-    failures = _status_failures("merge", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     for call in case["calls"]:
@@ -422,9 +508,16 @@ def _merge_compare(case, outputs):
     return failures
 
 
-def _train_cases(hidden: bool) -> list[dict]:
-    texts = BPE_TEXTS_HIDDEN if hidden else BPE_TEXTS_VISIBLE
-    merges = [12, 30, 25] if hidden else [10, 20]
+def _hidden_texts(secret: bytes, name: str, n: int) -> list[str]:
+    """``n`` hidden training texts: pieces of the hidden pool at secret offsets and lengths."""
+    d, pool = Draw(secret, name), " ".join(BPE_TEXTS_HIDDEN)
+    starts = [d(i, "start", high=len(pool) - 60) for i in range(n)]
+    return [pool[a:a + d(i, "length", low=50, high=120)] for i, a in enumerate(starts)]
+
+
+def _train_cases(hidden: bool, secret: bytes) -> list[dict]:
+    texts = _hidden_texts(secret, "bpe_train", 3) if hidden else BPE_TEXTS_VISIBLE
+    merges = [Draw(secret, "bpe_train")(i, "merges", low=8, high=30) for i in range(3)] if hidden else [10, 20]
     calls = [{"name": f"c{i}", "args": [t, n], "describe": f"text={t[:30]!r}..., num_merges={n}"}
              for i, (t, n) in enumerate(zip(texts, merges, strict=True))]
     return [_calls_case("bpe_train", "train_bpe", calls)]
@@ -437,7 +530,7 @@ def reference_merges(text: str, num_merges: int) -> dict[tuple[int, int], int]:
 
 
 def _train_compare(case, outputs):
-    failures = _status_failures("train_bpe", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     for call in case["calls"]:
@@ -461,13 +554,16 @@ def _train_compare(case, outputs):
     return failures
 
 
-def _encode_cases(hidden: bool) -> list[dict]:
+def _encode_cases(hidden: bool, secret: bytes) -> list[dict]:
     # (training text, merges, probe): the probes contain words where applying merges in the wrong order (e.g. the
     # first mergeable pair from the left instead of the earliest-learned merge) gives other tokens.
     v, h = BPE_TEXTS_VISIBLE, BPE_TEXTS_HIDDEN
-    setups = ([(h[1], 40, "the thunder under yonder window, understood?"), (h[0], 20, "the rat sat"),
-               (h[2], 20, "café 東京 ünïcødé!!"), (h[0], 20, "")] if hidden else
-              [(v[1], 20, "hear me, Bear! We cease in peace."), (v[0], 20, "lowest lower")])
+    setups = [(v[1], 20, "hear me, Bear! We cease in peace."), (v[0], 20, "lowest lower")]
+    if hidden:
+        d = Draw(secret, "bpe_encode")
+        texts = _hidden_texts(secret, "bpe_encode", 3)
+        setups = [(t, d(i, "merges", low=10, high=40), t[d(i, "a", high=20):]) for i, t in enumerate(texts)]
+        setups += [(h[1], 40, "the thunder under yonder window, understood?"), (h[0], 20, "")]
     calls = []
     for i, (text, n, probe) in enumerate(setups):
         merges = reference_merges(text, n)
@@ -484,7 +580,7 @@ def _tokenizer_from(merges: dict) -> BPETokenizer:
 
 
 def _encode_compare(case, outputs):
-    failures = _status_failures("encode", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     for call in case["calls"]:
@@ -499,8 +595,8 @@ def _encode_compare(case, outputs):
     return failures
 
 
-def _decode_cases(hidden: bool) -> list[dict]:
-    texts = BPE_TEXTS_HIDDEN if hidden else BPE_TEXTS_VISIBLE
+def _decode_cases(hidden: bool, secret: bytes) -> list[dict]:
+    texts = _hidden_texts(secret, "bpe_decode", 3) if hidden else BPE_TEXTS_VISIBLE
     calls = []
     for i, text in enumerate(texts):
         merges = reference_merges(text, 15)
@@ -510,7 +606,7 @@ def _decode_cases(hidden: bool) -> list[dict]:
 
 
 def _decode_compare(case, outputs):
-    failures = _status_failures("decode", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     for call in case["calls"]:
@@ -541,6 +637,10 @@ def _lm_params(init: dict, seed: int, spread: float = 3.0) -> dict[str, torch.Te
     return params
 
 
+def _lm_init(cfg: dict) -> dict:
+    return dict(vocab_size=cfg["vocab_size"], d_model=cfg["emb_dim"], context_len=cfg["context_len"])
+
+
 def _lm(case: dict):
     from gptedu.grading.runner import TinyCausalLM
 
@@ -558,10 +658,9 @@ def _lm_case(spec: str, label: str, init: dict, seed: int, calls: list[dict]) ->
                         f"seed {seed}"}
 
 
-def _loss_batch_cases(hidden: bool) -> list[dict]:
-    settings = [(dict(vocab_size=13, d_model=8, context_len=10), 2101, (3, 7)),
-                (dict(vocab_size=5, d_model=4, context_len=4), 2102, (1, 4))] if hidden else \
-               [(dict(vocab_size=11, d_model=8, context_len=8), 211, (2, 6))]
+def _loss_batch_cases(hidden: bool, secret: bytes) -> list[dict]:
+    settings = ([(_lm_init(c), seed, (b, s)) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_calc_loss_batch", 2)]
+                if hidden else [(dict(vocab_size=11, d_model=8, context_len=8), 211, (2, 6))])
     cases = []
     for init, seed, shape in settings:
         g = torch.Generator().manual_seed(seed)
@@ -573,7 +672,7 @@ def _loss_batch_cases(hidden: bool) -> list[dict]:
 
 
 def _loss_batch_compare(case, outputs):
-    failures = _status_failures("calc_loss_batch", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     call = case["calls"][0]
@@ -612,10 +711,12 @@ def _match_scalar(found, variants) -> str:
     return ""
 
 
-def _loss_loader_cases(hidden: bool) -> list[dict]:
-    settings = [(dict(vocab_size=9, d_model=8, context_len=6), 2201, 5, [None, 2, 9]),
-                (dict(vocab_size=7, d_model=4, context_len=5), 2202, 3, [1])] if hidden else \
-               [(dict(vocab_size=11, d_model=8, context_len=8), 221, 4, [None, 2])]
+def _loss_loader_cases(hidden: bool, secret: bytes) -> list[dict]:
+    settings = [(dict(vocab_size=11, d_model=8, context_len=8), 221, 4, [None, 2])]
+    if hidden:
+        d = Draw(secret, "gpt2_calc_loss_loader")
+        settings = [(_lm_init(c), seed, b + 2, [None, d(i, "num", low=1, high=b + 1), b + 3][i:])
+                    for i, (c, (b, _), seed) in enumerate(_hidden_cfgs(secret, "gpt2_calc_loss_loader", 2))]
     cases = []
     for init, seed, n_batches, nums in settings:
         g = torch.Generator().manual_seed(seed)
@@ -630,7 +731,7 @@ def _loss_loader_cases(hidden: bool) -> list[dict]:
 
 
 def _loss_loader_compare(case, outputs):
-    failures = _status_failures("calc_loss_loader", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     from gptedu.gpt2.train import calc_loss_batch
@@ -669,9 +770,9 @@ def _loss_loader_compare(case, outputs):
     return failures
 
 
-def _gen_cases(hidden: bool) -> list[dict]:
-    settings = ([(dict(vocab_size=13, d_model=8, context_len=10), 2301),
-                 (dict(vocab_size=7, d_model=6, context_len=6), 2302)] if hidden else
+def _gen_cases(hidden: bool, secret: bytes) -> list[dict]:
+    settings = ([(dict(_lm_init(c), context_len=c["context_len"] + 4), seed)
+                 for c, _, seed in _hidden_cfgs(secret, "gpt2_gen_text", 2)] if hidden else
                 [(dict(vocab_size=11, d_model=8, context_len=8), 231)])
     cases = []
     for init, seed in settings:
@@ -697,27 +798,48 @@ def _gen_cases(hidden: bool) -> list[dict]:
 
         free = gen_text(lm, calls[3]["args"][1], 6, ctx)
         case["calls"][3]["kwargs"] = {"eos_id": int(free[0, 4])}
+        # the same with a batch of 3 identical rows: every row reaches eos at the same step
+        case["calls"].append(dict(calls[3], name="eos_batch",
+                                  args=["<model>", calls[3]["args"][1].repeat(3, 1), 6, ctx],
+                                  describe="greedy with eos_id, a batch of 3 rows", soft=True))
         cases.append(case)
     return cases
 
 
 def _gen_compare(case, outputs):
-    failures = _status_failures("gen_text", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     from gptedu.gpt2.generate import gen_text
 
     lm = _lm(case)
     calls = {c["name"]: c for c in case["calls"]}
-    for name in ("greedy", "crop", "eos"):
+    for name in ("greedy", "crop", "eos", "eos_batch"):
         call = calls[name]
         _, idx, n, ctx = call["args"]
         expected = gen_text(lm, idx, n, ctx, **call.get("kwargs", {}))
         found = outputs.get(f"result:{name}")
+        if isinstance(found, torch.Tensor) and found.dtype != torch.long:
+            failures.append(Failure("token ids are torch.long", call["describe"], f"found dtype {found.dtype}.",
+                                    "keep the ids torch.long (int64), as argmax and torch.multinomial return them."))
+            continue
+        log = outputs.get(f"calls:{name}")
+        if name == "crop" and isinstance(log, torch.Tensor) and log.numel():
+            fed = [min(ctx, idx.size(1) + step) for step in range(len(log))]
+            if log[:, 2].tolist() != fed:
+                step = next(i for i, (a, b) in enumerate(zip(log[:, 2].tolist(), fed, strict=True)) if a != b)
+                failures.append(Failure("the model sees the last context_size tokens at each step", call["describe"],
+                                        f"step {step} fed {int(log[step, 2])} tokens; expected {fed[step]}.",
+                                        "crop to exactly the last context_size tokens: idx[:, -context_size:]."))
+                continue
         if not isinstance(found, torch.Tensor) or found.shape != expected.shape or not torch.equal(found, expected):
             cause = {"greedy": "temperature 0 means argmax of the last position's logits, appended with torch.cat.",
                      "crop": "feed only the last context_size tokens: model(idx[:, -context_size:]).",
-                     "eos": "stop as soon as the chosen token is eos_id, without appending it."}[name]
+                     "eos": "stop as soon as the chosen token is eos_id, without appending it.",
+                     "eos_batch": "the end-of-text check must work for a batch: compare the whole (batch, 1) "
+                                  "tensor, e.g. bool((idx_next == eos_id).all()), not idx_next.item()."}[name]
+            if name == "eos_batch" and outputs.get("error:eos_batch"):
+                found = outputs["error:eos_batch"]
             log = outputs.get(f"calls:{name}")
             if name == "crop" and isinstance(log, torch.Tensor) and log.numel() and int(log[:, 2].max()) > ctx:
                 cause = f"the model was fed {int(log[:, 2].max())} tokens with context_size={ctx}: crop first."
@@ -749,16 +871,13 @@ def _gen_compare(case, outputs):
         with torch.no_grad():
             probs = torch.softmax(lm(idx[:1])[0, -1] / call["kwargs"]["temperature"], -1)
             probs_t1 = torch.softmax(lm(idx[:1])[0, -1], -1)
-        counts = torch.bincount(found[:, -1].long().clamp(0, probs.numel() - 1), minlength=probs.numel()).double()
-        freq = counts / counts.sum()
-        tv = 0.5 * float((freq - probs.double()).abs().sum())
-        if tv > 0.06:
-            tv1 = 0.5 * float((freq - probs_t1.double()).abs().sum())
-            cause = ("the temperature is not applied: divide the logits by it before the softmax." if tv1 < 0.06 else
-                     "sample with torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1).")
-            failures.append(Failure("sampling follows softmax(logits / temperature)", call["describe"],
-                                    f"total-variation distance {tv:.3f} between the sampled frequencies and the "
-                                    "expected probabilities (at most 0.06 expected)", cause))
+        cause = "sample with torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1)."
+        if frequency_failure("", "", found[:, -1], probs_t1, "") is None:
+            cause = "the temperature is not applied: divide the logits by it before the softmax."
+        fail = frequency_failure("sampling follows softmax(logits / temperature)", call["describe"], found[:, -1],
+                                 probs, cause)
+        if fail:
+            failures.append(fail)
     else:
         failures.append(Failure("sample: shape", call["describe"], f"found {getattr(found, 'shape', found)}",
                                 "return the prompt followed by the new token for every row."))
@@ -798,11 +917,9 @@ class CachedAttentionReference(attention.MultiHeadAttention):
         return torch.cat(outs, dim=1)
 
 
-def _cached_att_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_in=24, d_out=32, context_len=12, drop_rate=0.1, n_heads=4, qkv_bias=True), (3, 12, 24), 1801),
-              (dict(d_in=12, d_out=12, context_len=30, drop_rate=0.0, n_heads=3, qkv_bias=False), (2, 17, 12), 1802),
-              (dict(d_in=8, d_out=8, context_len=5, drop_rate=0.0, n_heads=1, qkv_bias=True), (1, 5, 8), 1803)]
-             if hidden else
+def _cached_att_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(_att_init(c), (b, max(2, s), c["emb_dim"]), seed)
+              for c, (b, s), seed in _hidden_cfgs(secret, "kv_cached_attention", 3)] if hidden else
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)])
     return [_case("kv_cached_attention", i, "CachedMultiHeadAttention", CachedAttentionReference, init, shape, seed,
@@ -843,7 +960,7 @@ def _cached_att_variants(ref, x, method):
 
 
 def _cached_att_compare(case, outputs):
-    failures = _compare_module(case, outputs, CachedAttentionReference, "CachedMultiHeadAttention", 1e-5, 1e-4,
+    failures = compare_module(case, outputs, CachedAttentionReference, 1e-5, 1e-4,
                                "forward(x) must equal plain attention; step_by_step / prefill_then_steps feed the "
                                "same x through the cache and must give the same outputs.", _cached_att_variants,
                                causal=True)
@@ -858,9 +975,9 @@ GEN13_ALLOWED = ["GPTModel.", "GPTEmbedding.", "TransformerBlock.", "MultiHeadAt
                  "sample_next_token", "filter_logits"]
 
 
-def _cached_gen_cases(hidden: bool) -> list[dict]:
-    settings = ([(_cfg(10, 17, 16, 2, 2, drop_rate=0.0, qkv_bias=True), 1901),
-                 (_cfg(6, 9, 8, 4, 1, drop_rate=0.0, tie_weights=True), 1902)] if hidden else
+def _cached_gen_cases(hidden: bool, secret: bytes) -> list[dict]:
+    settings = ([(dict(c, context_len=c["context_len"] + 2), seed)
+                 for c, _, seed in _hidden_cfgs(secret, "kv_cached_generate", 2, drop_rate=0.0)] if hidden else
                 [(_cfg(12, 13, 16, 2, 2, drop_rate=0.0), 191)])
     cases = []
     for i, (cfg, seed) in enumerate(settings):
@@ -891,7 +1008,7 @@ def _cached_gen_cases(hidden: bool) -> list[dict]:
 
 
 def _cached_gen_compare(case, outputs):
-    failures = _status_failures("CachedGPT.generate", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     ref = model.GPTModel(case["init"]["cfg"])
@@ -919,32 +1036,191 @@ def _cached_gen_compare(case, outputs):
     return failures
 
 
-GPT2_SPECS = {s.name: s for s in [
-    _spec("gpt2_layer_norm", "LayerNorm (scale/shift, biased variance)", "LayerNorm", NB10, 5, 5, _ln_cases,
-          _ln_compare),
-    _spec("gpt2_gelu", "GELU (tanh approximation)", "GELU", NB10, 3, 2, _gelu_cases, _gelu_compare),
-    _spec("gpt2_feed_forward", "FeedForward(cfg)", "FeedForward", NB10, 3, 2, _ff_cases, _ff_compare),
-    _spec("gpt2_attention", "MultiHeadAttention (batched, causal)", "MultiHeadAttention", NB10, 10, 10, _att_cases,
-          _att_compare),
-    _spec("gpt2_embedding", "GPTEmbedding (token + learned position)", "GPTEmbedding", NB10, 3, 2, _emb_cases,
-          _emb_compare),
-    _spec("gpt2_block", "TransformerBlock (pre-LN)", "TransformerBlock", NB10, 5, 5, _block_cases, _block_compare),
-    _spec("gpt2_model", "GPTModel (with weight tying)", "GPTModel", NB10, 5, 5, _model_cases, _model_compare),
-    _spec("gpt2_param_count", "gpt_param_count (closed form)", "gpt_param_count", NB10, 3, 2, _count_cases,
-          _count_compare),
-    _spec("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
-    _spec("bpe_merge", "merge", "merge", NB11, 3, 2, _merge_cases, _merge_compare),
-    _spec("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare),
-    _spec("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare),
-    _spec("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
-    _spec("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
-          _loss_batch_compare),
-    _spec("gpt2_calc_loss_loader", "calc_loss_loader", "calc_loss_loader", NB12, 3, 2, _loss_loader_cases,
-          _loss_loader_compare),
-    _spec("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
-          _gen_compare),
-    _spec("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", "CachedMultiHeadAttention", NB13, 10, 10,
-          _cached_att_cases, _cached_att_compare),
-    _spec("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
-          _cached_gen_cases, _cached_gen_compare),
+
+NB14 = "14_instruction_finetuning"
+
+
+# ============================================================================================== 14: prompt format
+FORMAT_ENTRIES_VISIBLE = [
+    {"instruction": "Translate to modern English.", "input": "Wherefore art thou sad?", "output": "Why are you sad?"},
+    {"instruction": "Say goodbye as a Shakespearean character would.", "input": "", "output": "Fare you well."},
+]
+FORMAT_ENTRIES_HIDDEN = [
+    {"instruction": "What does this word mean?", "input": "anon", "output": "Soon."},
+    {"instruction": "Write two lines about the sea.", "input": "   ", "output": "x"},
+    {"instruction": "Continue this speech.", "input": "Line one,\nline two,", "output": "and three."},
+]
+
+
+def _format_cases(hidden: bool, secret: bytes) -> list[dict]:
+    entries = FORMAT_ENTRIES_VISIBLE
+    if hidden:
+        d = Draw(secret, "format_prompt")
+        entries = [dict(e, input=d.choice([e["input"], "", "   ", "a\nb"], i, "input"))
+                   for i, e in enumerate(FORMAT_ENTRIES_HIDDEN)]
+        entries.append(dict(instruction="Name it.", input=FORMAT_ENTRIES_HIDDEN[d(9, "x", high=2)]["instruction"],
+                            output=""))
+    calls = [{"name": f"c{i}", "args": [dict(e)], "describe": f"entry with instruction {e['instruction']!r} and "
+                                                                f"input {e['input']!r}"} for i, e in enumerate(entries)]
+    return [{"spec": "format_prompt", "id": "format_prompt/0", "kind": "calls", "label": "format_prompt",
+             "calls": calls, "entries": entries, "seed": 0, "describe": f"format_prompt on {len(entries)} entries"}]
+
+
+def _format_compare(case, outputs):
+    failures = status_failures(case, outputs)
+    if failures:
+        return failures
+    for i, entry in enumerate(case["entries"]):
+        expected = finetune.format_prompt(entry)
+        found = outputs.get(f"result:c{i}")
+        if found == expected:
+            continue
+        cause = "compare your text with the template above character by character (blank lines, colons, the " \
+                "final newline after '### Response:')."
+        if isinstance(found, str):
+            if not entry["input"].strip() and "### Input:" in found:
+                cause = "with an empty (or blank) input, leave the whole '### Input:' section out."
+            elif entry["input"].strip() and "### Input:" not in found:
+                cause = "the input is missing: add '\\n\\n### Input:\\n' + entry['input'] when it is not empty."
+            elif entry["output"] in found and entry["output"].strip() and not expected.endswith(entry["output"]):
+                cause = "the prompt must stop after '### Response:\\n': the output is the target, not the prompt."
+            elif found.rstrip("\n") == expected.rstrip("\n"):
+                cause = "the prompt ends with '### Response:' followed by exactly one newline."
+        failures.append(Failure("the prompt text equals the template", case["calls"][i]["describe"],
+                                f"expected {expected!r}\nfound    {found!r}", cause))
+        break
+    return failures
+
+
+# ============================================================================================== 14: collate
+def _collate_cases(hidden: bool, secret: bytes) -> list[dict]:
+    # (batch of (prompt, response), pad_id, max_length)
+    settings = [([([1, 2, 3], [4, 5, 0]), ([6, 7], [8, 0])], 0, None),
+                ([([10, 11, 12, 13], [14, 15, 16, 50]), ([17, 18], [19, 50])], 50, 5)]
+    if hidden:
+        d = Draw(secret, "collate_instructions")
+        settings = []
+        for i in range(3):
+            pad = d(i, "pad", high=60)
+            batch = [([d(i, r, j, "p", low=1, high=60) for j in range(d(i, r, "plen", low=1, high=6))],
+                      [d(i, r, j, "r", low=1, high=60) for j in range(d(i, r, "rlen", low=1, high=4))] + [pad])
+                     for r in range(d(i, "rows", low=1, high=3))]
+            longest = max(len(p) + len(r) for p, r in batch) - 1
+            settings.append((batch, pad, None if i != 1 else max(1, longest - d(i, "cut", high=2))))
+    calls = []
+    for i, (batch, pad, max_length) in enumerate(settings):
+        kwargs = {"pad_id": pad}
+        if max_length is not None:
+            kwargs["max_length"] = max_length
+        calls.append({"name": f"c{i}", "args": [[(list(p), list(r)) for p, r in batch]], "kwargs": kwargs,
+                      "describe": f"batch={batch}, pad_id={pad}"
+                                  + (f", max_length={max_length}" if max_length else "")})
+    return [{"spec": "collate_instructions", "id": "collate_instructions/0", "kind": "calls",
+             "label": "collate_instructions", "calls": calls, "settings": settings, "seed": 0,
+             "describe": f"collate_instructions on {len(settings)} batches"}]
+
+
+def _collate_like(batch, pad, max_length, shift=True, masked=-1, target_pad=-100, mask=True) -> torch.Tensor:
+    """The targets of a collate written with one knob turned (a typical mistake)."""
+    seqs = [list(p) + list(r) for p, r in batch]
+    length = max(len(s) for s in seqs) - 1
+    if max_length is not None:
+        length = min(length, max_length)
+    targets = torch.full((len(batch), length), target_pad, dtype=torch.long)
+    for row, ((prompt, _), seq) in enumerate(zip(batch, seqs, strict=True)):
+        y = list((seq[1:] if shift else seq[:-1])[:length])
+        if mask:
+            for j in range(max(0, min(len(prompt) + masked, len(y)))):
+                y[j] = -100
+        targets[row, : len(y)] = torch.tensor(y, dtype=torch.long)
+    return targets
+
+
+def _collate_variants(batch, pad, max_length) -> list[tuple[str, torch.Tensor]]:
+    return [
+        ("the prompt is not masked: set the targets of prompt tokens (targets[j] for j < len(prompt) - 1) to -100.",
+         _collate_like(batch, pad, max_length, mask=False)),
+        ("the padding in the targets is pad_id: padded target positions must be -100 so the loss skips them.",
+         _collate_like(batch, pad, max_length, target_pad=pad)),
+        ("one target too many is masked: the first response token (targets[len(prompt) - 1]) must stay, it is "
+         "what the model predicts after reading the whole prompt.", _collate_like(batch, pad, max_length, masked=0)),
+        ("the last prompt token is not masked as a target: mask targets[j] for every j < len(prompt) - 1.",
+         _collate_like(batch, pad, max_length, masked=-2)),
+        ("the targets are not shifted: targets = (prompt + response)[1:], inputs = (prompt + response)[:-1].",
+         _collate_like(batch, pad, max_length, shift=False)),
+    ]
+
+
+def _collate_compare(case, outputs):
+    failures = status_failures(case, outputs)
+    if failures:
+        return failures
+    for i, (batch, pad, max_length) in enumerate(case["settings"]):
+        desc = case["calls"][i]["describe"]
+        x, y = finetune.collate_instructions(batch, pad, max_length=max_length)
+        fx, fy = outputs.get(f"result:c{i}.0"), outputs.get(f"result:c{i}.1")
+        if not isinstance(fx, torch.Tensor) or not isinstance(fy, torch.Tensor):
+            return [Failure("returns (inputs, targets)", desc, "expected a pair of tensors.",
+                            "return inputs, targets (both (batch, L) torch.long).")]
+        if fx.dtype != torch.long or fy.dtype != torch.long:
+            return [Failure("token ids are torch.long", desc, f"found {fx.dtype} and {fy.dtype}.",
+                            "torch.tensor(..., dtype=torch.long): embeddings and cross_entropy need integer ids.")]
+        fail = tensor_failure("inputs: prompt + response without its last token, right-padded with pad_id", desc,
+                              "inputs", x, fx, 0, 0,
+                              "inputs = (prompt + response)[:-1], padded on the right with pad_id to the longest "
+                              "row" + (", then cut to max_length." if max_length else "."))
+        if fail:
+            if fx.shape == x.shape and bool((fx[:, 0] == pad).any()) and not bool((x[:, 0] == pad).any()):
+                fail.cause = "the rows are padded on the left: pad on the right (the positions must start at 0)."
+            elif max_length and fx.size(1) > max_length:
+                fail.cause = "max_length is ignored: cut inputs and targets to at most max_length columns."
+            return [fail]
+        fail = tensor_failure("targets: next tokens, -100 on prompt tokens and padding", desc, "targets", y, fy, 0, 0,
+                              "")
+        if fail:
+            fail.cause = next((text for text, v in _collate_variants(batch, pad, max_length)
+                               if v.shape == fy.shape and torch.equal(v, fy)),
+                              "targets = (prompt + response)[1:], with targets[j] = -100 for j < len(prompt) - 1 "
+                              "and on the padding.")
+            return [fail]
+    return failures
+
+
+
+
+COMPONENTS = {c.name: c for c in [
+    component("gpt2_layer_norm", "LayerNorm (scale/shift, biased variance)", "LayerNorm", NB10, 5, 5, _ln_cases,
+              _ln_compare),
+    component("gpt2_gelu", "GELU (tanh approximation)", "GELU", NB10, 3, 2, _gelu_cases, _gelu_compare),
+    component("gpt2_feed_forward", "FeedForward(cfg)", "FeedForward", NB10, 3, 2, _ff_cases, _ff_compare,
+              uses=("gpt2_gelu",)),
+    component("gpt2_attention", "MultiHeadAttention (batched, causal)", "MultiHeadAttention", NB10, 10, 10, _att_cases,
+              _att_compare),
+    component("gpt2_embedding", "GPTEmbedding (token + learned position)", "GPTEmbedding", NB10, 3, 2, _emb_cases,
+              _emb_compare),
+    component("gpt2_block", "TransformerBlock (pre-LN)", "TransformerBlock", NB10, 5, 5, _block_cases, _block_compare,
+              uses=("gpt2_layer_norm", "gpt2_feed_forward", "gpt2_attention")),
+    component("gpt2_model", "GPTModel (with weight tying)", "GPTModel", NB10, 5, 5, _model_cases, _model_compare,
+              uses=("gpt2_layer_norm", "gpt2_embedding", "gpt2_block")),
+    component("gpt2_param_count", "gpt_param_count (closed form)", "gpt_param_count", NB10, 3, 2, _count_cases,
+              _count_compare),
+    component("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
+    component("bpe_merge", "merge", "merge", NB11, 3, 2, _merge_cases, _merge_compare),
+    component("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare),
+    component("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare),
+    component("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
+    component("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
+              _loss_batch_compare),
+    component("gpt2_calc_loss_loader", "calc_loss_loader", "calc_loss_loader", NB12, 3, 2, _loss_loader_cases,
+              _loss_loader_compare),
+    component("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
+              _gen_compare),
+    component("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", "CachedMultiHeadAttention", NB13, 10, 10,
+              _cached_att_cases, _cached_att_compare),
+    component("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
+              _cached_gen_cases, _cached_gen_compare),
+    component("format_prompt", "format_prompt (the instruction template)", "format_prompt", NB14, 3, 2,
+              _format_cases, _format_compare),
+    component("collate_instructions", "collate_instructions (padding and prompt masking)", "collate_instructions",
+              NB14, 8, 7, _collate_cases, _collate_compare),
 ]}

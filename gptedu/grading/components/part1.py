@@ -1,22 +1,13 @@
-"""The registry of graded components of part 1: cases, and the comparison with the ``gptedu`` reference.
+"""Part 1 ("Building a GPT from scratch", notebooks 01-09): one :class:`Component` per graded exercise.
 
-Each :class:`Spec` has
-
-1. ``cases(hidden)`` — plain-data cases (constructor kwargs, inputs, the weights to inject, seeds); visible cases
-   for the self-checks, hidden ones with sizes and seeds the student never saw;
-2. ``run_case`` — in :mod:`gptedu.grading.runner` (torch only, no ``gptedu``), shared by every spec;
-3. ``compare(case, outputs)`` — runs the reference on the same case and returns a list of :class:`Failure`, each
-   naming the check, the tensor and position, expected vs found, and the most likely cause (found by testing the
-   student's output against typical mistakes computed from the reference weights).
-
-Test cells of the notebooks are named ``test_<spec>_visible`` and ``test_<spec>_hidden`` (``Spec.points``).
+Each component's cases are plain data (visible: fixed; hidden: sizes, seeds and inputs drawn from the course secret
+with :class:`~gptedu.grading.components.base.Draw`), run by :func:`gptedu.grading.runner.run_case`, and compared with
+the reference in ``gptedu.char``, ``gptedu.data`` and ``gptedu.sampling``. Nothing here imports part 2 (or ``regex``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -24,184 +15,23 @@ from torch import nn
 
 from gptedu.char import attention, decoder, feedforward, loop, model, positional
 from gptedu.data import CharTokenizer, TextDataset
+from gptedu.grading.components.base import (
+    ATTENTION_SHORTCUTS,
+    Draw,
+    build_reference,
+    compare_module,
+    component,
+    frequency_failure,
+    gen,
+    kwargs_text,
+    module_case,
+    reference_params,
+    shape_text,
+    status_failures,
+)
 from gptedu.grading.report import Failure, tensor_failure
 from gptedu.grading.runner import TinyLM
 from gptedu.sampling import filter_logits
-
-ATTENTION_SHORTCUTS = {"forbid_torch_attention": True}
-
-
-@dataclass
-class Spec:
-    """One graded component: where it lives, its points per test cell, its cases and its comparison."""
-
-    name: str
-    title: str
-    target: str  # the class or function name the student defines in the notebook
-    notebook: str
-    points: dict[str, int]  # grade id -> points, e.g. {"test_head_visible": 10, "test_head_hidden": 10}
-    make_cases: Callable[[bool], list[dict]]
-    compare: Callable[[dict, dict], list[Failure]]
-    # Names the notebook imports from gptedu for this exercise (earlier steps): name in the notebook -> reference
-    # class. A sandbox that cannot import gptedu must provide these under those names.
-    prerequisites: dict[str, str] = field(default_factory=dict)
-    notes: str = ""
-    _cache: dict = field(default_factory=dict, repr=False)
-
-    def cases(self, hidden: bool) -> list[dict]:
-        key = bool(hidden)
-        if key not in self._cache:
-            self._cache[key] = self.make_cases(key)
-        # Hand out copies of the dicts so a run can never alter the cached cases.
-        return [dict(c) for c in self._cache[key]]
-
-    @property
-    def grade_ids(self) -> dict[str, str]:
-        """grade id -> ``"visible"`` or ``"hidden"``."""
-        return {gid: ("hidden" if gid.endswith("_hidden") else "visible") for gid in self.points}
-
-    @property
-    def max_points(self) -> int:
-        return sum(self.points.values())
-
-
-# ============================================================================================== shared helpers
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _params_of(module: nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """Named parameters of a freshly built reference module, with LayerNorms randomised (so a swapped norm shows)."""
-    g = _gen(seed + 1000)
-    params = {}
-    for name, p in module.named_parameters():
-        value = p.detach().clone()
-        if ".norm" in name or name.startswith("norm"):
-            value = (1.0 + 0.3 * torch.randn(p.shape, generator=g)) if name.endswith("weight") else (
-                0.2 * torch.randn(p.shape, generator=g))
-        params[name] = value
-    return params
-
-
-def _build_ref(cls: Callable, init: dict, params: dict[str, torch.Tensor] | None) -> nn.Module:
-    ref = cls(**init)
-    if params is not None:
-        missing, unexpected = ref.load_state_dict(params, strict=False)
-        bad = [m for m in missing if m in dict(ref.named_parameters())]
-        if bad or unexpected:  # a bug in the cases themselves, not in the student's code
-            raise RuntimeError(f"grading case does not fit the reference: missing {bad}, unexpected {unexpected}")
-    return ref.eval()
-
-
-def _kw(init: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in init.items())
-
-
-def _shape(t: torch.Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
-
-
-def _status_failures(spec_title: str, case: dict, outputs: dict) -> list[Failure]:
-    status = outputs.get("_status", "error")
-    if status == "ok":
-        return []
-    checks = {
-        "not_attempted": "not attempted",
-        "error": "your code raised an error",
-        "load_error": "parameter names and shapes match the exercise",
-        "forbidden": "no shortcuts (write it yourself)",
-    }
-    causes = {
-        "error": "read the error above: it names the line of your code that failed.",
-        "load_error": "use exactly the attribute names and layer sizes given in the exercise.",
-        "forbidden": "this exercise is about writing the computation yourself.",
-    }
-    return [Failure(checks.get(status, status), case["describe"], outputs.get("_message", ""),
-                    causes.get(status, ""), status=status)]
-
-
-def _changed_after(x: torch.Tensor, t: int, seed: int, vocab: int | None = None) -> torch.Tensor:
-    """A copy of ``x`` where every position after ``t`` is replaced (to test that outputs at <= t do not move)."""
-    g = _gen(seed + 7)
-    changed = x.clone()
-    if vocab is None:
-        changed[:, t + 1:] = torch.randn(changed[:, t + 1:].shape, generator=g)
-    else:
-        changed[:, t + 1:] = (changed[:, t + 1:] + 1 + torch.randint(vocab - 1, changed[:, t + 1:].shape,
-                                                                     generator=g)) % vocab
-    return changed
-
-
-def _module_case(spec: str, index: int, label: str, cls: Callable, init: dict, x_shape: tuple, seed: int,
-                 methods=("forward",), causal: bool = False, vocab: int | None = None, shortcuts=None,
-                 with_params: bool = True, prepare: Callable | None = None, report_buffers=None) -> dict:
-    torch.manual_seed(seed)
-    ref = cls(**init)
-    params = _params_of(ref, seed) if with_params else None
-    if prepare is not None and params is not None:
-        params = prepare(params)
-    g = _gen(seed)
-    x = torch.randint(vocab, x_shape, generator=g) if vocab else torch.randn(x_shape, generator=g)
-    inputs = {"x": x}
-    t = x_shape[1] // 2
-    if causal and x_shape[1] > 1:
-        inputs["x_changed"] = _changed_after(x, t, seed, vocab)
-    case = {
-        "spec": spec, "id": f"{spec}/{index}", "kind": "module", "label": label, "init": dict(init),
-        "params": params, "inputs": inputs, "methods": list(methods), "seed": seed, "causal_t": t,
-        "shortcuts": dict(shortcuts or {}),
-        "describe": f"{label}({_kw(init)}) on {'token ids' if vocab else 'x'} of shape {_shape(x)}, seed {seed}",
-    }
-    if report_buffers:
-        case["report_buffers"] = list(report_buffers)
-    return case
-
-
-def _match_variant(found: torch.Tensor, variants: list[tuple[str, torch.Tensor]], atol: float) -> str:
-    """The explanation of the first typical mistake whose output equals ``found``, else ``""``."""
-    for explanation, value in variants:
-        if isinstance(found, torch.Tensor) and value is not None and found.shape == value.shape and torch.allclose(
-                found.double(), value.double(), atol=max(atol, 1e-5), rtol=1e-4):
-            return explanation
-    return ""
-
-
-def _compare_module(case: dict, outputs: dict, cls: Callable, title: str, atol: float, rtol: float,
-                    default_cause: str, variants: Callable | None = None, causal: bool = False,
-                    extra: Callable | None = None) -> list[Failure]:
-    failures = _status_failures(title, case, outputs)
-    if failures:
-        return failures
-    ref = _build_ref(cls, case["init"], case.get("params"))
-    for input_name, x in case["inputs"].items():
-        for method in case["methods"]:
-            key = f"{method}:{input_name}"
-            with torch.no_grad():
-                expected = (ref if method == "forward" else getattr(ref, method))(x.clone())
-            failure = tensor_failure(f"`{method}` matches the reference (same weights)", case["describe"],
-                                     f"{method}({input_name})", expected, outputs.get(key), atol, rtol, "")
-            if failure is not None:
-                cause = ""
-                if variants is not None:
-                    with torch.no_grad():
-                        cause = _match_variant(outputs.get(key), variants(ref, x.clone(), method), atol)
-                failure.cause = cause or default_cause
-                failures.append(failure)
-    if causal and "x_changed" in case["inputs"] and "forward:x_changed" in outputs and "forward:x" in outputs:
-        t = case["causal_t"]
-        a, b = outputs["forward:x"], outputs["forward:x_changed"]
-        if a.shape == b.shape and a.dim() >= 2:
-            fail = tensor_failure("causality: positions <= t ignore every position after t", case["describe"],
-                                  f"forward(x)[:, :{t + 1}] vs forward(x with positions > {t} changed)",
-                                  a[:, : t + 1].double(), b[:, : t + 1], 1e-5, 0.0,
-                                  "positions after t receive attention: is the causal mask applied, and before "
-                                  "the softmax?")
-            if fail is not None:
-                fail.message = "changing positions after t changed the output at positions <= t. " + fail.message
-                failures.append(fail)
-    if extra is not None:
-        failures.extend(extra(case, outputs, ref))
-    return failures
 
 
 # ============================================================================================== 02 positional
@@ -216,11 +46,16 @@ def _pe_table(num: int, d: int, swap: bool = False, exp_scale: float = 1.0, star
     return pe
 
 
-def _pe_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_model=32), (3, 37, 32), 101), (dict(d_model=6, num_range=20), (2, 20, 6), 102),
-              (dict(d_model=64, num_range=300), (1, 257, 64), 103)] if hidden else
-             [(dict(d_model=16, num_range=50), (2, 10, 16), 1), (dict(d_model=8, num_range=100), (1, 100, 8), 2)])
-    return [_module_case("positional_encoding", i, "PositionalEncoding", positional.PositionalEncoding, init, shape,
+def _pe_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = [(dict(d_model=16, num_range=50), (2, 10, 16), 1), (dict(d_model=8, num_range=100), (1, 100, 8), 2)]
+    if hidden:
+        d = Draw(secret, "positional_encoding")
+        sizes = []
+        for i in range(3):
+            d_model, seq = 2 * d(i, "half_d", low=2, high=32), d(i, "seq", low=1, high=300)
+            init = dict(d_model=d_model) if i == 0 else dict(d_model=d_model, num_range=seq + d(i, "spare", high=40))
+            sizes.append((init, (d(i, "batch", low=1, high=3), seq, d_model), d.seed(i)))
+    return [module_case("positional_encoding", i, "PositionalEncoding", positional.PositionalEncoding, init, shape,
                          seed, with_params=False, report_buffers=["pe"]) for i, (init, shape, seed) in enumerate(sizes)]
 
 
@@ -268,7 +103,7 @@ def _pe_extra(case, outputs, ref) -> list[Failure]:
 
 
 def _pe_compare(case, outputs):
-    return _compare_module(case, outputs, positional.PositionalEncoding, "PositionalEncoding", 1e-4, 0.0,
+    return compare_module(case, outputs, positional.PositionalEncoding, 1e-4, 0.0,
                            "compare your table with the formula; plot it next to the reference heatmap.",
                            _pe_variants, extra=_pe_extra)
 
@@ -336,32 +171,43 @@ def _head_extra(case, outputs, ref) -> list[Failure]:
     return failures
 
 
-def _head_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_model=32, d_k=8, d_v=16, context_len=64), (2, 33, 32), 201),
-              (dict(d_model=12, d_k=12, d_v=4, context_len=5), (1, 5, 12), 202),
-              (dict(d_model=24, d_k=6, d_v=6), (4, 100, 24), 203)] if hidden else
-             [(dict(d_model=16, d_k=8, d_v=8, context_len=12), (2, 12, 16), 11),
-              (dict(d_model=16, d_k=4, d_v=6, context_len=20), (3, 7, 16), 12)])
-    return [_module_case("head", i, "Head", attention.Head, init, shape, seed,
+def _head_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = [(dict(d_model=16, d_k=8, d_v=8, context_len=12), (2, 12, 16), 11),
+             (dict(d_model=16, d_k=4, d_v=6, context_len=20), (3, 7, 16), 12)]
+    if hidden:
+        d = Draw(secret, "head")
+        sizes = []
+        for i in range(3):
+            init = dict(d_model=d(i, "d_model", low=4, high=40), d_k=d(i, "d_k", low=2, high=16),
+                        d_v=d(i, "d_v", low=2, high=16), context_len=d(i, "ctx", low=4, high=64))
+            seq = init["context_len"] if i == 1 else d(i, "seq", low=2, high=init["context_len"])
+            sizes.append((init, (d(i, "batch", low=1, high=4), seq, init["d_model"]), d.seed(i)))
+    return [module_case("head", i, "Head", attention.Head, init, shape, seed,
                          methods=("forward", "attention_weights"), causal=True, shortcuts=ATTENTION_SHORTCUTS)
             for i, (init, shape, seed) in enumerate(sizes)]
 
 
 def _head_compare(case, outputs):
-    return _compare_module(case, outputs, attention.Head, "Head", 1e-5, 1e-4,
+    return compare_module(case, outputs, attention.Head, 1e-5, 1e-4,
                            "compare each step with the formula softmax(mask(q k^T / sqrt(d_k))) v.",
                            _head_variants, causal=True, extra=_head_extra)
 
 
 # ============================================================================================== 04 multi-head
-def _mha_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_model=32, num_heads=8, context_len=40), (3, 40, 32), 301),
-              (dict(d_model=24, num_heads=3), (2, 17, 24), 302),
-              (dict(d_model=6, num_heads=1, context_len=9), (1, 9, 6), 303)] if hidden else
-             [(dict(d_model=16, num_heads=4, context_len=12), (2, 12, 16), 21),
-              (dict(d_model=8, num_heads=2, context_len=10), (1, 5, 8), 22)])
+def _mha_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = [(dict(d_model=16, num_heads=4, context_len=12), (2, 12, 16), 21),
+             (dict(d_model=8, num_heads=2, context_len=10), (1, 5, 8), 22)]
+    if hidden:
+        d = Draw(secret, "multi_head")
+        sizes = []
+        for i in range(3):
+            heads = 1 if i == 2 else d(i, "heads", low=2, high=8)
+            init = dict(d_model=heads * d(i, "head_size", low=1, high=6), num_heads=heads,
+                        context_len=d(i, "ctx", low=4, high=40))
+            sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=2, high=init["context_len"]),
+                                 init["d_model"]), d.seed(i)))
     shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": ["Head."]}
-    return [_module_case("multi_head", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
+    return [module_case("multi_head", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
                          causal=True, shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
 
 
@@ -377,17 +223,24 @@ def _mha_variants(ref, x, method):
 
 
 def _mha_compare(case, outputs):
-    return _compare_module(case, outputs, attention.MultiHeadAttention, "MultiHeadAttention", 1e-5, 1e-4,
+    return compare_module(case, outputs, attention.MultiHeadAttention, 1e-5, 1e-4,
                            "concatenate the heads' outputs along the last axis (dim=-1) in the order of self.heads, "
                            "then apply self.proj.", _mha_variants, causal=True)
 
 
 # ============================================================================================== 05 feed-forward
-def _ffn_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_model=32, d_ff=128), (3, 7, 32), 401), (dict(d_model=8, d_ff=8), (1, 1, 8), 402),
-              (dict(d_model=20), (2, 11, 20), 403)] if hidden else
-             [(dict(d_model=16, d_ff=64), (2, 5, 16), 31), (dict(d_model=8, d_ff=24), (4, 3, 8), 32)])
-    return [_module_case("feed_forward", i, "FeedForward", feedforward.FeedForward, init, shape, seed)
+def _ffn_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = [(dict(d_model=16, d_ff=64), (2, 5, 16), 31), (dict(d_model=8, d_ff=24), (4, 3, 8), 32)]
+    if hidden:
+        d = Draw(secret, "feed_forward")
+        sizes = []
+        for i in range(3):
+            init = dict(d_model=d(i, "d_model", low=4, high=32))
+            if i < 2:  # the third uses the default d_ff
+                init["d_ff"] = d(i, "d_ff", low=4, high=96)
+            sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=1, high=12), init["d_model"]),
+                          d.seed(i)))
+    return [module_case("feed_forward", i, "FeedForward", feedforward.FeedForward, init, shape, seed)
             for i, (init, shape, seed) in enumerate(sizes)]
 
 
@@ -404,7 +257,7 @@ def _ffn_variants(ref, x, method):
 
 
 def _ffn_compare(case, outputs):
-    return _compare_module(case, outputs, feedforward.FeedForward, "FeedForward", 1e-5, 1e-4,
+    return compare_module(case, outputs, feedforward.FeedForward, 1e-5, 1e-4,
                            "self.ffn must be nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), "
                            "nn.Linear(d_ff, d_model)).", _ffn_variants)
 
@@ -413,13 +266,27 @@ def _ffn_compare(case, outputs):
 LAYER_PREREQS = ["MultiHeadAttention.", "Head.", "FeedForward."]
 
 
-def _layer_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_model=32, num_heads=4, d_ff=64, context_len=24), (2, 24, 32), 501),
-              (dict(d_model=12, num_heads=3, d_ff=16, context_len=7), (3, 5, 12), 502)] if hidden else
+def _stack_sizes(secret: bytes, name: str, n: int, layers: bool = False) -> list[tuple[dict, tuple, int]]:
+    """Hidden sizes of a decoder layer or stack: d_model divisible by num_heads, seq <= context_len."""
+    d = Draw(secret, name)
+    sizes = []
+    for i in range(n):
+        heads = d(i, "heads", low=1, high=4)
+        init = dict(d_model=heads * d(i, "head_size", low=2, high=8), num_heads=heads,
+                    d_ff=d(i, "d_ff", low=4, high=48), context_len=d(i, "ctx", low=4, high=24))
+        if layers:
+            init["num_layers"] = d(i, "layers", low=1, high=3)
+        sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=2, high=init["context_len"]),
+                             init["d_model"]), d.seed(i)))
+    return sizes
+
+
+def _layer_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = (_stack_sizes(secret, "decoder_layer", 2) if hidden else
              [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10), (2, 10, 16), 41),
               (dict(d_model=8, num_heads=4, d_ff=8, context_len=12), (1, 6, 8), 42)])
     shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": LAYER_PREREQS}
-    return [_module_case("decoder_layer", i, "TransformerDecoderLayer", decoder.TransformerDecoderLayer, init, shape,
+    return [module_case("decoder_layer", i, "TransformerDecoderLayer", decoder.TransformerDecoderLayer, init, shape,
                          seed, causal=True, shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
 
 
@@ -442,7 +309,7 @@ def _layer_variants(ref, x, method):
 
 
 def _layer_compare(case, outputs):
-    return _compare_module(case, outputs, decoder.TransformerDecoderLayer, "TransformerDecoderLayer", 1e-5, 1e-4,
+    return compare_module(case, outputs, decoder.TransformerDecoderLayer, 1e-5, 1e-4,
                            "pre-norm: x = x + attn(norm1(x)); then x = x + ffn(norm2(x)).", _layer_variants,
                            causal=True)
 
@@ -454,12 +321,11 @@ GPT_PREREQ_NAMES = {"ReferenceDecoder": "gptedu.char.decoder.TransformerDecoder"
                     "PositionalEncoding": "gptedu.char.positional.PositionalEncoding"}
 
 
-def _decoder_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(d_model=16, num_heads=4, d_ff=24, context_len=12, num_layers=3), (2, 12, 16), 601),
-              (dict(d_model=8, num_heads=2, d_ff=16, context_len=9, num_layers=1), (3, 4, 8), 602)] if hidden else
+def _decoder_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = (_stack_sizes(secret, "decoder", 2, layers=True) if hidden else
              [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10, num_layers=2), (2, 10, 16), 51)])
     shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": DECODER_PREREQS}
-    return [_module_case("decoder", i, "TransformerDecoder", decoder.TransformerDecoder, init, shape, seed,
+    return [module_case("decoder", i, "TransformerDecoder", decoder.TransformerDecoder, init, shape, seed,
                          causal=True, shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
 
 
@@ -476,18 +342,23 @@ def _decoder_variants(ref, x, method):
 
 
 def _decoder_compare(case, outputs):
-    return _compare_module(case, outputs, decoder.TransformerDecoder, "TransformerDecoder", 1e-5, 1e-4,
+    return compare_module(case, outputs, decoder.TransformerDecoder, 1e-5, 1e-4,
                            "apply every layer in order, then the final norm: for layer in self.layers: x = layer(x); "
                            "return self.norm(x).", _decoder_variants, causal=True)
 
 
-def _gpt_cases(hidden: bool) -> list[dict]:
-    sizes = ([(dict(vocab_size=23, d_model=16, num_heads=4, d_ff=32, context_len=16, num_layers=2), (3, 16), 701),
-              (dict(vocab_size=65, d_model=24, num_heads=2, d_ff=24, context_len=30, num_layers=1), (2, 9), 702)]
-             if hidden else
+def _gpt_sizes(secret: bytes, name: str, n: int) -> list[tuple[dict, int]]:
+    d = Draw(secret, name)
+    return [(dict(vocab_size=d(i, "vocab", low=5, high=65), **init), seed)
+            for i, (init, _, seed) in enumerate(_stack_sizes(secret, name, n, layers=True))]
+
+
+def _gpt_cases(hidden: bool, secret: bytes) -> list[dict]:
+    sizes = ([(init, (1 + i, Draw(secret, "gpt_forward")(i, "seq", low=2, high=init["context_len"])), seed)
+              for i, (init, seed) in enumerate(_gpt_sizes(secret, "gpt_forward", 2))] if hidden else
              [(dict(vocab_size=11, d_model=16, num_heads=2, d_ff=32, context_len=12, num_layers=2), (2, 12), 61)])
     shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": GPT_PREREQS}
-    return [_module_case("gpt_forward", i, "GPTModel", model.GPTModel, init, shape, seed, causal=True,
+    return [module_case("gpt_forward", i, "GPTModel", model.GPTModel, init, shape, seed, causal=True,
                          vocab=init["vocab_size"], shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
 
 
@@ -505,7 +376,7 @@ def _gpt_variants(ref, x, method):
 
 
 def _gpt_compare(case, outputs):
-    return _compare_module(case, outputs, model.GPTModel, "GPTModel", 2e-5, 1e-4,
+    return compare_module(case, outputs, model.GPTModel, 2e-5, 1e-4,
                            "embedding -> positional encoding -> decoder -> fc_out, returning logits "
                            "(batch, seq, vocab_size).", _gpt_variants, causal=True)
 
@@ -513,18 +384,17 @@ def _gpt_compare(case, outputs):
 GEN_TEMPERATURE_GREEDY = 1e-4  # the homework's generate() divides by the temperature, so "greedy" is T -> 0
 
 
-def _generate_cases(hidden: bool) -> list[dict]:
-    settings = ([(dict(vocab_size=17, d_model=16, num_heads=2, d_ff=32, context_len=10, num_layers=2), 801, 2.0),
-                 (dict(vocab_size=9, d_model=8, num_heads=4, d_ff=16, context_len=5, num_layers=1), 802, 0.5)]
-                if hidden else
+def _generate_cases(hidden: bool, secret: bytes) -> list[dict]:
+    settings = ([(init, seed, (0.5, 2.0)[i % 2])
+                 for i, (init, seed) in enumerate(_gpt_sizes(secret, "gpt_generate", 2))] if hidden else
                 [(dict(vocab_size=13, d_model=16, num_heads=2, d_ff=32, context_len=8, num_layers=2), 71, 0.6)])
     cases = []
     for i, (init, seed, temp) in enumerate(settings):
         torch.manual_seed(seed)
         ref = model.GPTModel(**init)
-        params = _params_of(ref, seed)
+        params = reference_params(ref, seed)
         params["fc_out.weight"] = params["fc_out.weight"] * 6.0  # spread the logits: clear argmax, peaked sampling
-        g = _gen(seed)
+        g = gen(seed)
         vocab, ctx = init["vocab_size"], init["context_len"]
         sample_prompt = torch.randint(vocab, (1, 2), generator=g).repeat(4000, 1)
         runs = [
@@ -540,23 +410,23 @@ def _generate_cases(hidden: bool) -> list[dict]:
             "spec": "gpt_generate", "id": f"gpt_generate/{i}", "kind": "generate", "label": "GPTModel",
             "init": dict(init), "params": params, "runs": runs, "seed": seed,
             "shortcuts": {**ATTENTION_SHORTCUTS, "allowed_reference": GPT_PREREQS},
-            "describe": f"GPTModel({_kw(init)}).generate, seed {seed}",
+            "describe": f"GPTModel({kwargs_text(init)}).generate, seed {seed}",
         })
     return cases
 
 
 def _generate_compare(case, outputs):
-    failures = _status_failures("GPTModel.generate", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
-    ref = _build_ref(model.GPTModel, case["init"], case["params"])
+    ref = build_reference(model.GPTModel, case["init"], case["params"])
     vocab, ctx = case["init"]["vocab_size"], case["init"]["context_len"]
     runs = {r["name"]: r for r in case["runs"]}
     for name in ("shape", "greedy", "crop"):
         run = runs[name]
         prompt, found = run["prompt"], outputs.get(f"tokens:{name}")
-        desc = (f"{case['describe']}: start_tokens of shape {_shape(prompt)}, max_new_tokens={run['max_new_tokens']},"
-                f" temperature={run['temperature']}")
+        desc = (f"{case['describe']}: start_tokens of shape {shape_text(prompt)}, "
+                f"max_new_tokens={run['max_new_tokens']}, temperature={run['temperature']}")
         expected_shape = (prompt.size(0), prompt.size(1) + run["max_new_tokens"])
         if not isinstance(found, torch.Tensor) or tuple(found.shape) != expected_shape:
             got = tuple(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
@@ -570,6 +440,23 @@ def _generate_compare(case, outputs):
                                     "the first tokens of the result differ from start_tokens.",
                                     "return torch.cat of the prompt and the generated tokens.", f"tokens:{name}"))
             continue
+        if found.dtype != torch.long:
+            failures.append(Failure("token ids are torch.long", desc, f"found dtype {found.dtype}.",
+                                    "keep the ids torch.long (int64): torch.multinomial returns int64; do not convert "
+                                    "them.", f"tokens:{name}"))
+            continue
+        lengths = outputs.get(f"lengths:{name}")
+        if isinstance(lengths, torch.Tensor) and lengths.numel():
+            fed = [min(ctx, prompt.size(1) + step) for step in range(run["max_new_tokens"])]
+            if lengths.tolist() != fed[: lengths.numel()]:
+                step = next(i for i, (a, b) in enumerate(zip(lengths.tolist(), fed, strict=False)) if a != b)
+                failures.append(Failure("the model sees the last context_len tokens at each step", desc,
+                                        f"step {step} fed {int(lengths[step])} tokens to the model; expected "
+                                        f"{fed[step]} (context_len={ctx}).",
+                                        "crop to exactly the last context_len tokens: idx[:, -self.context_len:]"
+                                        + (" (one token short)." if int(lengths[step]) == fed[step] - 1 else "."),
+                                        f"tokens:{name}"))
+                continue
         if found.min() < 0 or found.max() >= vocab:
             failures.append(Failure("tokens are valid ids", desc, f"found ids outside 0..{vocab - 1}.",
                                     "sample indices of the vocabulary from the last position's logits.",
@@ -597,27 +484,19 @@ def _generate_compare(case, outputs):
     if isinstance(found, torch.Tensor) and found.shape == (prompt.size(0), prompt.size(1) + 1):
         with torch.no_grad():
             logits = ref(prompt[:1])[0, -1].double()
-        expected_p = torch.softmax(logits / run["temperature"], -1)
-        counts = torch.bincount(found[:, -1].long().clamp(0, vocab - 1), minlength=vocab).double()
-        empirical = counts / counts.sum()
-        tv = 0.5 * float((empirical - expected_p).abs().sum())
-        if tv > 0.06:
-            at_t1 = torch.softmax(logits, -1)
-            if 0.5 * float((empirical - at_t1).abs().sum()) < 0.04:
-                cause = ("the samples follow temperature 1: divide the logits by the temperature BEFORE the softmax "
-                         "(dividing probabilities after the softmax changes nothing once they are renormalised).")
-            elif float(empirical.max()) > 0.99:
-                cause = "every row picked the same token: sample with torch.multinomial(probs, 1) instead of argmax."
-            else:
-                cause = ("sample from softmax(logits[:, -1, :] / temperature) with torch.multinomial(probs, "
-                         "num_samples=1).")
-            top = torch.argsort(expected_p, descending=True)[:3].tolist()
-            failures.append(Failure(
-                "sampled tokens follow softmax(logits / temperature)",
-                f"{case['describe']}: 4000 identical prompts, one new token each, temperature={run['temperature']}",
-                f"total-variation distance {tv:.3f} between your samples' frequencies and the expected distribution "
-                f"(allowed 0.06); e.g. token {top[0]}: expected {float(expected_p[top[0]]):.3f}, found "
-                f"{float(empirical[top[0]]):.3f}.", cause, "tokens:sample"))
+        ids = found[:, -1]
+        cause = "sample from softmax(logits[:, -1, :] / temperature) with torch.multinomial(probs, num_samples=1)."
+        if frequency_failure("", "", ids, torch.softmax(logits, -1), "") is None:
+            cause = ("the samples follow temperature 1: divide the logits by the temperature BEFORE the softmax "
+                     "(dividing probabilities after the softmax changes nothing once they are renormalised).")
+        elif int(torch.bincount(ids.long().clamp(0, vocab - 1)).max()) == len(ids):
+            cause = "every row picked the same token: sample with torch.multinomial(probs, 1) instead of argmax."
+        fail = frequency_failure("sampled tokens follow softmax(logits / temperature)",
+                                 f"{case['describe']}: {len(ids)} identical prompts, one new token each, "
+                                 f"temperature={run['temperature']}", ids,
+                                 torch.softmax(logits / run["temperature"], -1), cause, "tokens:sample")
+        if fail:
+            failures.append(fail)
     return failures
 
 
@@ -626,12 +505,20 @@ SAMPLE_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\
                "First Citizen:\nYou are all resolved rather to die than to famish?\n")
 
 
-def _tokenizer_cases(hidden: bool) -> list[dict]:
-    texts = ([(SAMPLE_TEXT, "You are all resolved?\n", "ZQ#"), ("abcabc xyz", "zyx cab", "é")] if hidden else
-             [("hello world!", "hello", "hi?")])
+def _tokenizer_cases(hidden: bool, secret: bytes) -> list[dict]:
+    texts = [("hello world!", "hello", "hi?")]
+    if hidden:
+        d = Draw(secret, "tokenizer")
+        texts = []
+        for i in range(2):
+            start = d(i, "start", high=len(SAMPLE_TEXT) - 60)
+            corpus = SAMPLE_TEXT[start:start + d(i, "length", low=30, high=60)]
+            a = d(i, "text", high=len(corpus) - 12)
+            texts.append((corpus, corpus[a:a + d(i, "text_len", low=4, high=12)], d.choice(["ZQ#", "é", "7", "~x"], i)))
     cases = []
     for i, (corpus, text, unknown) in enumerate(texts):
         chars = sorted(set(corpus))
+        unknown = "".join(ch for ch in unknown if ch not in chars) or "\u00e9"
         ids = [chars.index(c) for c in reversed(text)]
         cases.append({
             "spec": "tokenizer", "id": f"tokenizer/{i}", "kind": "calls", "label": "CharTokenizer",
@@ -639,6 +526,8 @@ def _tokenizer_cases(hidden: bool) -> list[dict]:
             "calls": [
                 {"name": "encode", "method": "encode", "args": [text], "describe": repr(text)},
                 {"name": "decode", "method": "decode", "args": [ids], "describe": str(ids)},
+                {"name": "decode_tensor", "method": "decode", "args": [torch.tensor(ids)], "soft": True,
+                 "describe": f"torch.tensor({ids})"},
                 {"name": "unknown", "method": "encode", "args": [text[:2] + unknown], "expect_error": True,
                  "describe": repr(text[:2] + unknown)},
             ],
@@ -649,7 +538,7 @@ def _tokenizer_cases(hidden: bool) -> list[dict]:
 
 
 def _tokenizer_compare(case, outputs):
-    failures = _status_failures("CharTokenizer", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     ref = CharTokenizer(case["chars"])
@@ -679,6 +568,13 @@ def _tokenizer_compare(case, outputs):
         failures.append(Failure("decode", f"{desc}.decode({calls['decode']['describe']})",
                                 f"expected {expected_text!r}, found {outputs.get('result:decode')!r}.",
                                 "decode joins i2s[i] of each id into one string: ''.join(...)."))
+    elif outputs.get("result:decode_tensor") != expected_text:
+        found = outputs.get("result:decode_tensor", outputs.get("error:decode_tensor", ""))
+        failures.append(Failure("decode accepts a 1-D tensor of ids",
+                                f"{desc}.decode({calls['decode_tensor']['describe']})",
+                                f"expected {expected_text!r}, found {found!r}.",
+                                "the exercise says decode accepts a list or a 1-D tensor: turn each id into a "
+                                "Python int (int(i), or ids.tolist() first) before looking it up in i2s."))
     raised = outputs.get("raised:unknown", "")
     unknown = case["unknown"]
     where = f"{desc}.encode({calls['unknown']['describe']})"
@@ -686,18 +582,24 @@ def _tokenizer_compare(case, outputs):
         failures.append(Failure("unknown characters raise a clear error", where,
                                 "no exception was raised.",
                                 "raise ValueError naming the unknown character(s) instead of skipping them."))
-    elif not raised.startswith(("ValueError", "KeyError")) or not any(ch in raised for ch in unknown):
-        failures.append(Failure("unknown characters raise a clear error", where,
-                                f"the error was: {raised[:120]}",
-                                f"raise ValueError with a message that names the character(s), e.g. {unknown[0]!r}."))
+    elif not raised.startswith("ValueError") or not any(ch in raised for ch in unknown):
+        kind = raised.split(":", 1)[0]
+        failures.append(Failure("unknown characters raise a ValueError that names them", where,
+                                f"the error was a {kind}" + ("" if raised.startswith("ValueError") else
+                                                             ", not a ValueError") + ".",
+                                f"check each character first and raise ValueError(f\"... {{ch!r}} ...\") naming it, "
+                                f"e.g. {unknown[0]!r}" + (" (a failed dict lookup raises KeyError, which the exercise "
+                                                          "does not ask for)." if kind == "KeyError" else ".")))
     return failures
 
 
-def _dataset_cases(hidden: bool) -> list[dict]:
-    shapes = [(7, 5, 301), (1, 3, 302), (20, 1, 303)] if hidden else [(4, 6, 81)]
+def _dataset_cases(hidden: bool, secret: bytes) -> list[dict]:
+    d = Draw(secret, "text_dataset")
+    shapes = ([(d(i, "n", low=1, high=20), d(i, "seq", low=1, high=8), d.seed(i)) for i in range(3)] if hidden else
+              [(4, 6, 81)])
     cases = []
     for i, (n, seq, seed) in enumerate(shapes):
-        g = _gen(seed)
+        g = gen(seed)
         src = torch.randint(65, (n, seq), generator=g).tolist()
         tgt = torch.randint(65, (n, seq), generator=g).tolist()
         picks = sorted({0, n - 1, n // 2})
@@ -712,7 +614,7 @@ def _dataset_cases(hidden: bool) -> list[dict]:
 
 
 def _dataset_compare(case, outputs):
-    failures = _status_failures("TextDataset", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     ref = TextDataset(case["src"], case["tgt"])
@@ -745,13 +647,20 @@ def _dataset_compare(case, outputs):
     return failures
 
 
-def _get_batch_cases(hidden: bool) -> list[dict]:
-    shapes = [(500, 16, 8, 401), (40, 3, 39, 402)] if hidden else [(200, 4, 10, 91)]
+def _get_batch_cases(hidden: bool, secret: bytes) -> list[dict]:
+    shapes = [(200, 4, 10, 91)]
+    if hidden:
+        d = Draw(secret, "get_batch")
+        shapes = []
+        for i in range(2):
+            seq = d(i, "seq", low=2, high=40)
+            n = seq + d(i, "room", low=1, high=(3, 500)[i % 2])
+            while math.gcd(7919, n) != 1:
+                n += 1
+            shapes.append((n, d(i, "batch", low=1, high=16), seq, d.seed(i)))
     cases = []
     for i, (n, batch, seq, seed) in enumerate(shapes):
-        data = (torch.arange(n) * 7919) % n  # a permutation: every value says where its window starts
-        if math.gcd(7919, n) != 1:
-            raise RuntimeError("grading case needs n coprime with 7919")
+        data = (torch.arange(n) * 7919) % n  # a permutation (n coprime with 7919): a value says where it sits
         calls = [{"name": "first", "args": [data, batch, seq], "generator_seed": seed,
                   "describe": f"data of length {n}, batch_size={batch}, seq_len={seq}, generator seed {seed}"},
                  {"name": "again", "args": [data, batch, seq], "generator_seed": seed, "seed": seed + 1,
@@ -764,7 +673,7 @@ def _get_batch_cases(hidden: bool) -> list[dict]:
 
 
 def _get_batch_compare(case, outputs):
-    failures = _status_failures("get_batch", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         if "equal size" in failures[0].message:  # (cause added by the mistakes suite: data/start_overruns_end)
             failures[0].cause = ("a window ran past the end of the data, so its target is one token short: draw "
@@ -826,14 +735,17 @@ def _get_batch_compare(case, outputs):
 
 
 # ============================================================================================== 08 training loop
-def _loop_cases(mode: str, hidden: bool) -> list[dict]:
-    settings = [(13, 6, 5, 3, 0.2, 901), (7, 4, 3, 8, 0.05, 902)] if hidden else [(11, 8, 4, 5, 0.1, 95)]
+def _loop_cases(mode: str, hidden: bool, secret: bytes) -> list[dict]:
+    d = Draw(secret, mode)
+    settings = ([(d(i, "vocab", low=4, high=16), d(i, "d", low=3, high=8), d(i, "batches", low=2, high=6),
+                  d(i, "seq", low=2, high=8), d(i, "lr_percent", low=2, high=25) / 100, d.seed(i)) for i in range(2)]
+                if hidden else [(11, 8, 4, 5, 0.1, 95)])
     cases = []
     for i, (vocab, d, batches, seq, lr, seed) in enumerate(settings):
         torch.manual_seed(seed)
         tiny = TinyLM(vocab, d)
         params = {k: v.detach().clone() for k, v in tiny.named_parameters()}
-        g = _gen(seed)
+        g = gen(seed)
         data = [(torch.randint(vocab, (4, seq), generator=g), torch.randint(vocab, (4, seq), generator=g))
                 for _ in range(batches)]
         cases.append({"spec": mode, "id": f"{mode}/{i}", "kind": "loop", "mode": mode, "label": mode,
@@ -870,8 +782,7 @@ def _loop_reference(case, variant: str = "") -> tuple[float, dict]:
 
 
 def _loop_compare(case, outputs):
-    title = case["mode"]
-    failures = _status_failures(title, case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     desc = case["describe"]
@@ -903,6 +814,12 @@ def _loop_compare(case, outputs):
         if any(bool(outputs.get(f"hasgrad:{k}", False)) for k in expected_params):
             failures.append(Failure("evaluate() does not backpropagate", desc, "parameters received gradients.",
                                     "evaluate only computes the loss: no loss.backward(), no optimizer."))
+    if "loss_tensor" in outputs:
+        graph = bool(outputs["loss_tensor"])
+        failures.append(Failure("returns the mean loss as a Python float", desc,
+                                "it returned a tensor" + (" that still holds its autograd graph." if graph else "."),
+                                "add loss.item() (a float) to the running total and return total / number of "
+                                "batches: a tensor with a graph keeps every batch's activations in memory."))
     if found is None or abs(float(found) - expected_loss) > 1e-5:
         last = _last_batch_loss(case)
         cause = "return the mean of the per-batch losses: total / number of batches (use loss.item())."
@@ -960,87 +877,132 @@ def _last_batch_loss(case) -> float:
 
 
 # ============================================================================================== 09 sampling
-def _topk_cases(hidden: bool) -> list[dict]:
-    settings = [((3, 50), 7, 1001), ((2, 5), 5, 1002), ((1, 9), 1, 1003), ((4, 6), 10, 1004)] if hidden else [
-        ((2, 10), 3, 111), ((1, 8), 1, 112)]
+def _topk_cases(hidden: bool, secret: bytes) -> list[dict]:
+    # (rows, vocab, k, seed, ties): with ties, logits are whole numbers so the k-th largest value repeats
+    settings = [(2, 10, 3, 111, False), (1, 8, 1, 112, False), (2, 9, 3, 113, True)]
+    if hidden:
+        d = Draw(secret, "top_k_filter")
+        settings = []
+        for i in range(4):
+            vocab = d(i, "vocab", low=2, high=50)
+            k = vocab + d(i, "over", high=3) if i == 3 else d(i, "k", low=1, high=vocab)
+            settings.append((d(i, "rows", low=1, high=4), vocab, k, d.seed(i), i == 2))
     cases = []
-    for i, (shape, k, seed) in enumerate(settings):
-        logits = torch.randn(shape, generator=_gen(seed)) * 3
+    for i, (rows, vocab, k, seed, ties) in enumerate(settings):
+        logits = torch.randn(rows, vocab, generator=gen(seed)) * 3
+        if ties:
+            logits = logits.round().clamp(-2, 2)
+            k = max(1, min(k, vocab - 1))
         cases.append({"spec": "top_k_filter", "id": f"top_k_filter/{i}", "kind": "calls", "label": "top_k_filter",
-                      "calls": [{"name": "out", "args": [logits, k], "describe": f"logits {_shape(logits)}, k={k}"}],
-                      "logits": logits, "k": k, "describe": f"top_k_filter(logits of shape {_shape(logits)}, k={k})"})
+                      "calls": [{"name": "out", "args": [logits, k],
+                                 "describe": f"logits {shape_text(logits)}, k={k}"}],
+                      "logits": logits, "k": k,
+                      "describe": f"top_k_filter(logits of shape {shape_text(logits)}, k={k}"
+                                  + (", with ties)" if ties else ")")})
     return cases
 
 
 def _topk_compare(case, outputs):
-    failures = _status_failures("top_k_filter", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     logits, k = case["logits"], case["k"]
     expected = filter_logits(logits, top_k=k)
     found = outputs.get("result:out")
-    if isinstance(found, torch.Tensor) and found.shape == expected.shape:
-        kept_exp, kept_found = torch.isfinite(expected), torch.isfinite(found)
-        if not torch.equal(kept_exp, kept_found):
-            n_exp, n_found = int(kept_exp[0].sum()), int(kept_found[0].sum())
-            if bool((found == 0).any()) and not bool((expected == 0).any()):
-                cause = "the dropped logits are set to 0; set them to -inf so their probability becomes exactly 0."
-            elif n_found == n_exp - 1:
-                cause = "one logit too few is kept: keep every logit >= the k-th largest (compare with <, not <=)."
-            elif k >= logits.size(-1):
-                cause = "k >= vocabulary size must keep every logit (use min(k, logits.size(-1)))."
-            else:
-                cause = "keep the k largest logits of EACH row (torch.topk(logits, k, dim=-1)), -inf elsewhere."
-            failures.append(Failure("keeps exactly the k largest logits of each row", case["describe"],
-                                    f"row 0 keeps {n_found} finite logits, expected {n_exp}.", cause, "result"))
-            return failures
-        found = torch.where(kept_found, found, torch.zeros_like(found))
-        expected = torch.where(kept_exp, expected, torch.zeros_like(expected))
-    fail = tensor_failure("the kept logits are unchanged, the others are -inf", case["describe"], "result",
-                          expected, found, 1e-6, 0.0, "return a tensor of the same shape: the k largest logits "
-                          "unchanged, every other entry -inf.")
+    if not isinstance(found, torch.Tensor) or found.shape != expected.shape:
+        fail = tensor_failure("returns a tensor of the logits' shape", case["describe"], "result", expected, found, 0)
+        return [fail] if fail else []
+    kept_exp = torch.isfinite(expected)
+    dropped = ~kept_exp
+    if bool((found[dropped] != float("-inf")).any()):
+        row, col = (dropped & (found != float("-inf"))).nonzero()[0].tolist()
+        value = float(found[row, col])
+        cause = ("the dropped logits must be exactly -inf (float('-inf')), so that their probability after the "
+                 "softmax is exactly 0")
+        cause += {float("inf"): ": +inf would make them the most likely tokens.", 0.0: ": 0 is still a likely logit."
+                  }.get(value, ".")
+        if bool(torch.isfinite(found[dropped]).any()) and value not in (0.0,):
+            cause = "keep only the k largest logits of EACH row (torch.topk(logits, k, dim=-1)); every other entry " \
+                    "is -inf."
+        return [Failure("the logits outside the top k are exactly -inf", case["describe"],
+                        f"row {row}, column {col}: expected -inf, found {value:g}.", cause, "result")]
+    kept_found = found != float("-inf")
+    if not torch.equal(kept_exp, kept_found):
+        row = int((kept_exp != kept_found).any(-1).nonzero()[0])
+        n_exp, n_found = int(kept_exp[row].sum()), int(kept_found[row].sum())
+        kth = float(torch.topk(logits[row], min(k, logits.size(-1))).values[-1])
+        tied = int((logits[row] == kth).sum()) > 1
+        detail = f" ({n_exp - min(k, logits.size(-1)) + 1} logits tie at the k-th largest value {kth:g})" if tied \
+            else ""
+        message = f"row {row} keeps {n_found} finite logits; expected {n_exp}{detail}."
+        if n_found < n_exp and tied:
+            cause = "ties at the k-th largest value are dropped: keep every logit >= the k-th largest " \
+                    "(masked_fill(logits < kth, -inf)), as the exercise says, not exactly k positions of topk."
+        elif n_found == n_exp - 1:
+            cause = "one logit too few is kept: keep every logit >= the k-th largest (compare with <, not <=)."
+        elif k >= logits.size(-1):
+            cause = "k >= vocabulary size must keep every logit (use min(k, logits.size(-1)))."
+        else:
+            cause = "keep the k largest logits of EACH row (torch.topk(logits, k, dim=-1)), -inf elsewhere."
+        return [Failure("keeps the k largest logits of each row (and ties)", case["describe"], message, cause,
+                        "result")]
+    fail = tensor_failure("the kept logits are unchanged", case["describe"], "result",
+                          torch.where(kept_exp, expected, 0.0), torch.where(kept_found, found, 0.0), 1e-6, 0.0,
+                          "return the k largest logits as they are (no softmax, no scaling).")
     return [fail] if fail else []
 
 
-def _sample_cases(hidden: bool) -> list[dict]:
-    settings = [(12, 0.5, 4, 1101), (30, 1.5, None, 1102), (5, 1.0, 2, 1103)] if hidden else [
-        (10, 0.7, 3, 121)]
+SAMPLE_DRAWS = 4000
+
+
+def _sample_cases(hidden: bool, secret: bytes) -> list[dict]:
+    settings = [(10, 0.7, 3, 121)]
+    if hidden:
+        d = Draw(secret, "sample_next_token")
+        settings = [(d(i, "vocab", low=4, high=30), d(i, "temp_tenths", low=3, high=20) / 10,
+                     d(i, "k", low=2, high=4) if i != 1 else None, d.seed(i)) for i in range(3)]
     cases = []
     for i, (vocab, temp, k, seed) in enumerate(settings):
-        g = _gen(seed)
+        g = gen(seed)
         greedy_logits = torch.randn(6, vocab, generator=g) * 2
         row = torch.randn(1, vocab, generator=g) * 1.5
-        many = row.repeat(4000, 1)
+        many = row.repeat(SAMPLE_DRAWS, 1)
+        each = f"{SAMPLE_DRAWS} identical rows"
         calls = [
             {"name": "greedy", "args": [greedy_logits], "kwargs": {"temperature": 0.0}, "generator_seed": seed,
-             "describe": f"logits {_shape(greedy_logits)}, temperature=0"},
+             "describe": f"logits {shape_text(greedy_logits)}, temperature=0"},
             {"name": "temp", "args": [many], "kwargs": {"temperature": temp}, "generator_seed": seed + 1,
-             "describe": f"4000 identical rows, temperature={temp}"},
+             "describe": f"{each}, temperature={temp}"},
             {"name": "temp_again", "args": [many], "kwargs": {"temperature": temp}, "generator_seed": seed + 1,
              "seed": seed + 5, "describe": "the same generator seed again"},
+            {"name": "temp_other", "args": [many], "kwargs": {"temperature": temp}, "generator_seed": seed + 9,
+             "describe": "a generator with another seed"},
         ]
         if k is not None:
             calls.append({"name": "topk", "args": [many], "kwargs": {"temperature": temp, "top_k": k},
-                          "generator_seed": seed + 2,
-                          "describe": f"4000 identical rows, temperature={temp}, top_k={k}"})
+                          "generator_seed": seed + 2, "describe": f"{each}, temperature={temp}, top_k={k}"})
         cases.append({"spec": "sample_next_token", "id": f"sample_next_token/{i}", "kind": "calls",
                       "label": "sample_next_token", "calls": calls, "stand_ins": ["top_k_filter"],
-                      "row": row, "greedy_logits": greedy_logits,
-                      "temperature": temp, "top_k": k,
+                      "row": row, "greedy_logits": greedy_logits, "temperature": temp, "top_k": k,
                       "describe": f"sample_next_token on a vocabulary of {vocab}, temperature {temp}, top_k={k}"})
     return cases
 
 
 def _sample_compare(case, outputs):
-    failures = _status_failures("sample_next_token", case, outputs)
+    failures = status_failures(case, outputs)
     if failures:
         return failures
     desc = case["describe"]
-    greedy = outputs.get("result:greedy")
+    for name in ("greedy", "temp"):
+        found = outputs.get(f"result:{name}")
+        if isinstance(found, torch.Tensor) and found.dtype != torch.long:
+            return [Failure("returns torch.long token ids", desc, f"found dtype {found.dtype}.",
+                            "torch.multinomial and argmax return torch.long (int64); do not convert the ids "
+                            "(nn.Embedding and torch.cat with the prompt need int64).", name)]
     expected = case["greedy_logits"].argmax(-1, keepdim=True)
     fail = tensor_failure("temperature 0 picks the argmax (greedy)", desc, "sample_next_token(logits, 0)", expected,
-                          greedy, 0, 0, "with temperature == 0 return logits.argmax(dim=-1, keepdim=True) "
-                                        "(no division by zero, no sampling).")
+                          outputs.get("result:greedy"), 0, 0, "with temperature == 0 return "
+                          "logits.argmax(dim=-1, keepdim=True) (no division by zero, no sampling).")
     if fail:
         failures.append(fail)
     row = case["row"][0].double()
@@ -1049,111 +1011,78 @@ def _sample_compare(case, outputs):
         if call == "topk" and k is None:
             continue
         found = outputs.get(f"result:{call}")
-        if not isinstance(found, torch.Tensor) or tuple(found.shape) != (4000, 1):
+        if not isinstance(found, torch.Tensor) or tuple(found.shape) != (SAMPLE_DRAWS, 1):
             got = tuple(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
             failures.append(Failure("returns one token id per row, shape (batch, 1)", desc,
-                                    f"expected shape (4000, 1), found {got}.",
+                                    f"expected shape ({SAMPLE_DRAWS}, 1), found {got}.",
                                     "torch.multinomial(probs, num_samples=1) returns (batch, 1)."))
             continue
         filtered = filter_logits(row[None], top_k=top_k)[0] if top_k else row
         expected_p = torch.softmax(filtered / temp, -1)
         ids = found[:, 0].long()
         if top_k:
-            allowed = torch.isfinite(filtered)
-            outside = ids[~allowed[ids.clamp(0, len(row) - 1)]]
+            outside = ids[~torch.isfinite(filtered)[ids.clamp(0, len(row) - 1)]]
             if len(outside):
                 failures.append(Failure("top-k: only the k most likely tokens are ever sampled", desc,
-                                        f"{len(outside)} of 4000 samples are outside the top {top_k} (e.g. token "
-                                        f"{int(outside[0])}).",
+                                        f"{len(outside)} of {SAMPLE_DRAWS} samples are outside the top {top_k} (e.g. "
+                                        f"token {int(outside[0])}).",
                                         "set the logits outside the top k to -inf before the softmax."))
                 continue
+        cause = "sample from softmax(logits / temperature) with torch.multinomial(probs, 1, generator=generator)."
         counts = torch.bincount(ids.clamp(0, len(row) - 1), minlength=len(row)).double()
-        empirical = counts / counts.sum()
-        tv = 0.5 * float((empirical - expected_p).abs().sum())
-        if tv > 0.05:
-            at_t1 = torch.softmax(filtered, -1)
-            cause = "sample from softmax(logits / temperature) with torch.multinomial(probs, 1, generator=generator)."
-            if 0.5 * float((empirical - at_t1).abs().sum()) < 0.04 and temp != 1.0:
-                cause = "the temperature has no effect: divide the logits by it BEFORE the softmax."
-            elif float(empirical.max()) > 0.99:
-                cause = "every row picked the same token: sample with torch.multinomial instead of taking the argmax."
-            within = " within the top k" if top_k else ""
-            failures.append(Failure(f"samples follow softmax(logits / temperature){within}",
-                                    desc, f"total-variation distance {tv:.3f} from the expected distribution "
-                                          "(allowed 0.05).", cause, call))
-    again, first = outputs.get("result:temp_again"), outputs.get("result:temp")
-    if isinstance(again, torch.Tensor) and isinstance(first, torch.Tensor) and not torch.equal(again, first):
-        failures.append(Failure("uses the generator it is given", desc,
-                                "two calls with generators seeded alike gave different samples.",
-                                "pass generator=generator to torch.multinomial."))
+        if float(counts.max()) == SAMPLE_DRAWS:
+            cause = "every row picked the same token: sample with torch.multinomial instead of taking the argmax."
+        elif temp != 1.0 and frequency_failure("", "", ids, torch.softmax(filtered, -1), "") is None:
+            cause = "the temperature has no effect: divide the logits by it BEFORE the softmax."
+        within = " within the top k" if top_k else ""
+        fail = frequency_failure(f"samples follow softmax(logits / temperature){within}", desc, ids, expected_p,
+                                 cause, call)
+        if fail:
+            failures.append(fail)
+    first, again, other = (outputs.get(f"result:{n}") for n in ("temp", "temp_again", "temp_other"))
+    if all(isinstance(t, torch.Tensor) for t in (first, again, other)):
+        if not torch.equal(again, first):
+            failures.append(Failure("uses the generator it is given", desc,
+                                    "two calls with generators seeded alike gave different samples.",
+                                    "pass generator=generator to torch.multinomial."))
+        elif torch.equal(other, first):
+            failures.append(Failure("draws random samples from the generator", desc,
+                                    "generators with different seeds gave exactly the same samples.",
+                                    "draw the samples with torch.multinomial(probs, 1, generator=generator): the "
+                                    "result must be random, not a fixed arrangement of the expected frequencies."))
     return failures
 
 
-# ============================================================================================== the registry
-def _spec(name, title, target, notebook, visible, hidden, make_cases, compare, prerequisites=None) -> Spec:
-    return Spec(name, title, target, notebook, {f"test_{name}_visible": visible, f"test_{name}_hidden": hidden},
-                make_cases, compare, _as_prerequisites(prerequisites))
-
-
-def _as_prerequisites(prerequisites) -> dict[str, str]:
-    """Accept a mapping (name in the notebook -> reference class) or a plain list of names."""
-    if prerequisites is None:
-        return {}
-    if isinstance(prerequisites, dict):
-        return dict(prerequisites)
-    return {name: name for name in prerequisites}
-
-
-SPECS: dict[str, Spec] = {s.name: s for s in [
-    _spec("tokenizer", "CharTokenizer (encode/decode)", "CharTokenizer", "01_data", 3, 2, _tokenizer_cases,
-          _tokenizer_compare),
-    _spec("text_dataset", "TextDataset", "TextDataset", "01_data", 3, 2, _dataset_cases, _dataset_compare),
-    _spec("get_batch", "get_batch (random windows, shifted targets)", "get_batch", "01_data", 3, 2,
-          _get_batch_cases, _get_batch_compare),
-    _spec("positional_encoding", "PositionalEncoding", "PositionalEncoding", "02_positional_encoding", 5, 5,
-          _pe_cases, _pe_compare),
-    _spec("head", "Head (masked scaled dot-product attention)", "Head", "03_single_head", 10, 10, _head_cases,
-          _head_compare),
-    _spec("multi_head", "MultiHeadAttention", "MultiHeadAttention", "04_multi_head", 5, 5, _mha_cases, _mha_compare,
-          {"Head": "gptedu.char.attention.Head"}),
-    _spec("feed_forward", "FeedForward", "FeedForward", "05_feed_forward", 5, 5, _ffn_cases, _ffn_compare),
-    _spec("decoder_layer", "TransformerDecoderLayer (pre-norm)", "TransformerDecoderLayer", "06_decoder_layer", 5, 5,
-          _layer_cases, _layer_compare, {"MultiHeadAttention": "gptedu.char.attention.MultiHeadAttention",
-                                         "FeedForward": "gptedu.char.feedforward.FeedForward"}),
-    _spec("decoder", "TransformerDecoder", "TransformerDecoder", "07_gpt", 5, 5, _decoder_cases, _decoder_compare,
-          {"TransformerDecoderLayer": "gptedu.char.decoder.TransformerDecoderLayer"}),
-    _spec("gpt_forward", "GPTModel.forward", "GPTModel", "07_gpt", 8, 7, _gpt_cases, _gpt_compare, GPT_PREREQ_NAMES),
-    _spec("gpt_generate", "GPTModel.generate", "GPTModel", "07_gpt", 8, 7, _generate_cases, _generate_compare,
-          GPT_PREREQ_NAMES),
-    _spec("train", "train (one epoch)", "train", "08_training", 5, 5, lambda h: _loop_cases("train", h),
-          _loop_compare),
-    _spec("evaluate", "evaluate", "evaluate", "08_training", 3, 2, lambda h: _loop_cases("evaluate", h),
-          _loop_compare),
-    _spec("top_k_filter", "top_k_filter", "top_k_filter", "09_generation", 3, 2, _topk_cases, _topk_compare),
-    _spec("sample_next_token", "sample_next_token", "sample_next_token", "09_generation", 5, 5, _sample_cases,
-          _sample_compare),
+# ============================================================================================== the components
+DECODER_PREREQ = {"TransformerDecoderLayer": "gptedu.char.decoder.TransformerDecoderLayer"}
+COMPONENTS = {c.name: c for c in [
+    component("tokenizer", "CharTokenizer (encode/decode)", "CharTokenizer", "01_data", 3, 2, _tokenizer_cases,
+              _tokenizer_compare),
+    component("text_dataset", "TextDataset", "TextDataset", "01_data", 3, 2, _dataset_cases, _dataset_compare),
+    component("get_batch", "get_batch (random windows, shifted targets)", "get_batch", "01_data", 3, 2,
+              _get_batch_cases, _get_batch_compare),
+    component("positional_encoding", "PositionalEncoding", "PositionalEncoding", "02_positional_encoding", 5, 5,
+              _pe_cases, _pe_compare),
+    component("head", "Head (masked scaled dot-product attention)", "Head", "03_single_head", 10, 10, _head_cases,
+              _head_compare),
+    component("multi_head", "MultiHeadAttention", "MultiHeadAttention", "04_multi_head", 5, 5, _mha_cases,
+              _mha_compare, {"Head": "gptedu.char.attention.Head"}),
+    component("feed_forward", "FeedForward", "FeedForward", "05_feed_forward", 5, 5, _ffn_cases, _ffn_compare),
+    component("decoder_layer", "TransformerDecoderLayer (pre-norm)", "TransformerDecoderLayer", "06_decoder_layer",
+              5, 5, _layer_cases, _layer_compare,
+              {"MultiHeadAttention": "gptedu.char.attention.MultiHeadAttention",
+               "FeedForward": "gptedu.char.feedforward.FeedForward"}),
+    component("decoder", "TransformerDecoder", "TransformerDecoder", "07_gpt", 5, 5, _decoder_cases,
+              _decoder_compare, DECODER_PREREQ),
+    component("gpt_forward", "GPTModel.forward", "GPTModel", "07_gpt", 8, 7, _gpt_cases, _gpt_compare,
+              GPT_PREREQ_NAMES),
+    component("gpt_generate", "GPTModel.generate", "GPTModel", "07_gpt", 8, 7, _generate_cases, _generate_compare,
+              GPT_PREREQ_NAMES),
+    component("train", "train (one epoch)", "train", "08_training", 5, 5,
+              lambda hidden, secret: _loop_cases("train", hidden, secret), _loop_compare),
+    component("evaluate", "evaluate", "evaluate", "08_training", 3, 2,
+              lambda hidden, secret: _loop_cases("evaluate", hidden, secret), _loop_compare),
+    component("top_k_filter", "top_k_filter", "top_k_filter", "09_generation", 3, 2, _topk_cases, _topk_compare),
+    component("sample_next_token", "sample_next_token", "sample_next_token", "09_generation", 5, 5, _sample_cases,
+              _sample_compare, uses=("top_k_filter",)),
 ]}
-
-
-def get_spec(name: str) -> Spec:
-    try:
-        return SPECS[name]
-    except KeyError:
-        raise KeyError(f"No graded component named {name!r}; known: {', '.join(SPECS)}.") from None
-
-
-def spec_for_grade_id(grade_id: str) -> tuple[Spec, str] | None:
-    """``(spec, "visible" | "hidden")`` for a test cell's grade id, or ``None`` when it is not a check cell."""
-    for spec in SPECS.values():
-        if grade_id in spec.points:
-            return spec, spec.grade_ids[grade_id]
-    return None
-
-
-# Part 2 ("Let's build GPT-2", notebooks 10-14) keeps its specs in its own module.
-from gptedu.grading.specs_gpt2 import GPT2_SPECS  # noqa: E402
-
-SPECS.update(GPT2_SPECS)
-from gptedu.grading.specs_gpt2_more import GPT2_MORE_SPECS  # noqa: E402  (notebook 14)
-
-SPECS.update(GPT2_MORE_SPECS)
