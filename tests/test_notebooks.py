@@ -218,6 +218,7 @@ def test_every_notebook_is_valid_and_starts_with_the_colab_setup():
             assert nb.metadata["kernelspec"]["name"] == "python3", path
             first_code = next(c for c in nb.cells if c.cell_type == "code").source
             assert 'find_spec("gptedu") is None' in first_code and '"pip", "install"' in first_code, path
+            assert "GPTEDU_REPO = " in first_code and "github.com/gptedu/gptedu" not in first_code, path
             assert "NBGRADER_EXECUTION" in first_code and "GPTEDU_QUICK" in first_code, path
 
 
@@ -292,3 +293,16 @@ def test_build_keeps_committed_outputs_only_while_the_code_is_unchanged():
     ):
         fresh = v4.new_notebook(cells=changed)
         assert all(not c.get("outputs") for c in build.with_committed_outputs(fresh, committed).cells)
+
+    # the setup cell's install block never runs in the build: editing it keeps the outputs, editing the rest does not
+    def with_setup(setup: str) -> nbformat.NotebookNode:
+        return v4.new_notebook(cells=[v4.new_code_cell(setup), v4.new_code_cell("print(loss)")])
+
+    old_setup = 'import os\nGPTEDU_PIP = "x"\nsubprocess.check_call(["pip", "install", GPTEDU_PIP])\n\nimport torch'
+    committed = with_setup(old_setup)
+    committed.cells[1].outputs = [v4.new_output("stream", name="stdout", text="1.539\n")]
+    new_install = old_setup.replace('GPTEDU_PIP = "x"', 'GPTEDU_REPO = None')
+    assert build.with_committed_outputs(with_setup(new_install), committed).cells[1].outputs
+    assert build.with_committed_outputs(with_setup(new_install), committed).cells[0].source == new_install
+    after_install = old_setup.replace("import torch", "import torch\ntorch.manual_seed(1)")
+    assert not build.with_committed_outputs(with_setup(after_install), committed).cells[1].outputs

@@ -15,15 +15,25 @@
 # points in the next.
 
 # %% id="c01"
-# Setup: works in JupyterLab, Notebook 7 and Colab (installs gptedu when it is missing).
+# Setup: JupyterLab, Notebook 7 or Colab. When gptedu is missing it is installed from $GPTEDU_PIP if set, else
+# from the gptedu checkout this notebook sits in, else from the course's repository (GPTEDU_REPO).
 import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-GPTEDU_PIP = os.environ.get("GPTEDU_PIP", "git+https://github.com/gptedu/gptedu.git")
+GPTEDU_REPO = None  # written by the course build: gptedu.grading.build.COURSE_REPO
 if importlib.util.find_spec("gptedu") is None:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", GPTEDU_PIP])
+    here = Path.cwd().resolve()
+    checkout = next((p for p in (here, *here.parents) if (p / "gptedu" / "__init__.py").is_file()), None)
+    where = checkout.as_uri() if checkout else GPTEDU_REPO
+    requirement = os.environ.get("GPTEDU_PIP") or (where and f"gptedu @ {where}")
+    if not requirement:
+        raise RuntimeError("gptedu is not installed and this notebook is not inside a gptedu checkout. Install it "
+                           "(pip install <your course's copy of gptedu>) or set GPTEDU_PIP, e.g. "
+                           "os.environ['GPTEDU_PIP'] = 'gptedu @ git+https://github.com/<course>/gptedu.git'")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
 
 import torch
 from torch import nn
