@@ -167,7 +167,11 @@ def plot_attention_heads(
     shown = [visible(ch) for ch in prompt]
     panel = min(5.0, max(2.5, 0.11 * len(prompt) + 1.0))
     fig, axes = plt.subplots(
-        len(layers), len(heads), figsize=(panel * len(heads) + 1.2, panel * len(layers) + 0.6), squeeze=False
+        len(layers),
+        len(heads),
+        figsize=(panel * len(heads) + 1.2, panel * len(layers) + 0.6),
+        squeeze=False,
+        layout="constrained",
     )
     plt.close(fig)
     fontsize = 7 if len(prompt) <= 40 else 5
@@ -184,7 +188,7 @@ def plot_attention_heads(
             if col == 0:
                 ax.set_ylabel("attending (query)", fontsize=8)
     fig.suptitle(f"Attention of every head for {prompt!r}", fontsize=11)
-    fig.colorbar(image, ax=axes, fraction=0.02, pad=0.01)
+    fig.colorbar(image, ax=axes, shrink=0.6)
     return fig
 
 
