@@ -1,134 +1,239 @@
-"""Time to quality: train a preset on TinyShakespeare within a wall-clock budget; report val loss, speed, a sample.
+"""Time to quality: train within a wall-clock budget, beside baselines in the same run; report whole-split val loss.
 
-    python benchmarks/bench_time_to_quality.py                       # the default preset, 5 minutes (its max_time)
-    python benchmarks/bench_time_to_quality.py --max-seconds 60      # a quick look (the schedule is scaled down)
-    python benchmarks/bench_time_to_quality.py --compare nanogpt-cpu # then nanoGPT's CPU recipe, same budget
+    python benchmarks/bench_time_to_quality.py                          # default budget (285 s): new vs baseline
+    python benchmarks/bench_time_to_quality.py --budget 75              # `python -m gptedu train --max-time 75`
+    python benchmarks/bench_time_to_quality.py --threads 1              # one thread for the whole budget
+    python benchmarks/bench_time_to_quality.py --slowdown 20 --budget 60 120 285 600 \\
+        --variants new baseline nanogpt --jobs 6                        # a machine 20x slower: the val-vs-budget curve
 
-It trains with ``gptedu.trainer.Trainer`` exactly as ``python -m gptedu train`` does (no checkpoint written), then
-prints: parameters, steps, tokens/s, the training wall time (evaluations included; this is what ``max_time``
-bounds) and the whole run's wall time (data loading included), the best val loss of the periodic estimates, the val
-loss over the *whole* validation split (every non-overlapping ``context_len`` window, not a random sample), and a
-500-character sample. Target: whole-split val loss <= 1.55 (aim 1.50) within 300 s on 2 CPU cores.
+Every run is one fresh Python process that trains exactly as ``python -m gptedu train --max-time S`` does (no
+checkpoint written) and then scores the model on the *whole* validation split (every non-overlapping
+``context_len`` window of the last 10% of the text, not a random sample). Variants:
 
-``--no-time-limit`` runs the whole plan however long it takes (the plan's quality, measured on a busy machine;
-its wall time then says nothing about a quiet one). ``--max-seconds S`` replaces ``max_time`` and scales
-``max_steps`` by ``S / max_time`` so the learning-rate schedule still completes (the preset's steps are sized for
-300 s on a quiet 2-core machine). ``--compare PRESET`` trains a second preset under the same budget and prints the
-two side by side with the ratio of their val losses.
-The machine's load average is printed at start and end: on a shared machine, quote it next to the figures.
+``new``        this tree's ``default`` preset (the budget-driven schedule), ``max_time`` = the budget;
+``baseline``   the same command on the code of ``--baseline-rev`` (default: main before the budget-driven schedule,
+               ``3290d16``: a 100-step warmup, a cosine that follows the clock, ``max_steps`` 3,000), exported with
+               ``git archive`` into a temporary directory and put first on ``PYTHONPATH``;
+``nanogpt``    nanoGPT's CPU recipe for shakespeare_char (the ``nanogpt-cpu`` preset of the baseline tree: block 64,
+               batch 12, lr 1e-3, 100 warmup steps, a cosine over 2,000 iterations) stopped by the clock, as its
+               ``max_iters`` loop would be if you killed it when the budget is spent. Its val loss is over 64-character
+               windows (its own context), so it reads a little higher than the others' 128-character windows.
+
+Runs are interleaved (budget by budget, variant by variant), so slow drifts in the machine's load hit every
+variant alike; each row prints the load average at its start and end.
+
+``--slowdown K`` simulates a machine K times slower than 2 quiet cores on a virtual clock (``VirtualClock``): each
+training step advances the trainer's clock by K times its duration on 2 quiet cores (its tokens at
+``QUIET_TOKENS_PER_S``), each loss estimate by K times its forward passes; the model trains for real, 1 thread. So
+the result is the one that machine would get, whatever the load here (the load only makes the run take longer),
+and several runs can share the machine (``--jobs``). ``--slowdown 1`` is a quiet 2-core machine, simulated.
+"training" is then the simulated machine's seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import concurrent.futures
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+REPO = Path(__file__).resolve().parents[1]
+BASELINE_REV = "3290d16"
+# tokens/s of one training step on 2 quiet cores (benchmarks/README.md: 27.7k and 30.1k for the default shape;
+# 19.5k for nanoGPT's CPU-recipe shape with 2 threads)
+QUIET_TOKENS_PER_S = {"default": 29_000.0, "nanogpt-cpu": 19_500.0}
+VARIANTS = {"new": ("tree", "default"), "baseline": ("baseline", "default"), "nanogpt": ("baseline", "nanogpt-cpu")}
 
-from gptedu.char.kvcache import generate_cached
-from gptedu.trainer import Trainer, presets
+
+# --- one run (in its own process) ----------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def full_split_loss(model: torch.nn.Module, data: torch.Tensor, seq_len: int, batch: int = 64) -> float:
+def full_split_loss(model, data, seq_len: int, batch: int = 64) -> float:
     """Mean next-token loss over every non-overlapping ``seq_len`` window of ``data`` (the whole split)."""
+    import torch
+    import torch.nn.functional as F
+
     model.eval()
     n = (len(data) - 1) // seq_len
     x = data[: n * seq_len].view(n, seq_len)
     y = data[1 : n * seq_len + 1].view(n, seq_len)
     total = 0.0
-    for i in range(0, n, batch):
-        logits = model(x[i : i + batch])
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[i : i + batch].reshape(-1), reduction="sum")
-    return float(total) / (n * seq_len)
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            logits = model(x[i : i + batch])
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[i : i + batch].reshape(-1), reduction="sum")
+            total += float(loss)
+    return total / (n * seq_len)
 
 
-def run(preset: str, max_seconds: float | None, threads: int | None, seed: int, no_limit: bool = False) -> dict:
-    model_cfg, train_cfg = presets()[preset]
-    changes = {"out_dir": None, "seed": seed, "num_threads": threads, "device": "cpu", "progress": False}
-    if no_limit:
-        changes["max_time"] = None
-    elif max_seconds is not None:
-        base = train_cfg.max_time or max_seconds
-        changes["max_time"] = max_seconds
-        changes["max_steps"] = max(1, round(train_cfg.max_steps * max_seconds / base))
+class VirtualClock:
+    """Stands in for the trainer module's ``time``: the clock of a machine of a given speed, whatever this one does.
+
+    Each training step moves it on by the time the simulated machine needs for the step's tokens, each loss
+    estimate by the time of its forward passes (a third of a training step per batch); nothing else moves it.
+    The model trains for real, at whatever speed this machine manages under its load, but every decision the
+    trainer takes by the clock (the schedule, the stop) sees the simulated machine.
+    """
+
+    def __init__(self, tokens_per_s: float) -> None:
+        self.tokens_per_s, self.now = tokens_per_s, 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def install(self, trainer_module) -> None:
+        trainer_cls, clock = trainer_module.Trainer, self
+        step, estimate = trainer_cls.train_step, trainer_cls.estimate_loss
+
+        def slow_step(self):
+            clock.now += self.config.batch_size * self.seq_len / clock.tokens_per_s
+            return step(self)
+
+        def slow_estimate(self):
+            clock.now += 2 * self.config.eval_batches * self.config.batch_size * self.seq_len / (3 * clock.tokens_per_s)
+            return estimate(self)
+
+        trainer_cls.train_step, trainer_cls.estimate_loss = slow_step, slow_estimate
+        trainer_module.time = self
+
+
+def worker(spec: dict) -> dict:
+    import dataclasses
+
+    import torch
+
+    import gptedu
+    from gptedu import trainer as trainer_module
+
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    load_start = os.getloadavg()[0]
+    model_cfg, train_cfg = trainer_module.presets()[spec["preset"]]
+    changes = dict(
+        out_dir=None, seed=spec["seed"], device="cpu", progress=False, log_evals=False, max_time=spec["budget"]
+    )
+    if spec["threads"]:
+        changes["num_threads"] = spec["threads"]
+    for item in filter(None, spec["variant"].partition(":")[2].split(",")):  # e.g. new:warmup_fraction=0.1
+        key, value = item.split("=")
+        changes[key] = type(getattr(train_cfg, key))(value) if getattr(train_cfg, key) is not None else float(value)
     train_cfg = dataclasses.replace(train_cfg, **changes)
+    if spec["slowdown"]:
+        VirtualClock(QUIET_TOKENS_PER_S[spec["preset"]] / spec["slowdown"]).install(trainer_module)
     start = time.perf_counter()
-    trainer = Trainer(train_cfg, model_cfg)
+    trainer = trainer_module.Trainer(train_cfg, model_cfg)
     trainer.train()
-    total = time.perf_counter() - start
-    model = trainer.model
-    full_val = full_split_loss(model, trainer.val_data, trainer.seq_len)
-    prompt = torch.tensor([trainer.tokenizer.encode("\n")])
-    out = generate_cached(model, prompt, 500, temperature=0.8, generator=torch.Generator().manual_seed(seed))
-    h = trainer.history
+    seconds = time.perf_counter() - start
+    torch.set_num_threads(max(1, spec["threads"] or torch.get_num_threads()))
+    full_val = full_split_loss(trainer.model, trainer.val_data, trainer.seq_len)
+    sample = ""
+    if spec["sample"]:
+        sample = trainer.sample("\n", spec["sample"], temperature=0.8, seed=spec["seed"])
     return {
-        "preset": preset,
-        "model": trainer.model_config,
-        "train": train_cfg,
-        "params": sum(p.numel() for p in model.parameters()),
+        **spec,
+        "gptedu": str(Path(gptedu.__file__).parent),
+        "threads_used": torch.get_num_threads(),
         "steps": trainer.step,
-        "tokens_per_s": trainer.last_run["tokens_per_s"],
+        "tokens": trainer.step * train_cfg.batch_size * trainer.seq_len,
         "train_seconds": trainer.last_run["seconds"],
-        "total_seconds": total,
-        "best_val": min(h["val_loss"]),
-        "last_val": h["val_loss"][-1],
+        "run_seconds": seconds,
+        "last_val_estimate": trainer.history["val_loss"][-1],
         "full_val": full_val,
-        "sample": trainer.tokenizer.decode(out[0]),
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+        "sample": sample,
     }
 
 
-def report(r: dict) -> None:
-    m, t = r["model"], r["train"]
-    print(f"== preset {r['preset']!r}: {m}")
-    print(f"   batch {t.batch_size} x {m.context_len}, lr {t.lr:g} -> {t.min_lr:g}, warmup {t.warmup_steps}, "
-          f"max_steps {t.max_steps}, max_time {t.max_time}, fused {t.fused}")  # fmt: skip
-    print(f"   params {r['params']:,}; steps {r['steps']}; {r['tokens_per_s']:,.0f} tokens/s")
-    print(
-        f"   wall time: training {r['train_seconds']:.1f} s (evaluations included), "
-        f"whole run {r['total_seconds']:.1f} s"
+# --- the driver -----------------------------------------------------------------------------------------------------
+
+
+def export_baseline(rev: str, into: Path) -> Path:
+    """``git archive REV gptedu`` unpacked into ``into``: a tree that ``PYTHONPATH`` puts before this checkout."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "gptedu"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def launch(spec: dict, pythonpath: str | None) -> dict:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("GPTEDU_DATA", str(REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"))
+    if spec["threads"]:
+        env["OMP_NUM_THREADS"] = str(spec["threads"])
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True, text=True, cwd=REPO
     )
-    print(f"   val loss: best periodic estimate {r['best_val']:.4f}, last {r['last_val']:.4f}, "
-          f"whole val split {r['full_val']:.4f}")  # fmt: skip
-    print("   sample (temperature 0.8, 500 characters after a newline):")
-    print("   " + r["sample"].replace("\n", "\n   "))
+    if proc.returncode != 0:
+        raise RuntimeError(f"run {spec} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def row(r: dict) -> str:
+    return (
+        f"| {r['variant']} | {r['budget']:g} s | {r['threads_used']} | {r['steps']:,} | {r['tokens'] / 1e6:.2f}M | "
+        f"{r['train_seconds']:.0f} s | {r['last_val_estimate']:.3f} | **{r['full_val']:.4f}** | "
+        f"{r['load_start']:.1f} -> {r['load_end']:.1f} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="default", choices=sorted(presets()))
-    parser.add_argument("--max-seconds", type=float, help="training budget in seconds (default: the preset's)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: PyTorch's choice, all cores)")
-    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--budget", type=float, nargs="+", default=[285.0], help="seconds per run (default: 285)")
     parser.add_argument(
-        "--no-time-limit",
-        action="store_true",
-        help="run the preset's whole plan (max_steps) however long it takes: the quality of the plan on a busy machine",
+        "--variants",
+        nargs="+",
+        default=["new", "baseline"],
+        help=f"{', '.join(VARIANTS)}; a variant may change settings: new:warmup_fraction=0.1,lr=7e-3",
     )
-    parser.add_argument("--compare", choices=sorted(presets()), help="also train this preset under the same budget")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV, help=f"git revision of the baseline ({BASELINE_REV})")
+    parser.add_argument("--threads", type=int, help="torch threads (default: each tree's own default)")
+    parser.add_argument("--slowdown", type=float, help="simulate a machine this many times slower than 2 quiet cores")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (only sensible with --slowdown)")
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--sample", type=int, default=0, help="characters of sample to print per run (default 0)")
     args = parser.parse_args()
-
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}")
-    results = [run(args.preset, args.max_seconds, args.threads, args.seed, args.no_time_limit)]
-    report(results[0])
-    if args.compare:
-        budget = args.max_seconds if args.max_seconds is not None else results[0]["train"].max_time
-        results.append(run(args.compare, budget, args.threads, args.seed))
-        report(results[1])
-        a, b = results
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    threads = args.threads or (1 if args.slowdown else None)
+    print(f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}; baseline {args.baseline_rev}")
+    with tempfile.TemporaryDirectory(prefix="gptedu-baseline-") as tmp:
+        paths = {"tree": str(REPO), "baseline": str(export_baseline(args.baseline_rev, Path(tmp)))}
+        specs = [
+            dict(variant=v, preset=VARIANTS[v.partition(":")[0]][1], budget=b, threads=threads, slowdown=args.slowdown,
+                 seed=args.seed, sample=args.sample)
+            for b in args.budget for v in args.variants
+        ]  # fmt: skip
         print(
-            f"whole-split val loss {a['preset']} {a['full_val']:.4f} vs {b['preset']} {b['full_val']:.4f} "
-            f"(ratio {a['full_val'] / b['full_val']:.3f}); tokens/s ratio {a['tokens_per_s'] / b['tokens_per_s']:.2f}"
+            "| variant | budget | threads | steps | tokens | training | last estimate | whole-split val | load |\n"
+            "|---|---|---|---|---|---|---|---|---|",
+            flush=True,
         )
-    target = results[0]["full_val"]
-    verdict = "meets" if target <= 1.55 else "misses"
-    print(
-        f"{verdict} the target (whole-split val loss <= 1.55): {target:.4f}; "
-        f"load average at end {os.getloadavg()[0]:.2f}"
-    )
+        results = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(launch, s, paths[VARIANTS[s["variant"].partition(":")[0]][0]]) for s in specs]
+            for future in futures:  # in submission order: the table reads budget by budget
+                r = future.result()
+                results.append(r)
+                print(row(r), flush=True)
+    for r in results:
+        if r["sample"]:
+            print(f"--- {r['variant']}, {r['budget']:g} s ---\n{r['sample']}")
+    for b in args.budget:
+        by = {r["variant"]: r["full_val"] for r in results if r["budget"] == b}
+        if "new" in by:
+            others = ", ".join(f"{v} {x:.4f} ({by['new'] - x:+.4f})" for v, x in by.items() if v != "new")
+            print(f"budget {b:g} s: new {by['new']:.4f}; {others}")
+    gptedus = {r["variant"]: r["gptedu"] for r in results}
+    print(f"trees: {gptedus}; load average at end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

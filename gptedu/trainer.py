@@ -47,7 +47,7 @@ from gptedu.checkpoint import (
 )
 from gptedu.configs import CharGPTConfig, TrainConfig, default_configs, presets
 from gptedu.data import CharTokenizer, get_batch, load_tinyshakespeare, split_contiguous
-from gptedu.device import pick_device, seed_everything
+from gptedu.device import pick_device, pick_threads, seed_everything
 from gptedu.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
 
 __all__ = [
@@ -57,9 +57,11 @@ __all__ = [
     "default_configs",
     "generate_ids",
     "load_for_generation",
-    "lr_at",
     "make_optimizer",
+    "plan_progress",
     "presets",
+    "scheduled_lr",
+    "step_lr",
 ]
 
 _EVAL_SEED_OFFSET = 1_000_003  # eval batches come from their own fixed stream, the same at every eval
@@ -87,23 +89,91 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
         return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
-def lr_at(step: int, config: TrainConfig, time_fraction: float = 0.0) -> float:
-    """Learning rate for update number ``step`` (0-based): linear warmup, then a cosine down to ``min_lr``.
+def plan_progress(step: int, elapsed: float, config: TrainConfig) -> float:
+    """How far a run is through its budget: the larger of ``step / max_steps`` and ``elapsed / max_time``.
 
-    ``lr_at(warmup_steps - 1) == lr_at(warmup_steps) == lr``; ``lr_at(decay_steps) == min_lr`` and it stays there.
-    With ``schedule_by_time``, ``time_fraction`` (seconds trained / ``max_time``) moves the cosine on whenever
-    the clock is ahead of the step count: a machine slower than planned still ends at ``min_lr`` when time is up.
+    Whichever budget runs out first ends the run, so the schedule follows that one: a slow machine that the clock
+    stops warms up and decays over its seconds, a fast one over its steps, and every budget from one minute to an
+    hour gets a whole schedule. ``elapsed`` is seconds of training (evaluations included) summed over resumed
+    runs. 1.0 or more: the plan is complete.
     """
-    warmup = config.warmup_steps
-    decay_steps = config.lr_decay_steps if config.lr_decay_steps is not None else config.max_steps
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    if config.schedule_by_time and config.max_time:
-        step = max(step, time_fraction * decay_steps)
-    if step >= decay_steps:
+    fractions = [0.0]
+    if config.max_steps is not None:
+        fractions.append(step / config.max_steps if config.max_steps else 1.0)
+    if config.max_time is not None:
+        fractions.append(elapsed / config.max_time)
+    return max(fractions)
+
+
+def scheduled_lr(progress: float, config: TrainConfig) -> float:
+    """The learning rate at ``progress`` (0 to 1, see ``plan_progress``) through the plan.
+
+    A linear warmup from 0 to ``lr`` over the first ``warmup_fraction``, then a cosine from ``lr`` down to
+    ``min_lr`` at 1.0, where it stays. A plan whose budget was enlarged on resume (``extended_at = (p0, lr0)``)
+    goes on from ``lr0`` at ``p0`` and decays along a cosine to ``min_lr`` at the new end instead.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    top, start = config.lr, config.warmup_fraction
+    if config.extended_at is not None and progress >= config.extended_at[0]:
+        start, top = config.extended_at
+    elif progress < config.warmup_fraction:
+        return config.lr * progress / config.warmup_fraction
+    if start >= 1.0:
         return config.min_lr
-    progress = (step - warmup) / max(1, decay_steps - warmup)
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+    t = (progress - start) / (1.0 - start)
+    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * t)) * (top - config.min_lr)
+
+
+def step_lr(step: int, elapsed: float, config: TrainConfig) -> float:
+    """The rate for update number ``step`` (0-based) taken after ``elapsed`` seconds: the schedule at the progress
+    the plan will have reached by the end of that update's step count, so the first update of a step budget warms
+    up from ``lr / (warmup_fraction * max_steps)`` and the last one runs at ``min_lr``."""
+    return scheduled_lr(plan_progress(step + 1, elapsed, config), config)
+
+
+def time_left(step: int, elapsed: float, config: TrainConfig, seconds_per_step: float | None) -> tuple[float, str]:
+    """``(seconds, budget)``: the time until the plan ends and which budget ends it (``"time"`` or ``"steps"``).
+
+    ``seconds_per_step`` is this run's average so far (evaluations included); None before the first step.
+    """
+    options = []
+    if config.max_time is not None:
+        options.append((max(0.0, config.max_time - elapsed), "time"))
+    if config.max_steps is not None:
+        steps_left = max(0, config.max_steps - step)
+        options.append((steps_left * seconds_per_step if seconds_per_step else math.inf, "steps"))
+    return min(options)
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def budget_text(config: TrainConfig) -> str:
+    """The plan's budget in words: ``"285 s"``, ``"3,000 steps"`` or ``"3,000 steps or 285 s"``."""
+    parts = []
+    if config.max_steps is not None:
+        parts.append(f"{config.max_steps:,} steps")
+    if config.max_time is not None:
+        parts.append(f"{config.max_time:g} s")
+    return " or ".join(parts)
+
+
+def progress_text(step: int, elapsed: float, config: TrainConfig, seconds_per_step: float | None) -> str:
+    """The progress bar's line: the step, the budget that will end the run, and a true ETA.
+
+    ``"step 612 | 1:43 of 4:45 | 3:02 left"`` when the clock ends the run, ``"step 612 of 3,000 | 2:02 left"``
+    when the step count does.
+    """
+    left, budget = time_left(step, elapsed, config, seconds_per_step)
+    if budget == "time":
+        return f"step {step:,} | {_clock(elapsed)} of {_clock(config.max_time)} | {_clock(left)} left"
+    return f"step {step:,} of {config.max_steps:,} | {_clock(left)} left"
 
 
 @torch.no_grad()
@@ -142,6 +212,23 @@ def new_history() -> dict[str, list]:
     return {"step": [], "loss": [], "lr": [], "eval_step": [], "train_loss": [], "val_loss": [], "elapsed": []}
 
 
+def extend_plan(old: TrainConfig, new: TrainConfig, step: int, elapsed: float) -> TrainConfig:
+    """The plan ``new`` for a run resumed at ``step`` after ``elapsed`` seconds that was following ``old``.
+
+    The same budget: ``new`` unchanged (the schedule goes on exactly). A different budget past the warmup:
+    ``new.extended_at = (progress in the new plan, the rate the old plan was at)``, so the rate goes on from where
+    it was and decays to ``min_lr`` at the new end. Still in the warmup: the new plan's own warmup takes over.
+    """
+    if (old.max_steps, old.max_time) == (new.max_steps, new.max_time):
+        return new
+    if plan_progress(step + 1, elapsed, old) < old.warmup_fraction and old.extended_at is None:
+        return dataclasses.replace(new, extended_at=None)
+    progress = plan_progress(step + 1, elapsed, new)
+    if progress >= 1.0:
+        return new  # nothing left to train (train() says so)
+    return dataclasses.replace(new, extended_at=(progress, step_lr(step, elapsed, old)))
+
+
 # --- the trainer ---------------------------------------------------------------------------------------------------
 
 
@@ -171,8 +258,8 @@ class Trainer:
         if device.type == "cuda" and self.dist.enabled:
             device = torch.device("cuda", self.dist.local_rank)
         self.device = device
-        if config.num_threads:
-            torch.set_num_threads(config.num_threads)
+        if device.type == "cpu":  # PyTorch's default (a thread per core) stalls on a busy machine: see pick_threads
+            torch.set_num_threads(config.num_threads or pick_threads("train"))
         seed_everything(config.seed)  # the same on every rank, so every rank builds the same initial model
 
         if text is None:
@@ -208,7 +295,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.run_id = new_run_id()  # stored in every checkpoint; a resumed run takes over the saved one
-        self.time_fraction = 0.0  # seconds of this run / max_time, the same on every rank (see lr_at)
+        self.lr = 0.0  # the rate of the last update
         self.history = new_history()
         self.last_run: dict[str, float] = {}
         rank_seed = config.seed + _RANK_SEED_STRIDE * (self.dist.rank + 1)
@@ -236,8 +323,8 @@ class Trainer:
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
 
     def train_step(self) -> torch.Tensor:
-        """One update at the scheduled learning rate; returns this rank's loss (a detached scalar)."""
-        lr = lr_at(self.step, self.config, self.time_fraction)
+        """One update at the scheduled learning rate (``step_lr``); returns this rank's loss (a detached scalar)."""
+        self.lr = lr = step_lr(self.step, self.elapsed, self.config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.next_batch()
@@ -278,75 +365,141 @@ class Trainer:
 
     # -- the loop --
 
+    def progress(self) -> float:
+        """How far through its plan this run is (``plan_progress``): 1.0 or more means complete."""
+        return plan_progress(self.step, self.elapsed, self.config)
+
     def train(self, until_step: int | None = None) -> dict[str, list]:
-        """Train until ``max_steps`` (or ``until_step``, or ``max_time``); returns the history.
+        """Train until the plan's budget is spent (``max_time`` or ``max_steps``, whichever first) or until
+        ``until_step``; returns the history.
 
         Estimates the losses every ``eval_interval`` steps and at the end, writing a checkpoint each time when
-        ``out_dir`` is set (and once more at the end if the last step was not an estimate).
+        ``out_dir`` is set (and once more at the end if the last step was not an estimate). With ``log_evals`` it
+        ends by printing ``summary()``.
         """
         cfg = self.config
-        end = cfg.max_steps if until_step is None else min(until_step, cfg.max_steps)
-        start = run_start = time.perf_counter()
-        start_step = self.step
+        main = self.dist.is_main
+        run_start = time.perf_counter()
+        start_step, start_elapsed = self.step, self.elapsed
+        self.last_run = {"steps": 0, "seconds": 0.0, "tokens": 0, "tokens_per_s": 0.0, "ended_by": "complete"}
+        if self.progress() >= 1.0:
+            if main and cfg.log_evals:
+                tqdm.write(self.summary())
+            return self.history
+
+        def clock() -> float:
+            return start_elapsed + time.perf_counter() - run_start
+
         if self.step == 0 and not self.history["eval_step"]:
             self._record_estimate()
         bar = tqdm(
-            total=end,
-            initial=self.step,
-            desc="train",
-            unit="step",
+            total=1000,  # thousandths of the plan: whichever budget ends the run fills the bar
+            desc=f"train ({budget_text(cfg)})",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix[0]}",
+            postfix=[progress_text(self.step, self.elapsed, cfg, None)],  # a list: tqdm prints it as it is
             dynamic_ncols=True,
-            disable=not (cfg.progress and self.dist.is_main),
+            disable=not (cfg.progress and main),
         )
-        saved_at = None
+        saved_at, ended_by = None, "complete"
         try:
-            while self.step < end:
-                lr = lr_at(self.step, cfg, self.time_fraction)
+            while True:
+                if until_step is not None and self.step >= until_step:
+                    ended_by = "until_step"
+                    break
                 loss = self.train_step()
-                run_seconds = time.perf_counter() - run_start
-                time_up = cfg.max_time is not None and run_seconds >= cfg.max_time
-                fraction = run_seconds / cfg.max_time if cfg.max_time else 0.0
-                # one collective per step: the mean loss for the log, "stop" if any rank ran out of time, and the
-                # mean clock fraction (every rank must use the same learning rate)
-                stats = all_reduce_sum(
-                    torch.tensor([loss.item(), float(time_up), fraction], device=loss.device), self.dist
-                )
-                loss_value, stop = stats[0].item() / self.dist.world_size, bool(stats[1].item() > 0)
-                self.time_fraction = stats[2].item() / self.dist.world_size
+                # one collective per step: the mean loss for the log and the mean clock (every rank must use the
+                # same learning rate and stop at the same step)
+                stats = all_reduce_sum(torch.tensor([loss.item(), clock()], device=loss.device), self.dist)
+                loss_value = stats[0].item() / self.dist.world_size
+                self.elapsed = stats[1].item() / self.dist.world_size
                 if not math.isfinite(loss_value):
                     kept = f"the last checkpoint (step {saved_at}) is untouched" if saved_at else "nothing was saved"
                     raise FloatingPointError(
                         f"The training loss became {loss_value} at step {self.step}; {kept}. The learning rate "
-                        f"({lr:.2e}) is most likely too high for this model: lower lr or lengthen the warmup."
+                        f"({self.lr:.2e}) is most likely too high for this model: lower lr or lengthen the warmup "
+                        "(warmup_fraction)."
                     )
                 self.history["step"].append(self.step)
                 self.history["loss"].append(loss_value)
-                self.history["lr"].append(lr)
-                bar.update(1)
-                if self.step % 10 == 0 or self.step == end:
-                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
+                self.history["lr"].append(self.lr)
+                done = self.progress() >= 1.0
                 at_interval = cfg.eval_interval > 0 and self.step % cfg.eval_interval == 0
-                if at_interval or self.step == cfg.max_steps or stop:
-                    self.elapsed += time.perf_counter() - start
-                    start = time.perf_counter()
+                if at_interval or done:
                     self._record_estimate()
                     if cfg.out_dir:
                         self.save_checkpoint()
                         saved_at = self.step
-                if stop:
-                    if self.dist.is_main and cfg.log_evals:
-                        tqdm.write(f"Stopped at step {self.step}: max_time={cfg.max_time:g}s reached.")
+                if self.step % 10 == 0 or done or self.step - start_step <= 2:
+                    seconds_per_step = (clock() - start_elapsed) / (self.step - start_step)
+                    text = progress_text(self.step, self.elapsed, cfg, seconds_per_step)
+                    bar.postfix = [f"{text} | loss {loss_value:.3f} | lr {self.lr:.2e}"]
+                    bar.update(min(1000, int(self.progress() * 1000)) - bar.n)
+                if done:
                     break
         finally:
             bar.close()
-        self.elapsed += time.perf_counter() - start
+        self.elapsed = clock()
         if cfg.out_dir and saved_at != self.step:
             self.save_checkpoint()
         steps = self.step - start_step
         seconds = time.perf_counter() - run_start
         tokens = steps * cfg.batch_size * self.seq_len * self.dist.world_size
-        self.last_run = {"steps": steps, "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else 0.0}
+        self.last_run = {
+            "steps": steps,
+            "seconds": seconds,
+            "tokens": tokens,
+            "tokens_per_s": tokens / seconds if seconds else 0.0,
+            "ended_by": ended_by,
+        }
+        if main and cfg.log_evals:
+            tqdm.write(self.summary())
         return self.history
+
+    def summary(self) -> str:
+        """What the last ``train()`` did, in words: how far it got, whether the schedule completed, what to do next.
+
+        ``"Trained 2,101 steps in 285.3 s (8.61M tokens, 30,150 tokens/s): the plan is complete (its 285 s budget
+        ended it; ...)"``; a run cut short or too short to learn much says so and how to go on.
+        """
+        cfg, run = self.config, self.last_run
+        if not run:
+            return "Not trained yet."
+        progress = self.progress()
+        n_threads = torch.get_num_threads()
+        threads = f", {n_threads} thread{'s' if n_threads > 1 else ''}" if self.device.type == "cpu" else ""
+        text = (
+            f"Trained {run['steps']:,} steps in {run['seconds']:.1f} s ({run['tokens'] / 1e6:.2f}M tokens, "
+            f"{run['tokens_per_s']:,.0f} tokens/s{threads}); now at step {self.step:,}, {self.elapsed:.0f} s of "
+            "training."
+        )
+        if self.history["val_loss"]:
+            text += f" Val loss {self.history['val_loss'][-1]:.4f} (estimate)."
+        if progress < 1.0:
+            return text + (
+                f" Cut short at {progress:.0%} of the plan ({budget_text(cfg)}): the learning rate "
+                f"({self.lr:.2e}) has not decayed to {cfg.min_lr:.0e} yet, so this is not the plan's model. Continue "
+                "the same plan with --resume (Trainer.from_checkpoint(path).train())."
+            )
+        ended = "time" if cfg.max_time is not None and self.elapsed >= cfg.max_time else "steps"
+        what = f"{cfg.max_time:g} s budget" if ended == "time" else f"{cfg.max_steps:,}-step budget"
+        text += f" The plan is complete: its {what} ended it, the learning rate warmed up and decayed over it."
+        if run["steps"] == 0:
+            text += " Nothing left to train: give a larger budget to go on (--max-time / --steps, totals)."
+        passes = self.step * cfg.batch_size * self.seq_len * self.dist.world_size / max(1, len(self.train_data))
+        if passes < 4 and run["tokens_per_s"] > 0:
+            tokens_per_step = cfg.batch_size * self.seq_len * self.dist.world_size
+            if ended == "time":
+                needed = math.ceil(4 * len(self.train_data) / run["tokens_per_s"] / 60) * 60
+                advice = f"about {needed:,} s at this speed: train again with --max-time {needed}"
+            else:
+                steps = math.ceil(4 * len(self.train_data) / tokens_per_step)
+                advice = f"{steps:,} steps: train again with --steps {steps}"
+            text += (
+                f" Undertrained: {passes:.1f} passes over the training text (the default preset makes ~8 in its 5 "
+                f"minutes on 2 quiet cores). ~4 passes need {advice} (a new run lays its whole schedule over the "
+                "larger budget)" + (", and --threads 1 if the machine is busy." if n_threads > 1 else ".")
+            )
+        return text
 
     def _record_estimate(self) -> None:
         losses = self.estimate_loss()
@@ -431,10 +584,19 @@ class Trainer:
         model_factory: Callable[[CharGPTConfig], nn.Module] | None = None,
         **overrides: Any,
     ) -> Trainer:
-        """Resume a run: the checkpoint's configs (``overrides`` replace train settings, e.g. ``max_steps=5000``)."""
+        """Resume a run: the checkpoint's configs; ``overrides`` replace train settings.
+
+        Without a new budget it continues the same plan (the same schedule, to the same end). A larger budget
+        (``max_time=600`` after a 285 s plan; both are totals, resumed runs included) extends it: the rate goes on
+        from where it was and decays to ``min_lr`` at the new end (``extend_plan``), never back up to its peak.
+        """
         state = load_checkpoint(path)
         model_config = model_config_from(state, path)
-        config = TrainConfig.from_dict({**state.get("train_config", {}), **overrides})
+        saved = state.get("train_config", {})
+        config = TrainConfig.from_dict({**saved, **overrides})
+        config = extend_plan(
+            TrainConfig.from_dict(saved), config, int(state.get("step", 0)), float(state.get("elapsed", 0.0))
+        )
         tokenizer = CharTokenizer(state["tokenizer_chars"])
         trainer = cls(config, model_config, text=text, tokenizer=tokenizer, model_factory=model_factory)
         trainer.load_state_dict(state, path)

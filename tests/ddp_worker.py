@@ -36,7 +36,7 @@ class RecordingTrainer(Trainer):
 def main() -> None:
     out, corpus = Path(sys.argv[1]), Path(sys.argv[2])
     config = TrainConfig(
-        max_steps=20, batch_size=8, lr=1e-2, min_lr=1e-3, warmup_steps=2, eval_interval=10, eval_batches=4,
+        max_steps=20, batch_size=8, lr=1e-2, min_lr=1e-3, warmup_fraction=0.1, eval_interval=10, eval_batches=4,
         max_time=None, seed=0, device="cpu", progress=False, log_evals=False, out_dir=str(out),
     )  # fmt: skip
     model_config = CharGPTConfig(d_model=32, num_heads=2, d_ff=64, context_len=16, num_layers=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -17,15 +18,15 @@ from gptedu.checkpoint import (
     save_checkpoint,
 )
 from gptedu.device import make_generator, pick_device, seed_everything
-from gptedu.trainer import TrainConfig, Trainer, lr_at, make_optimizer, presets
+from gptedu.trainer import TrainConfig, Trainer, make_optimizer, presets
 
 TINY_MODEL = CharGPTConfig(d_model=32, num_heads=2, d_ff=64, context_len=16, num_layers=1)
 
 
 def tiny_train_config(**overrides) -> TrainConfig:
     values = dict(
-        max_steps=12, batch_size=8, lr=1e-2, min_lr=1e-3, warmup_steps=2, eval_interval=4, eval_batches=2,
-        max_time=None, seed=0, device="cpu", progress=False, log_evals=False,
+        max_steps=12, batch_size=8, lr=1e-2, min_lr=1e-3, warmup_fraction=0.2, eval_interval=4, eval_batches=2,
+        max_time=None, seed=0, device="cpu", progress=False, log_evals=False, fused=False, num_threads=1,
     )  # fmt: skip
     values.update(overrides)
     return TrainConfig(**values)
@@ -39,20 +40,38 @@ def text(corpus_text) -> str:
 # --- schedule, optimizer ----------------------------------------------------------------------------------------
 
 
-def test_schedule_warmup_peak_cosine_end():
-    cfg = TrainConfig(max_steps=110, warmup_steps=10, lr=1e-3, min_lr=1e-4)
-    assert lr_at(0, cfg) == pytest.approx(1e-4)  # lr / warmup on the first update
-    assert lr_at(4, cfg) == pytest.approx(5e-4)
-    assert lr_at(9, cfg) == pytest.approx(1e-3)  # warmup ends at the peak
-    assert lr_at(10, cfg) == pytest.approx(1e-3)  # cosine starts at the peak
-    assert lr_at(60, cfg) == pytest.approx((1e-3 + 1e-4) / 2)  # half way through the cosine
-    assert lr_at(110, cfg) == pytest.approx(1e-4)
-    assert lr_at(500, cfg) == pytest.approx(1e-4)  # and stays at min_lr
-    decay = [lr_at(s, cfg) for s in range(10, 111)]
+def test_schedule_warmup_peak_cosine_end_over_a_step_budget():
+    from gptedu.trainer import scheduled_lr, step_lr
+
+    cfg = TrainConfig(max_steps=100, max_time=None, warmup_fraction=0.1, lr=1e-3, min_lr=1e-4)
+    assert step_lr(0, 0.0, cfg) == pytest.approx(1e-4)  # lr / (warmup steps) on the first update
+    assert step_lr(4, 0.0, cfg) == pytest.approx(5e-4)
+    assert step_lr(9, 0.0, cfg) == pytest.approx(1e-3)  # warmup ends at the peak, 10% into the budget
+    assert step_lr(54, 0.0, cfg) == pytest.approx((1e-3 + 1e-4) / 2)  # half way through the cosine
+    assert step_lr(99, 0.0, cfg) == pytest.approx(1e-4)  # the last update runs at min_lr
+    assert step_lr(500, 0.0, cfg) == pytest.approx(1e-4)  # and it stays there
+    decay = [step_lr(s, 0.0, cfg) for s in range(9, 100)]
     assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))
-    assert lr_at(0, TrainConfig(warmup_steps=0, lr=3e-3)) == pytest.approx(3e-3)
-    early_end = TrainConfig(max_steps=1000, lr_decay_steps=100, warmup_steps=0, lr=1.0, min_lr=0.0)
-    assert lr_at(50, early_end) == pytest.approx(0.5) and lr_at(100, early_end) == 0.0
+    no_warmup = TrainConfig(max_steps=10, warmup_fraction=0.0, lr=3e-3)
+    assert step_lr(0, 0.0, no_warmup) == scheduled_lr(0.1, no_warmup) > 2.7e-3  # no warmup: near the peak at once
+    with pytest.raises(ValueError, match="needs a budget"):
+        TrainConfig(max_steps=None, max_time=None)
+
+
+def test_schedule_follows_whichever_budget_ends_the_run():
+    from gptedu.trainer import plan_progress, step_lr
+
+    cfg = TrainConfig(max_steps=3000, max_time=300.0, warmup_fraction=0.05, lr=1e-3, min_lr=1e-4)
+    # a slow machine: 100 steps in 300 s. The clock ends the run, and warmup and decay follow the clock.
+    assert plan_progress(100, 300.0, cfg) == 1.0 and plan_progress(50, 150.0, cfg) == 0.5
+    assert step_lr(5, 7.5, cfg) == pytest.approx(0.5e-3)  # half way through the warmup after 7.5 of 300 s
+    assert step_lr(5, 15.0, cfg) == pytest.approx(1e-3)  # peak at 5% of the time, whatever the step count
+    assert step_lr(50, 157.5, cfg) == pytest.approx((1e-3 + 1e-4) / 2)
+    assert step_lr(99, 300.0, cfg) == pytest.approx(1e-4)
+    # a fast machine: 3000 steps in 100 s. The step count ends it, and the schedule follows the steps.
+    assert step_lr(149, 5.0, cfg) == pytest.approx(1e-3)
+    assert step_lr(1574, 50.0, cfg) == pytest.approx((1e-3 + 1e-4) / 2)
+    assert plan_progress(3000, 100.0, cfg) == 1.0
 
 
 def test_weight_decay_only_on_matrices():
@@ -76,8 +95,16 @@ def test_config_rejects_nonsense():
 
 def test_presets_are_fresh_copies():
     a, b = presets(), presets()
-    a["default"][1].max_steps = -5
-    assert b["default"][1].max_steps > 0 and presets()["default"][1].max_steps > 0
+    a["default"][1].max_time = -5
+    assert b["default"][1].max_time > 0 and presets()["default"][1].max_time > 0
+
+
+def test_one_default_recipe():
+    import gptedu.configs as configs
+    import gptedu.trainer as trainer_module
+
+    assert presets()["default"][1] == TrainConfig() == configs.DEFAULT_TRAIN  # TrainConfig's defaults are the preset
+    assert not [name for name in vars(trainer_module) if "PRESET" in name.upper() and name != "presets"]
 
 
 # --- training ----------------------------------------------------------------------------------------------------
@@ -247,7 +274,7 @@ def test_fused_model_trains_like_the_teaching_model_and_shares_checkpoints(text,
 
 
 def test_a_diverging_run_stops_with_advice_and_keeps_its_checkpoint(text, tmp_path):
-    config = tiny_train_config(max_steps=50, lr=1e30, min_lr=0.0, warmup_steps=0, eval_interval=1)
+    config = tiny_train_config(max_steps=50, lr=1e30, min_lr=0.0, warmup_fraction=0.0, eval_interval=1)
     trainer = Trainer(config, TINY_MODEL, text=text)
     trainer.config.out_dir = str(tmp_path)
     with pytest.raises(FloatingPointError, match="learning rate .* too high"):
@@ -256,22 +283,137 @@ def test_a_diverging_run_stops_with_advice_and_keeps_its_checkpoint(text, tmp_pa
     assert 1 <= saved["step"] < trainer.step  # the last good state, not the diverged one
 
 
-def test_schedule_by_time_decays_when_the_clock_is_ahead_of_the_steps():
-    cfg = TrainConfig(max_steps=110, warmup_steps=10, lr=1e-3, min_lr=1e-4, max_time=100.0, schedule_by_time=True)
-    assert lr_at(5, cfg, time_fraction=0.9) == pytest.approx(6e-4)  # warmup stays step-based
-    assert lr_at(20, cfg, time_fraction=0.0) == lr_at(20, TrainConfig(**{**cfg.to_dict(), "schedule_by_time": False}))
-    assert lr_at(20, cfg, time_fraction=1.0) == pytest.approx(1e-4)  # out of time: the cosine has ended
-    halfway = lr_at(20, cfg, time_fraction=60 / 110)  # the clock says step 60 of 110: half way through the cosine
-    assert halfway == pytest.approx((1e-3 + 1e-4) / 2)
-    assert lr_at(100, cfg, time_fraction=0.1) == lr_at(100, cfg)  # a fast machine follows the steps
-    without_limit = TrainConfig(**{**cfg.to_dict(), "max_time": None})
-    assert lr_at(20, without_limit, time_fraction=1.0) == lr_at(20, without_limit)
+# --- the budget: schedule, resume, progress bar, summary, threads (a fake clock: 1 s per step) ------------------------
 
 
-def test_schedule_by_time_reaches_min_lr_when_time_runs_out(text):
-    cfg = tiny_train_config(max_steps=100_000, warmup_steps=0, max_time=1.5, schedule_by_time=True, eval_interval=0)
+class FakeClock:
+    """Stands in for the trainer module's ``time``: ``perf_counter`` only moves when a training step runs."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def slow_machine(monkeypatch):
+    """Every training step takes 1 s of (fake) time: a machine far too slow for the default plan's step count."""
+    import gptedu.trainer as trainer_module
+
+    clock = FakeClock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    step = trainer_module.Trainer.train_step
+
+    def slow_step(self):
+        clock.now += 1.0
+        return step(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", slow_step)
+    return clock
+
+
+def default_plan(**changes) -> TrainConfig:
+    """The default preset's plan (its warmup and its step cap, whatever they are), on the tiny model's budget."""
+    base = dict(batch_size=4, eval_interval=0, eval_batches=1, device="cpu", progress=False, log_evals=False)
+    return dataclasses.replace(presets()["default"][1], **{**base, "fused": False, "num_threads": 1, **changes})
+
+
+def test_a_run_stopped_by_the_clock_warms_up_and_decays_over_its_time(text, slow_machine):
+    cfg = default_plan(max_time=100.0)  # 100 steps fit: far fewer than any step count the preset plans
     trainer = Trainer(cfg, TINY_MODEL, text=text)
-    history = trainer.train()
-    assert trainer.step < 100_000
-    assert history["lr"][0] == pytest.approx(cfg.lr)
-    assert history["lr"][-1] < cfg.min_lr + 0.05 * (cfg.lr - cfg.min_lr)
+    lrs = trainer.train()["lr"]
+    assert trainer.step == 100
+    peak = lrs.index(max(lrs))
+    assert max(lrs) == pytest.approx(cfg.lr, rel=0.02)  # the warmup completes...
+    assert peak <= 10, f"the rate peaked at step {peak} of 100: the warmup is counted in steps, not in the budget"
+    assert lrs[-1] <= cfg.min_lr + 0.02 * (cfg.lr - cfg.min_lr)  # ...and the cosine reaches min_lr at the end
+    assert lrs[55] == pytest.approx((cfg.lr + cfg.min_lr) / 2, rel=0.1)  # half way through time: half way down
+
+
+def test_a_run_stopped_by_its_steps_follows_the_steps(text, slow_machine):
+    cfg = default_plan(max_time=1e6, max_steps=40)
+    trainer = Trainer(cfg, TINY_MODEL, text=text)
+    lrs = trainer.train()["lr"]
+    assert trainer.step == 40
+    assert lrs[1] == pytest.approx(cfg.lr * 2 / (40 * cfg.warmup_fraction))
+    assert lrs[-1] == pytest.approx(cfg.min_lr)
+
+
+def test_resume_continues_a_time_budget_where_it_stopped(text, tmp_path, slow_machine):
+    whole = Trainer(default_plan(max_time=60.0), TINY_MODEL, text=text)
+    whole.train()
+    first = Trainer(default_plan(max_time=60.0, out_dir=str(tmp_path)), TINY_MODEL, text=text)
+    first.train(until_step=25)  # interrupted (Ctrl-C, a closed laptop) after 25 of its 60 seconds
+    assert "Cut short at 4" in first.summary() and "--resume" in first.summary()
+    resumed = Trainer.from_checkpoint(tmp_path / "ckpt.pt", text=text)
+    resumed.train()
+    assert resumed.step == 60, "max_time is the plan's budget, resumed runs included"
+    assert resumed.history["lr"] == pytest.approx(whole.history["lr"], rel=1e-6)  # the same schedule, no restart
+    assert "The plan is complete" in resumed.summary()
+
+
+def test_resume_with_a_larger_budget_goes_on_from_the_current_rate(text, tmp_path):
+    Trainer(tiny_train_config(out_dir=str(tmp_path)), TINY_MODEL, text=text).train(until_step=8)
+    before = load_checkpoint(tmp_path / "ckpt.pt")["history"]["lr"]
+    resumed = Trainer.from_checkpoint(tmp_path / "ckpt.pt", text=text, max_steps=24)  # --resume --steps 24
+    after = resumed.train()["lr"][8:]
+    assert resumed.step == 24
+    from gptedu.trainer import step_lr
+
+    assert after[0] == pytest.approx(step_lr(8, 0.0, tiny_train_config()))  # the rate the old plan had next
+    assert after[0] <= before[-1]  # no jump back up towards the peak
+    assert all(a >= b for a, b in zip(after, after[1:], strict=False)) and after[-1] == pytest.approx(1e-3)
+    again = Trainer.from_checkpoint(tmp_path / "ckpt.pt", text=text)  # the extended plan is saved with the run
+    assert again.train()["lr"] == resumed.history["lr"] and again.last_run["steps"] == 0
+    assert "Nothing left to train" in again.summary()
+
+
+def test_progress_bar_counts_down_the_budget_that_ends_the_run(text, slow_machine, capsys):
+    trainer = Trainer(default_plan(max_time=100.0, max_steps=3000, progress=True), TINY_MODEL, text=text)
+    trainer.train()
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "100%" in bar and "step 100 | 1:40 of 1:40 | 0:00 left" in bar, bar  # the clock's budget...
+    assert "/3000" not in bar and "of 3,000" not in bar, bar  # ...not the step count it never reached
+
+
+def test_progress_text_gives_a_true_eta():
+    from gptedu.trainer import progress_text
+
+    both = TrainConfig(max_time=285.0, max_steps=3000)
+    # a slow machine (0.2 s per step): the clock ends the run, whatever the step count would say (2,388 x 0.2 s)
+    assert progress_text(612, 103.0, both, 0.2) == "step 612 | 1:43 of 4:45 | 3:02 left"
+    # a fast machine (0.05 s per step): the steps end it first
+    assert progress_text(2000, 100.0, both, 0.05) == "step 2,000 of 3,000 | 0:50 left"
+    assert progress_text(612, 43.0, TrainConfig(max_time=None, max_steps=3000), 0.07) == "step 612 of 3,000 | 2:47 left"
+
+
+def test_summary_says_how_far_the_run_got_and_what_to_do(text, slow_machine):
+    trainer = Trainer(default_plan(max_time=50.0), TINY_MODEL, text=text)
+    trainer.train()
+    summary = trainer.summary()
+    assert summary.startswith("Trained 50 steps") and "50 s budget ended it" in summary
+    assert "Undertrained" in summary and "--max-time" in summary, summary
+    stepped = Trainer(tiny_train_config(), TINY_MODEL, text=text)
+    stepped.train()
+    assert "12-step budget ended it" in stepped.summary() and "--steps" in stepped.summary()
+
+
+def test_threads_follow_the_idle_cpus(monkeypatch, text):
+    import gptedu.device as device
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(device, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(device, "idle_cpus", lambda window=0.2: 0.4)  # another program busy on both cores
+    assert device.pick_threads("train") == 1
+    monkeypatch.setattr(device, "idle_cpus", lambda window=0.2: 1.9)  # a quiet machine
+    assert device.pick_threads("train") == 2
+    assert device.pick_threads("generate") == 1  # one sequence: threads only wait for each other
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert device.pick_threads("train") == 3 == device.pick_threads("generate")  # torchrun sets it per process
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    try:
+        Trainer(tiny_train_config(num_threads=None), TINY_MODEL, text=text)
+        assert torch.get_num_threads() == 2  # the trainer asks pick_threads when num_threads is None
+    finally:
+        torch.set_num_threads(1)
