@@ -1,8 +1,8 @@
 """nbgrader configuration of the gptedu course. Run every nbgrader command from this directory.
 
 Assignments (one folder each under source/; `generate_assignment` enters them into the gradebook):
-  gpt_from_scratch  part 1, notebooks 01-09 (the homework's character-level GPT), 145 points
-  gpt2              part 2, notebooks 10-14 ("Let's build GPT-2")
+  gpt_from_scratch  part 1, notebooks 01-09 (a character-level GPT), 145 points
+  gpt2              part 2, notebooks 10-14 (GPT-2)
 Student release and executed solutions are regenerated with `python -m gptedu.grading.build` (repo root).
 """
 

@@ -1,4 +1,4 @@
-"""Peak memory of loading + batching TinyShakespeare: lazy token windows vs the homework's list of every window.
+"""Peak memory of loading + batching TinyShakespeare: lazy token windows vs a Python list of every window.
 
     GPTEDU_DATA=/path/to/input.txt python benchmarks/bench_data_memory.py
     python benchmarks/bench_data_memory.py --fraction 0.05 --seq-len 100
@@ -11,7 +11,7 @@ peak resident set size (``resource.getrusage(...).ru_maxrss``), and the peak min
   draw 50 random batches with ``get_batch`` (windows are gathered on demand).
 * ``lazy, DataLoader``: the same tensor, 50 batches of a shuffled ``DataLoader`` over ``TokenWindows`` (as
   ``make_dataloaders`` builds); its ``RandomSampler`` holds a permutation of all ~1M window indices.
-* ``homework``: every overlapping window materialised as Python lists (``src_seqs``, ``tgt_seqs``) fed to
+* ``lists``: every overlapping window materialised as Python lists (``src_seqs``, ``tgt_seqs``) fed to
   ``TextDataset``. On the full corpus that needs gigabytes and could take the (shared) machine down, so by default
   it is built for ``--fraction`` of the windows only, at two sizes (fraction/2 and fraction); the per-window cost
   is the slope between them, and the full-corpus figure is extrapolated linearly (windows are independent lists,
@@ -58,7 +58,7 @@ if mode in ("get_batch", "loader"):
                 break
     windows = len(train) - seq_len
 else:
-    ids = tok.encode(text)  # the homework keeps Python lists of ints
+    ids = tok.encode(text)  # the naive pipeline keeps Python lists of ints
     n_train = int(0.9 * len(ids))
     windows = int(fraction * (n_train - seq_len))
     src_seqs = [ids[i : i + seq_len] for i in range(windows)]
@@ -86,9 +86,9 @@ def run_child(mode: str, seq_len: int, fraction: float, batch: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seq-len", type=int, default=100, help="window length (the homework uses 100)")
+    parser.add_argument("--seq-len", type=int, default=100, help="window length (notebook 01 uses 100)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--fraction", type=float, default=0.05, help="share of the homework's windows to build")
+    parser.add_argument("--fraction", type=float, default=0.05, help="share of all the windows to build")
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per measurement (median)")
     args = parser.parse_args()
     if not 0 < args.fraction <= 1:
@@ -100,26 +100,26 @@ def main() -> None:
 
     lazy = median_of("get_batch", 1.0)
     loader = median_of("loader", 1.0)
-    half = median_of("homework", args.fraction / 2)
-    part = median_of("homework", args.fraction)
+    half = median_of("lists", args.fraction / 2)
+    part = median_of("lists", args.fraction)
     per_window_kb = (part["data_mb"] - half["data_mb"]) * 1024 / max(1, part["windows"] - half["windows"])
     full_windows = lazy["windows"]
-    homework_full_mb = part["data_mb"] + per_window_kb * (full_windows - part["windows"]) / 1024
+    lists_full_mb = part["data_mb"] + per_window_kb * (full_windows - part["windows"]) / 1024
 
     print(f"TinyShakespeare train split, seq_len {args.seq_len}, batch {args.batch_size}, "
           f"median of {args.repeats} fresh processes each")  # fmt: skip
     print(f"  python + torch alone (after import): {lazy['after_import_mb']:.0f} MB resident")
-    rows = (("lazy, get_batch", lazy), ("lazy, DataLoader", loader), ("homework, half", half), ("homework", part))
+    rows = (("lazy, get_batch", lazy), ("lazy, DataLoader", loader), ("lists, half", half), ("lists", part))
     for label, m in rows:
         print(f"  {label:<17} {m['windows']:>9,} windows  peak {m['peak_mb']:6.0f} MB  "
               f"data pipeline +{m['data_mb']:.0f} MB")  # fmt: skip
     measured = "measured" if args.fraction == 1 else f"extrapolated linearly from {args.fraction:.0%} of the windows"
-    print(f"  homework, all {full_windows:,} windows: ~{per_window_kb:.2f} KB/window -> "
-          f"+{homework_full_mb:,.0f} MB ({measured})")  # fmt: skip
+    print(f"  lists, all {full_windows:,} windows: ~{per_window_kb:.2f} KB/window -> "
+          f"+{lists_full_mb:,.0f} MB ({measured})")  # fmt: skip
     for label, m in (("get_batch", lazy), ("DataLoader", loader)):
         ok = "within" if m["data_mb"] <= 200 else "OVER"
         print(
-            f"ratio homework / lazy {label} (data pipeline): {homework_full_mb / max(m['data_mb'], 1e-9):.0f}x; "
+            f"ratio lists / lazy {label} (data pipeline): {lists_full_mb / max(m['data_mb'], 1e-9):.0f}x; "
             f"lazy {label} +{m['data_mb']:.0f} MB: {ok} the 200 MB target (whole process: {m['peak_mb']:.0f} MB)"
         )
 

@@ -1,6 +1,6 @@
 """gptedu — build a GPT from scratch, one idea at a time.
 
-``gptedu.char`` is part 1 (the homework's character-level GPT), ``gptedu.gpt2`` is part 2 ("Let's build GPT-2").
+``gptedu.char`` is part 1 (a character-level GPT, notebooks 01-09), ``gptedu.gpt2`` is part 2 (GPT-2, notebooks 10-14).
 The part-1 classes are re-exported here: ``from gptedu import GPTModel``.
 
 The re-exports are loaded on first use (PEP 562 module ``__getattr__``): ``import gptedu`` and

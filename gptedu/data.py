@@ -106,7 +106,7 @@ def split_contiguous(data: torch.Tensor, train_fraction: float = 0.9) -> tuple[t
 
 
 class TextDataset(Dataset):
-    """The homework's dataset: parallel lists of source and target sequences.
+    """Notebook 01's dataset: parallel lists of source and target sequences.
 
     ``__getitem__(i)`` returns ``(src, tgt)`` as ``torch.long`` tensors of shape ``(seq,)``.
     """

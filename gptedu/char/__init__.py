@@ -1,4 +1,4 @@
-"""Part 1 — the homework's character-level GPT, one module per notebook step.
+"""Part 1 — a character-level GPT, one module per notebook step.
 
 =====================  ==========================================  ==========
 notebook               classes / functions                         module

@@ -1,4 +1,4 @@
-"""The homework's epoch loop: one pass of training, one pass of evaluation."""
+"""The epoch loop of notebook 08: one pass of training, one pass of evaluation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Part 2 — "Let's build GPT-2": the GPT-2 family, one module per notebook.
+"""Part 2 — GPT-2 (Radford et al. 2019): the GPT-2 family, one module per notebook.
 
 =========================  =============================================================  ==============
 notebook                   classes / functions                                            module

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 @dataclass
 class GPTConfig:
-    """Hyper-parameters of ``GPTModel`` (the names follow the article "Let's build GPT-2").
+    """Hyper-parameters of ``GPTModel`` (the names follow the config dict of Raschka's Build a Large Language Model (From Scratch), 2024).
 
     - ``context_len``: the most tokens the model sees at once (number of learned positions).
     - ``vocab_size``: number of token ids (50,257 for GPT-2's BPE).
@@ -16,11 +16,11 @@ class GPTConfig:
     - ``n_heads``: attention heads per block; ``emb_dim`` must be divisible by it.
     - ``n_layers``: number of ``TransformerBlock``\\ s.
     - ``drop_rate``: dropout after the embeddings, on the attention weights and on both residual branches.
-    - ``qkv_bias``: whether the query/key/value projections have a bias (OpenAI's GPT-2 has one; the article's
+    - ``qkv_bias``: whether the query/key/value projections have a bias (OpenAI's GPT-2 has one; Raschka's
       from-scratch model does not).
     - ``tie_weights``: share one matrix between the token embedding and the output head (as GPT-2 does).
 
-    Fields read both ways, ``cfg.emb_dim`` and ``cfg["emb_dim"]`` (the article keeps its config in a plain dict);
+    Fields read both ways, ``cfg.emb_dim`` and ``cfg["emb_dim"]`` (Raschka's book keeps its config in a plain dict);
     every class that takes a ``cfg`` also accepts such a dict.
     """
 
@@ -72,7 +72,7 @@ class GPTConfig:
 
 
 # OpenAI's four GPT-2 sizes (widths/depths/heads from the GPT-2 paper's Table 2 and the released checkpoints).
-# Like the article, the presets have no QKV bias and untied weights; ``gptedu.gpt2.hf`` turns both on when it
+# Like Raschka's from-scratch model, the presets have no QKV bias and untied weights; ``gptedu.gpt2.hf`` turns both on when it
 # loads the real checkpoints.
 GPT2_124M = GPTConfig(emb_dim=768, n_heads=12, n_layers=12)
 GPT2_355M = GPTConfig(emb_dim=1024, n_heads=16, n_layers=24)

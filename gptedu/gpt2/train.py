@@ -1,4 +1,4 @@
-"""Losses and the article's simple training loop for the GPT-2 family."""
+"""Losses and the simple training loop of notebook 12 for the GPT-2 family."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def train_simple(
     tokenizer=None,
     max_steps: int | None = None,
 ) -> tuple[list[float], list[float], list[int]]:
-    """The article's loop: for each batch, zero the grads, ``calc_loss_batch``, backward, step.
+    """Notebook 12's loop: for each batch, zero the grads, ``calc_loss_batch``, backward, step.
 
     Every ``eval_freq`` steps it records train/val loss (``eval_iter`` batches each) and the number of tokens seen;
     after each epoch it prints a greedy sample continuing ``start_context`` (if a tokenizer is given).

@@ -381,7 +381,7 @@ def _gpt_compare(case, outputs):
                            "(batch, seq, vocab_size).", _gpt_variants, causal=True)
 
 
-GEN_TEMPERATURE_GREEDY = 1e-4  # the homework's generate() divides by the temperature, so "greedy" is T -> 0
+GEN_TEMPERATURE_GREEDY = 1e-4  # notebook 07's generate() divides by the temperature, so "greedy" is T -> 0
 
 
 def _generate_cases(hidden: bool, secret: bytes) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Part 2 ("Let's build GPT-2", notebooks 10-14): one :class:`Component` per graded exercise.
+"""Part 2 (GPT-2, notebooks 10-14): one :class:`Component` per graded exercise.
 
 Same life as part 1 (:mod:`gptedu.grading.components.part1`): plain-data cases (hidden ones drawn from the course
 secret), :func:`gptedu.grading.runner.run_case`, and ``compare`` against ``gptedu.gpt2``. Model configs travel as plain
