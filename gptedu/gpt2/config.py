@@ -8,7 +8,10 @@ from dataclasses import asdict, dataclass, fields, replace
 
 @dataclass
 class GPTConfig:
-    """Hyper-parameters of ``GPTModel`` (the names follow the config dict of Raschka's Build a Large Language Model (From Scratch), 2024).
+    """Hyper-parameters of ``GPTModel``; the names follow the config dict of Raschka's book.
+
+    (Sebastian Raschka, *Build a Large Language Model (From Scratch)*, 2024; it writes ``context_length``.)
+
 
     - ``context_len``: the most tokens the model sees at once (number of learned positions).
     - ``vocab_size``: number of token ids (50,257 for GPT-2's BPE).
@@ -72,8 +75,8 @@ class GPTConfig:
 
 
 # OpenAI's four GPT-2 sizes (widths/depths/heads from the GPT-2 paper's Table 2 and the released checkpoints).
-# Like Raschka's from-scratch model, the presets have no QKV bias and untied weights; ``gptedu.gpt2.hf`` turns both on when it
-# loads the real checkpoints.
+# Like Raschka's from-scratch model, the presets have no QKV bias and untied weights; ``gptedu.gpt2.hf`` turns
+# both on when it loads the real checkpoints.
 GPT2_124M = GPTConfig(emb_dim=768, n_heads=12, n_layers=12)
 GPT2_355M = GPTConfig(emb_dim=1024, n_heads=16, n_layers=24)
 GPT2_774M = GPTConfig(emb_dim=1280, n_heads=20, n_layers=36)
