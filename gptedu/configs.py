@@ -6,9 +6,9 @@ every option before PyTorch loads; ``gptedu.char.model`` and ``gptedu.trainer`` 
 
 ``default`` — the main job: TinyShakespeare on a laptop CPU in at most 5 minutes.
     0.55M parameters (4 layers, 4 heads, 128 wide, 256 feed-forward, 128-character window), batch 32 x 128,
-    AdamW at a peak of 5e-3 with a 100-step warmup and a cosine down to 5e-4, stopped by the clock (``max_time``).
-    On 2 quiet cores the clock stops it at about 1,700 steps (7M tokens, ~7 passes over the training split); the
-    measured run, its sample and the recipe search behind these choices are in ``benchmarks/README.md``.
+    AdamW at a peak of 5e-3, a budget of 285 s (``max_time``; no step limit), warmup over its first 5% and a cosine
+    down to 5e-4 at its end. On 2 quiet cores that is about 2,000 steps (8M tokens, ~8 passes over the training
+    split); the measured runs, the slow-machine curve and the recipe search are in ``benchmarks/README.md``.
     What makes it fit the budget:
 
     * fused attention (``gptedu.char.fast``): one packed QKV matmul + PyTorch's fused causal attention, same maths
@@ -21,10 +21,10 @@ every option before PyTorch loads; ``gptedu.char.model`` and ``gptedu.trainer`` 
     * a 128-character window. With absolute (sinusoidal) positions a longer window had to be trained at that length
       from the start, and it does not pay in 5 minutes: a 512 window at equal CPU time ended at 1.70 (0.71x the
       tokens/s), and training 128-character windows first then switching to 512 broke the model (2.0);
-    * a clock-driven schedule (``schedule_by_time``): the run stops at ``max_time`` and the cosine follows the
-      clock, so every machine spends its whole budget and still ends at ``min_lr``; a machine fast enough to
-      finish ``max_steps`` first simply follows the steps. The price: the number of steps, hence the exact
-      result, depends on the machine's speed.
+    * a schedule that is a function of the budget (``gptedu.trainer.plan_progress``): warmup and cosine follow
+      whichever budget ends the run, so every machine, fast or slow, gets a whole schedule in its 285 s (a
+      machine 20x slower than 2 quiet cores still warms up in 14 s, not in 100 of its ~100 steps). The price:
+      the number of steps, hence the exact result, depends on the machine's speed.
 
     Its price: a KV cache only helps while prompt + generated text fits the 128-character window (see
     ``gptedu.char.kvcache``).
