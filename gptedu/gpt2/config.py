@@ -12,7 +12,6 @@ class GPTConfig:
 
     (Sebastian Raschka, *Build a Large Language Model (From Scratch)*, 2024; it writes ``context_length``.)
 
-
     - ``context_len``: the most tokens the model sees at once (number of learned positions).
     - ``vocab_size``: number of token ids (50,257 for GPT-2's BPE).
     - ``emb_dim``: width of the residual stream (``d_model``).
