@@ -228,7 +228,8 @@ def test_text_sources_are_canonical_and_read_back_losslessly():
     for assignment in ASSIGNMENTS:
         for path in sorted((build.sources_dir(ROOT) / assignment).glob("*.py")):
             nb = build.read_source(path)
-            assert build.write_source(nb) == path.read_text(encoding="utf-8"), f"{path} is not in canonical form"
+            assert build.write_source(nb) == path.read_text(encoding="utf-8"), (
+                f"{path} is not in jupytext's canonical layout: run `python -m gptedu.grading.build --format-sources`")
             assert all(c.get("id") for c in nb.cells), path
     assert build.stale_instructor_notebooks(ROOT) == []
 
@@ -265,6 +266,18 @@ def test_source_errors_name_the_file_and_the_fix(tmp_path):
     nb = build.read_source(path)
     assert [c.id for c in nb.cells] == ["auto-00", "b"] and nb.cells[0].source == "# Title"
     assert build.write_source(nb) == path.read_text(encoding="utf-8")
+    # no blank line before the next cell: jupytext notes the layout; read the same, and --format-sources fixes it
+    loose = '# %% [markdown] id="a"\n# # Title\n\n# %% id="b"\nx = 1\n# %% id="c"\ny = 2\n'
+    path.write_text(loose, encoding="utf-8")
+    nb = build.read_source(path)
+    assert [(c.id, c.source, c.metadata) for c in nb.cells] == [("a", "# Title", {}), ("b", "x = 1", {}),
+                                                                 ("c", "y = 2", {})]
+    assert build.write_source(nb) != loose
+    assert build.format_sources(tmp_path, log=lambda *_: None) == []  # not an assignment folder: untouched
+    (tmp_path / "autograder" / "src" / "a1").mkdir(parents=True)
+    moved = path.rename(tmp_path / "autograder" / "src" / "a1" / "01_x.py")
+    assert build.format_sources(tmp_path, log=lambda *_: None) == [moved]
+    assert moved.read_text(encoding="utf-8") == build.write_source(nb) and build.read_source(moved) == nb
 
 
 def test_build_keeps_committed_outputs_only_while_the_code_is_unchanged():

@@ -5,6 +5,7 @@ notebooks), ``notebooks/`` (student release) and ``solutions/`` (executed).
     python -m gptedu.grading.build --quick        # solutions executed with GPTEDU_QUICK=1 (short training)
     python -m gptedu.grading.build --no-execute   # sources only (fast); outputs kept where no code cell changed
     python -m gptedu.grading.build --check        # exit 1 if a generated copy is stale (sources, not outputs)
+    python -m gptedu.grading.build --format-sources   # rewrite autograder/src in jupytext's canonical layout
     python -m gptedu.grading.build --time-autograde   # seconds to autograde one complete part-1 submission
 
 Authoring format. The single source of truth is ``autograder/src/<assignment>/NN_name.py``, one file per notebook
@@ -78,7 +79,13 @@ def sources_dir(root: Path = REPO_ROOT) -> Path:
 
 
 def assignments(root: Path = REPO_ROOT) -> list[str]:
-    return sorted(p.name for p in sources_dir(root).iterdir() if p.is_dir() and any(p.glob("*.py")))
+    folder = sources_dir(root)
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.py"))) if folder.is_dir() else []
+
+
+# What jupytext records about a text's layout (blank lines between cells): not part of the notebook;
+# `--format-sources` rewrites the text in jupytext's canonical layout.
+_JUPYTEXT_LAYOUT = {"lines_to_next_cell", "lines_to_end_of_cell_marker"}
 
 
 class SourceError(ValueError):
@@ -94,7 +101,7 @@ def read_source(path: Path) -> nbformat.NotebookNode:
     out = nbformat.v4.new_notebook(metadata=copy.deepcopy(NOTEBOOK_METADATA))
     seen: set[str] = set()
     for index, cell in enumerate(nb.cells):
-        meta = dict(cell.metadata)
+        meta = {k: v for k, v in cell.metadata.items() if k not in _JUPYTEXT_LAYOUT}
         cell_id = meta.pop("id", None)
         unknown = set(meta) - {"nbgrader"}
         if unknown:
@@ -248,6 +255,19 @@ def source_notebooks(root: Path, assignment: str) -> dict[str, nbformat.Notebook
             message = str(err)
             raise SourceError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     return notebooks
+
+
+def format_sources(root: Path = REPO_ROOT, log=print) -> list[Path]:
+    """Rewrite each text source in jupytext's canonical form (what a test expects); returns the files changed."""
+    changed = []
+    for assignment in assignments(root):
+        for path in sorted((sources_dir(root) / assignment).glob("[0-9]*.py")):
+            text = write_source(read_source(path))
+            if text != path.read_text(encoding="utf-8"):
+                path.write_text(text, encoding="utf-8")
+                changed.append(path)
+                log(f"formatted {path.relative_to(root)}")
+    return changed
 
 
 def write_instructor_notebooks(root: Path, log=print) -> None:
@@ -438,12 +458,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-execute", action="store_true", help="write sources; unchanged code keeps outputs")
     parser.add_argument("--only", nargs="*", help="execute only these notebooks (name prefixes, e.g. 03 08)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed copy is stale")
+    parser.add_argument("--format-sources", action="store_true",
+                        help="rewrite autograder/src in jupytext's canonical layout, then exit")
     parser.add_argument("--time-autograde", metavar="ASSIGNMENT", nargs="?", const="gpt_from_scratch",
                         help="time nbgrader autograde of one complete submission of ASSIGNMENT, then exit")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
     if args.time_autograde:
         time_autograde(args.root, args.time_autograde)
+        return 0
+    if args.format_sources:
+        format_sources(args.root)
         return 0
     if args.check:
         problems = stale_copies(args.root)
