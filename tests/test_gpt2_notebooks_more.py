@@ -51,40 +51,4 @@ def test_header_states_the_points_of_the_test_cells():
     assert f"**Part 2 total: {part2} points.**" in nb.cells[0].source
 
 
-PROMPT_RETURN = 'return text + "\\n\\n### Response:\\n"'
-# (spec, replacement in the solution, words expected in the report): each a realistic wrong answer.
-MISTAKES = [
-    ("format_prompt", {'    if entry.get("input", "").strip():\n        text +=': "    text +="},
-     "leave the whole '### Input:' section out"),
-    ("format_prompt", {'if entry.get("input", "").strip():': 'if entry.get("input", ""):'}, "empty (or blank)"),
-    ("format_prompt", {PROMPT_RETURN: PROMPT_RETURN + ' + entry["output"]'}, "the output is the target"),
-    ("format_prompt", {PROMPT_RETURN: 'return text + "\\n\\n### Response:"'}, "exactly one newline"),
-    ("format_prompt", {'text += "\\n\\n### Input:\\n" + entry["input"]': 'pass'}, "the input is missing"),
-    ("collate_instructions", {"            y[j] = ignore_index\n": "            pass\n"}, "prompt is not masked"),
-    ("collate_instructions", {"range(min(len(prompt) - 1, len(y)))": "range(min(len(prompt), len(y)))"},
-     "one target too many is masked"),
-    ("collate_instructions", {"range(min(len(prompt) - 1, len(y)))": "range(min(len(prompt) - 2, len(y)))"},
-     "last prompt token is not masked"),
-    ("collate_instructions", {"targets = torch.full((len(batch), length), ignore_index, dtype=torch.long)":
-                              "targets = torch.full((len(batch), length), pad_id, dtype=torch.long)"},
-     "padding in the targets is pad_id"),
-    ("collate_instructions", {"inputs[row, : len(x)] = torch.tensor(x, dtype=torch.long)":
-                              "inputs[row, length - len(x):] = torch.tensor(x, dtype=torch.long)"},
-     "padded on the left"),
-    ("collate_instructions", {"        y = s[1:][:length]\n": "        y = s[:-1][:length]\n"},
-     "targets are not shifted"),
-    ("collate_instructions", {"    if max_length is not None:\n        length = min(length, max_length)\n": ""},
-     "max_length is ignored"),
-    ("collate_instructions", {"inputs = torch.full((len(batch), length), pad_id, dtype=torch.long)":
-                              "inputs = torch.full((len(batch), length), pad_id, dtype=torch.float)"},
-     "torch.long"),
-]
-
-
-@pytest.mark.parametrize("spec, replace, hint", MISTAKES, ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
-def test_mistakes_lose_points_with_the_right_hint(spec, replace, hint):
-    ns = notebook_namespace(NOTEBOOK, replace)
-    result = grade_component(spec, ns)
-    assert result.points < result.max_points, f"{spec} kept every point with {replace}"
-    report = result.report(hidden=True)
-    assert hint.lower() in report.lower(), report
+# Its typical mistakes are in the catalogue, tests/mistakes/finetune/ (test_mistakes.py).

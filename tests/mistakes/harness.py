@@ -10,6 +10,7 @@ baselines (``baseline_results``).
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import os
@@ -27,11 +28,12 @@ from .catalog import MARKER, Entry
 SPECS = {c.name: c for c in all_components()}
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCE = REPO / "autograder" / "source" / "gpt_from_scratch"
+SOURCES = (REPO / "autograder" / "source" / "gpt_from_scratch", REPO / "autograder" / "source" / "gpt2")
 BASELINE = Path(__file__).resolve().parent / "baseline"
 
-# The graded components of part 1 (notebooks 01-09), in notebook order.
+# The graded components of part 1 (notebooks 01-09) and of both parts, in notebook order.
 PART1 = [name for name, spec in SPECS.items() if spec.notebook[:2].isdigit() and int(spec.notebook[:2]) <= 9]
+ALL = list(SPECS)
 
 
 # The homework grades "GPT model (forward + generate)" as one 30-point component; the course splits it into two test
@@ -56,28 +58,41 @@ def notebook_of(component: str) -> str:
 
 
 def components_of(notebook: str) -> list[str]:
-    return [name for name in PART1 if SPECS[name].notebook == notebook]
+    return [name for name in ALL if SPECS[name].notebook == notebook]
 
 
 @cache
 def notebook_sources(notebook: str) -> tuple[str, tuple[str, ...], str]:
     """``(setup cell, correct answer cells, origin)`` of a notebook.
 
-    From ``autograder/source`` (first code cell + every ``solution`` cell) when that notebook exists and defines
+    From ``autograder/source`` (first code cell, every ``solution`` cell, and the cells of plain imports and assignments
+    that the answers may use) when that notebook exists and defines
     every graded target of the notebook; else from ``tests/mistakes/baseline/<notebook>.py``.
     """
-    path = SOURCE / f"{notebook}.ipynb"
+    path = next((folder / f"{notebook}.ipynb" for folder in SOURCES if (folder / f"{notebook}.ipynb").is_file()),
+                SOURCES[0] / f"{notebook}.ipynb")
     if path.is_file():
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         code = [c for c in cells if c["cell_type"] == "code"]
         setup = "".join(code[0]["source"]) if code else ""
-        answers = tuple("".join(c["source"]) for c in code
-                        if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
+        answers = tuple("".join(c["source"]) for c in code[1:]
+                        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+                        or (not c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                            and _is_plain("".join(c["source"]))))
         text = "\n".join(answers)
         if answers and all(SPECS[name].target in text for name in components_of(notebook)):
             return setup, answers, str(path.relative_to(REPO))
     fallback = BASELINE / f"{notebook}.py"
     return "", (fallback.read_text(encoding="utf-8"),), str(fallback.relative_to(REPO))
+
+
+def _is_plain(source: str) -> bool:
+    """A cell of imports and assignments only (e.g. ``from gptedu.gpt2 import KVCache``), which the answers use."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return all(isinstance(node, ast.Import | ast.ImportFrom | ast.Assign) for node in tree.body)
 
 
 def _exec(source: str, ns: dict, where: str) -> None:
@@ -88,13 +103,17 @@ def notebook_namespace(notebook: str) -> dict:
     """A fresh namespace holding the notebook's setup and its correct answers, as a kernel would after running them."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     setup, answers, origin = notebook_sources(notebook)
-    ns: dict = {"__name__": "__main__"}
+    ns: dict = {"__name__": "__main__", "QUICK": True}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if setup:
             _exec(setup, ns, f"{origin}:setup")
         for i, cell in enumerate(answers):
-            _exec(cell, ns, f"{origin}:answer{i}")
+            try:
+                _exec(cell, ns, f"{origin}:answer{i}")
+            except Exception:  # noqa: BLE001 - a plain cell that needs a demo's names: the answers do not use it
+                if "### BEGIN SOLUTION" in cell:
+                    raise
     return ns
 
 
@@ -231,5 +250,5 @@ def grade_entry(entry: Entry, full: bool = False) -> Outcome:
 
 
 def baseline_results() -> dict[str, GradeResult]:
-    """Every part-1 component graded on its notebook's correct answers (the control: all full points)."""
-    return {component: _baseline_result(component) for component in PART1}
+    """Every component graded on its notebook's correct answers (the control: all full points)."""
+    return {component: _baseline_result(component) for component in ALL}

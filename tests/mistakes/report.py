@@ -16,7 +16,7 @@ import time
 import torch
 
 from .catalog import entries
-from .harness import KNOWN_CASCADES, PART1, grade_entry
+from .harness import ALL, KNOWN_CASCADES, grade_entry
 
 # Mistakes from the list that no graded component can see, because no exercise asks for that code.
 NOT_GRADED = [
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     named = [o for o in caught if o.hint_found]
     cascades = [o for o in outcomes if o.collateral]
     unexpected = [o for o in outcomes if (o.entry.expect == "caught") != o.caught and o.entry.expect != "full"]
-    components = sorted({o.entry.component for o in wrong}, key=PART1.index)
+    components = sorted({o.entry.component for o in wrong}, key=ALL.index)
     print()
     print(f"wrong implementations: {len(wrong)} across {len(components)} graded components; caught {len(caught)} "
           f"({100 * len(caught) / max(1, len(wrong)):.0f}%)")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"correct-but-unusual implementations with full points: {len(full)} of {len(correct)}")
     print(f"graded in {seconds:.1f} s")
     print("\nper component (wrong: caught/total, cause named; correct-but-unusual: full/total):")
-    for component in PART1:
+    for component in ALL:
         mine = [o for o in wrong if o.entry.component == component]
         ok = [o for o in correct if component in o.entry.components]
         print(f"  {component:20s} wrong {sum(o.caught for o in mine)}/{len(mine)}, named "

@@ -409,9 +409,9 @@ BPE_TEXTS_HIDDEN = [
 ]
 
 
-def _calls_case(spec: str, label: str, calls: list[dict]) -> dict:
+def _calls_case(spec: str, label: str, calls: list[dict], stand_ins=()) -> dict:
     return {"spec": spec, "id": f"{spec}/0", "kind": "calls", "label": label, "calls": calls, "seed": 0,
-            "describe": f"{label} on {len(calls)} inputs"}
+            "stand_ins": list(stand_ins), "describe": f"{label} on {len(calls)} inputs"}
 
 
 def _pair_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -515,12 +515,15 @@ def _hidden_texts(secret: bytes, name: str, n: int) -> list[str]:
     return [pool[a:a + d(i, "length", low=50, high=120)] for i, a in enumerate(starts)]
 
 
+BPE_PARTS = ("get_pair_counts", "merge")  # the student's earlier functions: correct stand-ins when grading later ones
+
+
 def _train_cases(hidden: bool, secret: bytes) -> list[dict]:
     texts = _hidden_texts(secret, "bpe_train", 3) if hidden else BPE_TEXTS_VISIBLE
     merges = [Draw(secret, "bpe_train")(i, "merges", low=8, high=30) for i in range(3)] if hidden else [10, 20]
     calls = [{"name": f"c{i}", "args": [t, n], "describe": f"text={t[:30]!r}..., num_merges={n}"}
              for i, (t, n) in enumerate(zip(texts, merges, strict=True))]
-    return [_calls_case("bpe_train", "train_bpe", calls)]
+    return [_calls_case("bpe_train", "train_bpe", calls, BPE_PARTS)]
 
 
 def reference_merges(text: str, num_merges: int) -> dict[tuple[int, int], int]:
@@ -568,7 +571,7 @@ def _encode_cases(hidden: bool, secret: bytes) -> list[dict]:
     for i, (text, n, probe) in enumerate(setups):
         merges = reference_merges(text, n)
         calls.append({"name": f"c{i}", "args": [probe, merges], "describe": f"text={probe!r}, {len(merges)} merges"})
-    return [_calls_case("bpe_encode", "encode", calls)]
+    return [_calls_case("bpe_encode", "encode", calls, BPE_PARTS)]
 
 
 def _tokenizer_from(merges: dict) -> BPETokenizer:
@@ -726,7 +729,8 @@ def _loss_loader_cases(hidden: bool, secret: bytes) -> list[dict]:
         calls = [{"name": f"n{j}", "args": [batches, "<model>", "cpu"], "kwargs": {"num_batches": num},
                   "describe": f"a loader of {n_batches} batches, num_batches={num}"} for j, num in enumerate(nums)]
         calls.append({"name": "empty", "args": [[], "<model>", "cpu"], "describe": "an empty loader"})
-        cases.append(_lm_case("gpt2_calc_loss_loader", "calc_loss_loader", init, seed, calls))
+        cases.append(dict(_lm_case("gpt2_calc_loss_loader", "calc_loss_loader", init, seed, calls),
+                          stand_ins=["calc_loss_batch"]))
     return cases
 
 
@@ -1206,13 +1210,16 @@ COMPONENTS = {c.name: c for c in [
               _count_compare),
     component("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
     component("bpe_merge", "merge", "merge", NB11, 3, 2, _merge_cases, _merge_compare),
-    component("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare),
-    component("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare),
+    component("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare,
+              uses=("bpe_pair_counts", "bpe_merge")),
+    component("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare,
+              uses=("bpe_pair_counts", "bpe_merge")),
     component("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
     component("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
               _loss_batch_compare),
     component("gpt2_calc_loss_loader", "calc_loss_loader", "calc_loss_loader", NB12, 3, 2, _loss_loader_cases,
-              _loss_loader_compare),
+              _loss_loader_compare,
+              uses=("gpt2_calc_loss_batch",)),
     component("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
               _gen_compare),
     component("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", "CachedMultiHeadAttention", NB13, 10, 10,

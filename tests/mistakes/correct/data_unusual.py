@@ -1,6 +1,6 @@
-"""Correct but unusual data answers: zip-built mappings, a KeyError naming the character, as_tensor, index arithmetic.
+"""Correct but unusual data answers: zip-built mappings, a ValueError naming the character, as_tensor, index arithmetic.
 
-CharTokenizer stores the characters as a string and builds s2i/i2s with zip; encode raises KeyError (with the
+CharTokenizer stores the characters as a string and builds s2i/i2s with zip; encode raises ValueError (with the
 character) for an unknown one. TextDataset converts with ``torch.as_tensor(...).long()``. get_batch builds every
 window at once by broadcasting ``starts[:, None] + arange(seq_len + 1)`` and slicing x and y out of it.
 Component: tokenizer, text_dataset, get_batch (notebook 01). Must get full points.
@@ -28,7 +28,7 @@ class CharTokenizer:
         ids = []
         for ch in text:
             if ch not in self.s2i:
-                raise KeyError(f"{ch!r} is not in the vocabulary")
+                raise ValueError(f"{ch!r} is not in the vocabulary")
             ids.append(self.s2i[ch])
         return ids
 

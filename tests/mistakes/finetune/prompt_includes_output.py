@@ -1,0 +1,23 @@
+"""format_prompt: prompt includes output.
+
+Mistake: see the answer cell ('return text + "\\n\\n### Response:\\n"' changed).
+Component: format_prompt (notebook 14).
+Expected effect: loses points; the message names 'the output is the target'.
+"""
+
+# ruff: noqa: F821, F841, B905, E501  (the names come from the notebook's earlier cells)
+
+
+
+COMPONENT = "format_prompt"
+EXPECT = "caught"
+HINTS = ('the output is the target',)
+
+# --- answer cell ---
+
+def format_prompt(entry: dict) -> str:
+    """The text the model reads before its answer; ends with '### Response:' and a newline."""
+    text = PREAMBLE + "\n\n### Instruction:\n" + entry["instruction"]
+    if entry.get("input", "").strip():
+        text += "\n\n### Input:\n" + entry["input"]
+    return text + "\n\n### Response:\n" + entry["output"]

@@ -1,0 +1,48 @@
+"""generate(): the context is cropped one token short.
+
+Mistake: ``idx[:, -(self.context_len - 1):]``.
+Component: gpt_generate (notebook 07).
+Expected effect: the model sees context_len - 1 tokens once the sequence is long; the check counts the tokens fed at each step.
+"""
+
+# ruff: noqa: F821, F841, B905, E501  (the names come from the notebook's earlier cells)
+
+
+import torch
+from torch import nn
+
+COMPONENT = "gpt_generate"
+EXPECT = "caught"
+HINTS = ('context_len',)
+
+# --- answer cell ---
+
+class GPTModel(nn.Module):
+    """Character-level GPT: token ids (batch, seq) -> logits (batch, seq, vocab_size)."""
+
+    def __init__(self, vocab_size: int, d_model: int, num_heads: int = 8, d_ff: int = 2048,
+                 context_len: int = 100, num_layers: int = 6):
+        super().__init__()
+        self.context_len = context_len
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.pos_encoding = PositionalEncoding(d_model, num_range=max(5000, context_len))
+        self.decoder = ReferenceDecoder(d_model, num_heads, d_ff, context_len, num_layers)
+        self.fc_out = nn.Linear(d_model, vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pos_encoding(self.embedding(x))  # (batch, seq, d_model)
+        return self.fc_out(self.decoder(h))  # (batch, seq, vocab_size)
+
+    @torch.no_grad()
+    def generate(self, start_tokens: torch.Tensor, max_new_tokens: int = 50, temperature: float = 1.0):
+        """Append max_new_tokens sampled tokens to start_tokens (batch, seq)."""
+        was_training = self.training
+        self.eval()
+        idx = start_tokens
+        for _ in range(max_new_tokens):
+            logits = self(idx[:, -(self.context_len - 1) :])[:, -1, :]  # (batch, vocab_size)
+            probs = torch.softmax(logits / temperature, dim=-1)
+            next_token = torch.multinomial(probs, num_samples=1)  # (batch, 1)
+            idx = torch.cat([idx, next_token], dim=1)
+        self.train(was_training)
+        return idx

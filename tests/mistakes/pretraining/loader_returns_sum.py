@@ -1,0 +1,28 @@
+"""calc_loss_loader: returns the sum.
+
+Mistake: ``return total``.
+Component: gpt2_calc_loss_loader (notebook 12).
+Expected effect: a wrong mean; the message names the sum.
+"""
+
+# ruff: noqa: F821, F841, B905, E501  (the names come from the notebook's earlier cells)
+
+
+
+COMPONENT = "gpt2_calc_loss_loader"
+EXPECT = "caught"
+HINTS = ('sum',)
+
+# --- answer cell ---
+
+def calc_loss_loader(data_loader, model, device, num_batches=None):
+    """Mean loss over the first num_batches batches of data_loader (a float)."""
+    if len(data_loader) == 0:
+        return float("nan")
+    n = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
+    total = 0.0
+    for i, (input_batch, target_batch) in enumerate(data_loader):
+        if i >= n:
+            break
+        total += calc_loss_batch(input_batch, target_batch, model, device).item()
+    return total

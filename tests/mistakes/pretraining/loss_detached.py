@@ -1,0 +1,21 @@
+"""calc_loss_batch: returns a detached loss.
+
+Mistake: ``.detach()`` on the loss.
+Component: gpt2_calc_loss_batch (notebook 12).
+Expected effect: the training loop cannot backpropagate; the message names backward.
+"""
+
+
+import torch.nn.functional as F  # noqa: N812
+
+COMPONENT = "gpt2_calc_loss_batch"
+EXPECT = "caught"
+HINTS = ('backward',)
+
+# --- answer cell ---
+
+def calc_loss_batch(input_batch, target_batch, model, device):
+    """Mean next-token cross-entropy of model on one batch; a scalar tensor."""
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    logits = model(input_batch)  # (batch, seq, vocab)
+    return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten()).detach()
