@@ -2,7 +2,11 @@
 
 import sys
 
-from gptedu.cli import main
+try:
+    from gptedu.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python was still loading the command line
+    print("\ngptedu: interrupted before it started; nothing was written.", file=sys.stderr)
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(main())

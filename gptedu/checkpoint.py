@@ -39,13 +39,16 @@ and lock a run directory before PyTorch has loaded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import uuid
 import zipfile
 from pathlib import Path
@@ -165,8 +168,7 @@ def verify_checkpoint_file(path: str | os.PathLike[str]) -> Path:
             bad_entry = archive.testzip()  # reads every entry and compares it with its stored CRC-32
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise CheckpointDamagedError(
-            f"checkpoint damaged: {path} cannot be read as a whole ({type(exc).__name__}: {exc}); "
-            f"{restore_hint(path)}."
+            f"checkpoint damaged: {path} cannot be read as a whole ({type(exc).__name__}: {exc}); {restore_hint(path)}."
         ) from exc
     if bad_entry is not None:
         raise CheckpointDamagedError(
@@ -191,19 +193,19 @@ def _run_id_of(path: Path) -> str | None:
     return run_id if isinstance(run_id, str) else None
 
 
-def _keep_as_history(path: Path) -> Path:
-    """Move ``path`` to the next free numbered name beside it (never over an existing file)."""
+def _keep_as_history(old: Path, path: Path) -> Path:
+    """Move ``old`` to the next free numbered name of ``path`` (``ckpt.N.pt``), never over an existing file."""
     target = _next_history_path(path)
     try:
-        os.link(path, target)  # fails if target exists: nothing is overwritten
+        os.link(old, target)  # fails if target exists: nothing is overwritten
     except FileExistsError:
-        return _keep_as_history(path)
+        return _keep_as_history(old, path)
     except OSError:  # a filesystem without hard links
         if target.exists():
-            return _keep_as_history(path)
-        os.replace(path, target)
+            return _keep_as_history(old, path)
+        os.replace(old, target)
         return target
-    path.unlink()
+    old.unlink()
     return target
 
 
@@ -212,7 +214,7 @@ def _install(tmp: Path, path: Path, run_id: str | None, log) -> None:
     prev = previous_path(path)
     for old in (prev, path):
         if old.exists() and (run_id is None or _run_id_of(old) != run_id):
-            kept = _keep_as_history(old)
+            kept = _keep_as_history(old, path)
             log(f"{old} was written by another run; kept it as {kept}.")
     if path.exists():  # this run's previous checkpoint becomes ckpt.prev.pt; path stays valid throughout
         link = prev.with_name(f".{prev.name}.{os.getpid()}.tmp")
@@ -240,18 +242,39 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str], log=Non
     path.parent.mkdir(parents=True, exist_ok=True)
     log = log or (lambda message: print(message, file=sys.stderr))
     state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _install(tmp, path, state.get("run_id"), log)
-    except BaseException:  # including KeyboardInterrupt: never leave a half-written file behind
-        tmp.unlink(missing_ok=True)
-        raise
+    with _interrupts_deferred():  # Ctrl-C waits for the save to finish (a second or so), then takes effect
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(state, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _install(tmp, path, state.get("run_id"), log)
+        except BaseException:  # an error (a full disk...): never leave a half-written file behind
+            tmp.unlink(missing_ok=True)
+            raise
     return path
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold back SIGINT (Ctrl-C) inside the block and deliver it as ``KeyboardInterrupt`` at its end.
+
+    Only the main thread can handle signals; elsewhere the block runs unprotected (the temporary file still keeps
+    a half-written checkpoint from replacing a good one).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
