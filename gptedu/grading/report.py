@@ -18,7 +18,13 @@ class Failure:
     tensor: str = ""
     status: str = "failed"  # "failed", "not_attempted", "error", "load_error", "forbidden"
 
-    def render(self) -> str:
+    def render(self, hidden: bool = False) -> str:
+        """The failure for the student. ``hidden=True`` (a hidden test's feedback) names the check and the likely
+        cause only: never the case (sizes, seeds, inputs), expected values or what the student's code produced."""
+        if hidden:
+            cause = self.cause if self.status != "error" else "your code raised an error on a hidden case; run the " \
+                                                              "self-check above and test other sizes."
+            return f"  ✗ {self.check}" + (f"\n      most likely cause: {cause}" if cause else "")
         lines = [f"  ✗ {self.check}", f"      case: {self.case}"]
         if self.tensor:
             lines.append(f"      tensor: {self.tensor}")
@@ -56,18 +62,14 @@ class GradeResult:
         if self.not_attempted:
             return (f"… {self.title}: not attempted yet ({self.failures[0].message.rstrip('.')}).\n"
                     "  Replace the `raise NotImplementedError()` lines with your code, run the cell, then this check.")
-        # One failure per check name is enough to act on; say how many more there were.
-        shown, seen = [], set()
+        # One failure per check is enough to act on: the count is of the distinct problems, all of them listed.
+        problems: list[Failure] = []
         for failure in self.failures:
-            key = (failure.check, failure.status)
-            if key not in seen:
-                seen.add(key)
-                shown.append(failure)
-        head = f"✗ {self.title}: {len(self.failures)} problem(s) found ({self.cases_run} {which})."
-        body = "\n".join(f.render() for f in shown[:4])
-        more = len(shown) - 4
-        tail = f"\n  ... and {more} more kind(s) of problem." if more > 0 else ""
-        return f"{head}\n{body}{tail}"
+            if all((failure.check, failure.status) != (p.check, p.status) for p in problems):
+                problems.append(failure)
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        head = f"✗ {self.title}: {count} found ({self.cases_run} {which})."
+        return head + "\n" + "\n".join(f.render(hidden) for f in problems)
 
 
 def fmt_value(x: float) -> str:

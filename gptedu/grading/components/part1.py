@@ -471,8 +471,8 @@ def _generate_compare(case, outputs):
                          "divide the logits by the temperature before the softmax, and use the logits of the LAST "
                          "position, logits[:, -1, :].")
                 if name == "crop":
-                    cause = (f"the prompt is longer than context_len={ctx}: feed only the last context_len tokens to "
-                             f"the model at each step, idx[:, -context_len:].")
+                    cause = ("the prompt is longer than context_len: feed only the last context_len tokens to the "
+                             "model at each step, idx[:, -self.context_len:].")
                 failures.append(Failure(
                     "temperature -> 0 gives the greedy (argmax) continuation" if name == "greedy" else
                     "the context is cropped to the last context_len tokens", desc,
@@ -587,9 +587,9 @@ def _tokenizer_compare(case, outputs):
         failures.append(Failure("unknown characters raise a ValueError that names them", where,
                                 f"the error was a {kind}" + ("" if raised.startswith("ValueError") else
                                                              ", not a ValueError") + ".",
-                                f"check each character first and raise ValueError(f\"... {{ch!r}} ...\") naming it, "
-                                f"e.g. {unknown[0]!r}" + (" (a failed dict lookup raises KeyError, which the exercise "
-                                                          "does not ask for)." if kind == "KeyError" else ".")))
+                                "check each character first and raise ValueError(f\"... {ch!r} ...\") naming it"
+                                + (" (a failed dict lookup raises KeyError, which the exercise does not ask for)."
+                                   if kind == "KeyError" else ".")))
     return failures
 
 

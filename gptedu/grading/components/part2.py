@@ -392,10 +392,10 @@ def _count_compare(case, outputs):
                     "feed-forward), the final LayerNorm, and out_head unless it is tied."
             parts = [part for part, size in _count_parts(cfg).items() if size and abs(diff) == size]
             if parts:
-                cause = (f"the difference ({diff:+,}) is exactly the size of {' or of '.join(parts)}: "
-                         f"{'missing' if diff < 0 else 'counted in excess'}.")
+                cause = (f"{' or '.join(parts)} {'is missing' if diff < 0 else 'is counted in excess'} (the "
+                         "difference is exactly its size).")
             failures.append(Failure("parameter count equals the model's", call["describe"],
-                                    f"expected {expected:,}, found {found:,}", cause))
+                                    f"expected {expected:,}, found {found:,} (a difference of {diff:+,})", cause))
     return failures
 
 
@@ -846,7 +846,7 @@ def _gen_compare(case, outputs):
                 found = outputs["error:eos_batch"]
             log = outputs.get(f"calls:{name}")
             if name == "crop" and isinstance(log, torch.Tensor) and log.numel() and int(log[:, 2].max()) > ctx:
-                cause = f"the model was fed {int(log[:, 2].max())} tokens with context_size={ctx}: crop first."
+                cause = "the model was fed more than context_size tokens: crop first, idx[:, -context_size:]."
             shown = found.tolist() if isinstance(found, torch.Tensor) else found
             failures.append(Failure(f"{name}: tokens equal the reference", call["describe"],
                                     f"expected {expected.tolist()}, found {shown}", cause))
