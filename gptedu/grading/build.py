@@ -238,7 +238,7 @@ def with_course_repo(nb: nbformat.NotebookNode, repo: str | None = None) -> nbfo
     if setup is None or not _REPO_LINE.search(setup.source):
         raise SourceError("the first code cell must be the setup cell, with a line `GPTEDU_REPO = None` "
                           "(copy it from another notebook of the series)")
-    line = f"GPTEDU_REPO = {repo!r}  # written by the course build: gptedu.grading.build.COURSE_REPO"
+    line = f"GPTEDU_REPO = {repo!r}  # set by the course build (gptedu.grading.build.COURSE_REPO)"
     setup.source = _REPO_LINE.sub(lambda _: line, setup.source, count=1)
     return nb
 

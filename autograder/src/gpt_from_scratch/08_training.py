@@ -19,24 +19,23 @@
 # points in the next.
 
 # %% id="c01"
-# Setup: JupyterLab, Notebook 7 or Colab. When gptedu is missing it is installed from $GPTEDU_PIP if set, else
-# from the gptedu checkout this notebook sits in, else from the course's repository (GPTEDU_REPO).
+# Setup (JupyterLab, Notebook 7, Colab): installs gptedu if it is missing, from $GPTEDU_PIP, else from
+# the gptedu checkout this notebook sits in, else from the course's repository GPTEDU_REPO.
 import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-GPTEDU_REPO = None  # written by the course build: gptedu.grading.build.COURSE_REPO
+GPTEDU_REPO = None  # set by the course build (gptedu.grading.build.COURSE_REPO)
 if importlib.util.find_spec("gptedu") is None:
     here = Path.cwd().resolve()
     checkout = next((p for p in (here, *here.parents) if (p / "gptedu" / "__init__.py").is_file()), None)
     where = checkout.as_uri() if checkout else GPTEDU_REPO
     requirement = os.environ.get("GPTEDU_PIP") or (where and f"gptedu @ {where}")
     if not requirement:
-        raise RuntimeError("gptedu is not installed and this notebook is not inside a gptedu checkout. Install it "
-                           "(pip install <your course's copy of gptedu>) or set GPTEDU_PIP, e.g. "
-                           "os.environ['GPTEDU_PIP'] = 'gptedu @ git+https://github.com/<course>/gptedu.git'")
+        raise RuntimeError("gptedu is missing and this notebook is not in a gptedu checkout: set GPTEDU_PIP, "
+                           "e.g. os.environ['GPTEDU_PIP'] = 'gptedu @ git+https://github.com/<course>/gptedu'")
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", requirement])
 
 import torch
