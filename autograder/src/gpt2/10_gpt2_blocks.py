@@ -1,14 +1,15 @@
 # %% [markdown] id="f8bba799"
 # # 10 · GPT-2, block by block
 #
-# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): "Let's build GPT-2".*
+# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): GPT-2, built and trained.*
 #
 # **Points in this notebook: 70** (self-checks 37 + hidden tests 33). **Part 2 total: 180 points.**
 #
-# Part 1 built a small character-level GPT with the homework's interfaces. GPT-2 is the same idea with a few
-# changes that matter at scale, and you now write each of them yourself:
+# Part 1 built a small character-level GPT with the names of the Transformer paper (`d_model`, `d_k`, `d_ff`;
+# Vaswani et al. 2017). GPT-2 (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners") is
+# the same idea with a few changes that matter at scale, and you now write each of them yourself:
 #
-# | part 1 (homework) | GPT-2 |
+# | part 1 | GPT-2 |
 # |---|---|
 # | fixed sinusoidal positions | **learned** position embeddings `pos_emb` |
 # | `nn.LayerNorm`, `nn.GELU` | your own `LayerNorm` and `GELU` (tanh approximation) |
@@ -58,7 +59,10 @@ import torch.nn.functional as F
 # ## The configuration
 #
 # Every size of the model lives in one dictionary, `cfg`. The classes below read it as `cfg["emb_dim"]`
-# (`gptedu.gpt2.GPTConfig` is the same thing as a dataclass and also accepts `cfg["emb_dim"]`).
+# (`gptedu.gpt2.GPTConfig` is the same thing as a dataclass and also accepts `cfg["emb_dim"]`). The keys, and the
+# names of the modules and functions of part 2 (`trf_blocks`, `out_head`, `calc_loss_batch`, ...), follow
+# Sebastian Raschka's book *Build a Large Language Model (From Scratch)* (2024), which writes `context_length`
+# where we write `context_len`: its chapters can be read alongside.
 #
 # | key | meaning | GPT-2 124M |
 # |---|---|---|
@@ -476,16 +480,21 @@ check("gpt2_model", globals(), hidden=True)
 # %% [markdown] id="17f2a3c1"
 # ## Exercise 8: counting the parameters (5 points)
 #
-# How many numbers does GPT-2 "124M" hold? Count them with a formula, then check it against the modules.
-# With $d$ = `emb_dim`, $V$ = `vocab_size`, $C$ = `context_len`, $L$ = `n_layers`:
+# How many numbers does GPT-2 "124M" hold? Write `gpt_param_count(cfg)`: the number of parameters of
+# `GPTModel(cfg)`, as an `int`, computed from the config alone (without building the model). Derive it module
+# by module from the shapes you wrote above, with $d$ = `emb_dim`, $V$ = `vocab_size`, $C$ = `context_len`,
+# $L$ = `n_layers`:
 #
-# * embeddings: $V d + C d$;
-# * per block: two LayerNorms ($2 \cdot 2d$), the Q/K/V projections ($3d^2$, plus $3d$ with `qkv_bias`), `out_proj`
-#   ($d^2 + d$), the feed-forward ($d \cdot 4d + 4d + 4d \cdot d + d$);
-# * the final LayerNorm ($2d$);
-# * the output head ($V d$), unless it is tied to the token embedding.
+# * the two embedding tables;
+# * in each of the $L$ blocks: two `LayerNorm`s, the query, key and value projections (with a bias only when
+#   `qkv_bias` is true), `out_proj` (which has a bias), and the two linear layers of the feed-forward network;
+# * the final `LayerNorm`;
+# * the output head, which adds nothing when it is tied to the token embedding.
 #
-# Write `gpt_param_count(cfg)` returning this total as an `int`.
+# A weight matrix of `nn.Linear(a, b)` holds $a b$ numbers and its bias $b$. When a term is in doubt, count a
+# module of the tiny model with `sum(p.numel() for p in module.parameters())`. And before you run the cell
+# after the checks, **predict**: which single matrix of GPT-2 124M is the largest, and what share of the
+# untied model is it?
 
 # %% id="48e2c5b7" nbgrader={"grade": false, "grade_id": "gpt2_param_count_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def gpt_param_count(cfg: dict) -> int:

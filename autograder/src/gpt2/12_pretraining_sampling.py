@@ -1,7 +1,7 @@
 # %% [markdown] id="3568329f"
 # # 12 · Pretraining and sampling
 #
-# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): "Let's build GPT-2".*
+# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): GPT-2, built and trained.*
 #
 # **Points in this notebook: 25** (self-checks 14 + hidden tests 11). **Part 2 total: 180 points.**
 #
@@ -214,10 +214,12 @@ check("gpt2_gen_text", globals(), hidden=True)
 # %% [markdown] id="951c65ce"
 # ## Training
 #
-# The article's loop: for each batch, zero the gradients, compute the loss, back-propagate, step; every
-# `eval_freq` steps, estimate the train and validation losses on a few batches (in eval mode, without gradients).
-# AdamW with weight decay, as for GPT-2. The full run (200 steps) takes a few minutes on a laptop CPU; under the autograder (or
-# with `GPTEDU_QUICK=1`) it stops after a few dozen steps.
+# The loop of notebook 08, written with your functions: for each batch, zero the gradients, compute the loss,
+# back-propagate, step; every `eval_freq` steps, estimate the train and validation losses on a few batches (in
+# eval mode, without gradients). The optimizer is AdamW (Loshchilov and Hutter 2019) with a weight decay of 0.1,
+# the value of GPT-3's recipe (Brown et al. 2020) and of nanoGPT. The full run is 200 steps; the cell prints the
+# seconds elapsed at each estimate. Under the autograder (or with `GPTEDU_QUICK=1`) it stops after
+# 20 steps.
 
 # %% id="3885bede"
 def evaluate(model, eval_iter=5):
@@ -230,6 +232,7 @@ def evaluate(model, eval_iter=5):
 
 
 max_steps, eval_freq = (20, 10) if QUICK else (200, 50)
+print(f"{max_steps} steps of {len(train_loader)} batches per epoch: {max_steps / len(train_loader):.2f} epochs")
 torch.manual_seed(0)
 model = GPT2Model(cfg)
 optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.1)
@@ -263,10 +266,12 @@ plt.show()
 # %% [markdown] id="e14009d7"
 # ## Sampling
 #
-# After 200 steps (about half an epoch) the validation loss is near 5.0, down from 7.1: the model has learned
-# frequent words, speaker names and line breaks, not yet sentences — raise `max_steps` to go further. Greedy
-# decoding gets stuck in the single most likely continuation (often blank lines at this stage); a temperature and a
-# top-k cut give more varied text while keeping unlikely tokens out. (`<|endoftext|>` never occurs in TinyShakespeare, so `eos_id` would not stop this model; notebook 14
+# After the full 200 steps (about half an epoch, as printed above) the validation loss has come down from about
+# $\ln 1257 \approx 7.1$, the uniform guess over the vocabulary, to the last value printed: a start, far from
+# trained. Read the samples with that in mind: at this stage expect frequent words, line breaks and name-like
+# capitals rather than sentences; raise `max_steps` to go further. Greedy decoding gets stuck in the single most
+# likely continuation (often blank lines at this stage); a temperature and a top-k cut give more varied text
+# while keeping unlikely tokens out. (`<|endoftext|>` never occurs in TinyShakespeare, so `eos_id` would not stop this model; notebook 14
 # uses it.)
 
 # %% id="5eaabcac"

@@ -1,7 +1,7 @@
 # %% [markdown] id="5f39121b"
 # # 13 · Fast generation with a KV cache
 #
-# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): "Let's build GPT-2".*
+# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): GPT-2, built and trained.*
 #
 # **Points in this notebook: 30** (self-checks 15 + hidden tests 15). **Part 2 total: 180 points.**
 #

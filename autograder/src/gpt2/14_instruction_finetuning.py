@@ -1,11 +1,13 @@
 # %% [markdown] id="c000"
 # # 14 · Instruction fine-tuning
 #
-# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): "Let's build GPT-2".*
+# *Part 2 of "Building a GPT from scratch" (assignment `gpt2`, notebooks 10–14): GPT-2, built and trained.*
 #
 # **Points in this notebook: 20** (self-checks 11 + hidden tests 9). **Part 2 total: 180 points.**
 #
-# The article ends its GPT-2 story with "instruction fine-tuning — to be continued". Here it continues.
+# Notebooks 10–13 built a GPT-2, trained it and made its generation fast. This one teaches it to answer requests:
+# supervised instruction fine-tuning, the first step of the recipe that turned GPT-3 into InstructGPT (Ouyang et
+# al. 2022, "Training language models to follow instructions with human feedback").
 #
 # A pretrained language model does one thing: it continues text. Ask it *"Translate to modern English: Wherefore art
 # thou sad?"* and it writes more Shakespeare. Instruction fine-tuning keeps the same model and the same loss, and
@@ -21,7 +23,8 @@
 #    `cross_entropy`, so that the loss scores **only the answer**.
 #
 # Then we take a small GPT pretrained on TinyShakespeare (as in notebook 12), fine-tune it on a few hundred
-# examples, and compare its answers before and after. Everything runs on a CPU in a few minutes.
+# examples, and compare its answers before and after. Everything runs on a CPU; the cells print how long
+# pretraining and fine-tuning took.
 
 # %% id="c001"
 # Setup (JupyterLab, Notebook 7, Colab): installs gptedu if it is missing, from $GPTEDU_PIP, else from
@@ -245,9 +248,10 @@ check("collate_instructions", globals(), hidden=True)
 #
 # Fine-tuning starts from a model that already knows the language. We pretrain a small GPT-2 on TinyShakespeare
 # exactly as in notebook 12: a byte-level BPE tokenizer trained on the corpus (notebook 11; its `<|endoftext|>` is
-# the last id), the whole corpus as one stream of tokens, and the article's training loop. Under the autograder and
-# with `GPTEDU_QUICK=1` this takes seconds (a tiny model, a few steps); the full run takes a few minutes on a laptop
-# CPU. The output head is tied to the token embedding (notebook 10), which keeps the small model smaller.
+# the last id), the whole corpus as one stream of tokens, and notebook 12's training loop (`gptedu.gpt2.train_simple`
+# is the same loop). Under the autograder and with `GPTEDU_QUICK=1` this takes seconds (a tiny model, 40 steps);
+# the full run is 500 steps, and the cell prints how long they took. The output head is tied to the token
+# embedding (notebook 10), which keeps the small model smaller.
 
 # %% id="c016"
 corpus = text[:200_000] if QUICK else text
@@ -376,5 +380,5 @@ print(f"held-out answer loss: {history['val_loss'][0]:.3f} (step {history['val_s
 # * Judging answers is harder than computing a loss: larger projects compare answers with references by hand or with
 #   a stronger model.
 #
-# This is the end of the series: from a character-level bigram of Shakespeare to a GPT-2 you pretrained, sampled
-# from quickly with a KV cache, and taught to answer requests.
+# This is the end of the series: from a character-level GPT of Shakespeare, built one module at a time, to a GPT-2
+# you pretrained, sampled from quickly with a KV cache, and taught to answer requests.

@@ -63,12 +63,16 @@ print(text[:250])
 # ## A character vocabulary
 #
 # The simplest tokenizer maps each distinct character to an integer id. Sorting the set of characters gives a
-# fixed order: `chars = sorted(set(text))`, 65 characters for TinyShakespeare (letters, digits are absent,
-# punctuation, space and newline).
+# fixed order: `chars = sorted(set(text))`. For TinyShakespeare that is 65 characters: the 52 letters, 10
+# punctuation marks (`$` and `&` among them), space, newline, and one digit, `3`: the plays write numbers in
+# words, and the `3` only appears in a speaker's name. The cell below prints the vocabulary and finds it.
 
 # %% id="c05"
 chars = sorted(set(text))
 print(len(chars), repr("".join(chars)))
+digit = next(c for c in chars if c.isdigit())
+print(f"digits: {[c for c in chars if c.isdigit()]}, seen {text.count(digit)} times, e.g. "
+      f"{text[text.index(digit) - 20 : text.index(digit) + 10]!r}")
 
 
 # %% [markdown] id="c06"
@@ -194,8 +198,9 @@ check("text_dataset", globals(), hidden=True)
 
 # %% [markdown] id="c15"
 # A `DataLoader` batches and shuffles the pairs. Here on the windows of the first 2,000 characters only:
-# building Python lists of *every* window of the whole corpus would hold about a million lists of 100 ints
-# (gigabytes), which is why `gptedu` indexes windows lazily from one tensor instead.
+# building Python lists of *every* window of the training text would hold about a million lists of 100 ints:
+# 1.76 GB more memory, measured by `benchmarks/bench_data_memory.py` (its results are in `benchmarks/README.md`),
+# which is why `gptedu` indexes windows lazily from one tensor instead.
 
 # %% id="c16"
 seq_len = 8
@@ -212,7 +217,7 @@ for row_x, row_y in zip(x[:2], y[:2]):
 # %% [markdown] id="c17"
 # ## Validation without leaks
 #
-# To know whether the model generalises we hold out text it never trains on. The homework's first idea —
+# To know whether the model generalises we hold out text it never trains on. A tempting first idea —
 # make every overlapping window, shuffle the windows, keep 10% for validation — leaks: window $i$ and window
 # $i+1$ share $T-1$ characters, so almost every validation window is covered, character for character, by
 # its training neighbours. The model can memorise its way to a good "validation" loss. Let us measure it:

@@ -7,7 +7,8 @@
 #
 # Attention compares every position with every other by dot products; nothing in it knows *where* a
 # character is. Shuffle the input and each output is just shuffled along. Yet "dog bites man" is not "man
-# bites dog". The fix of the original Transformer: add to each embedding a fixed vector that encodes its
+# bites dog". The fix of the original Transformer (Vaswani et al. 2017, "Attention Is All You Need"): add to
+# each embedding a fixed vector that encodes its
 # position.
 #
 # How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
@@ -58,7 +59,8 @@ import matplotlib.pyplot as plt
 #   PE_{pos,\,2i+1} = \cos\!\left(\frac{pos}{10000^{2i/d_\text{model}}}\right).$$
 #
 # Pair $i$ is a clock hand turning at angular speed $\omega_i = 10000^{-2i/d_\text{model}}$: the first pair
-# turns once every $2\pi \approx 6$ positions, the last one once every $2\pi \cdot 10000$ positions. Read
+# turns once every $2\pi \approx 6$ positions, the last one almost as slowly as once every $2\pi \cdot 10000$
+# positions (exactly $2\pi \cdot 10000^{(d_\text{model}-2)/d_\text{model}}$). Read
 # together, the hands give every position a distinct code — like the digits of a **binary counter**, where
 # the lowest bit flips at every step and each higher bit twice as slowly. The sinusoids are the smooth,
 # continuous version of those bits (see the two pictures after the exercise).
@@ -148,7 +150,7 @@ plt.show()
 # ## Nearby positions look alike
 #
 # The dot product $PE_{p} \cdot PE_{q} = \sum_i \cos\big((p-q)\,\omega_i\big)$ depends only on the distance
-# $p - q$: it peaks at $p = q$ and falls off with distance, the same around every position.
+# $p - q$: it peaks at $p = q$ and, with ripples, falls off with distance, the same around every position.
 
 # %% id="c10"
 table = PositionalEncoding(64, num_range=200).pe[0]

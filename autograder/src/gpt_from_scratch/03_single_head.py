@@ -7,7 +7,8 @@
 #
 # A transformer reads a sequence of vectors, one per character. Attention lets every position gather
 # information from the positions before it, with weights it computes from the data. In this notebook you
-# write **one head** of *causal* (masked) scaled dot-product attention: the core of GPT.
+# write **one head** of *causal* (masked) scaled dot-product attention, as defined in the Transformer paper
+# (Vaswani et al. 2017, "Attention Is All You Need"): the core of GPT.
 #
 # How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
 # below it. A check prints a report; when something is wrong it names the check, the tensor and position, the
@@ -175,9 +176,10 @@ check("head", globals(), hidden=True)
 # Row $t$ of the weight matrix says how much position $t$ draws from each earlier position. Here is one head
 # with random weights reading the characters of a prompt (each character embedded at random). The upper
 # triangle is exactly zero: no position looks ahead. The first row puts all its weight on the first
-# character, the only one it may see; later rows spread theirs. After training (notebook 08) the patterns
-# become meaningful: heads that look at the previous character, at the start of the word, at the speaker
-# name.
+# character, the only one it may see; later rows spread theirs. These patterns mean nothing yet. Notebook 08
+# draws every head of the model it trains, with a prompt's characters on the axes, and measures where each
+# head looks: after training, heads specialise (some on the character just before, one on the start of the
+# line...), and you will see which ones your run produced.
 
 # %% id="c14"
 prompt = "ROMEO: But soft!"

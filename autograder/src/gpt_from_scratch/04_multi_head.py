@@ -5,9 +5,10 @@
 #
 # **Points in this notebook: 10** (self-check 5 + hidden tests 5). **Series total: 145 points.**
 #
-# One head computes one pattern of "who looks at whom". A character may need several at once: the previous
-# letter, the start of the word, the speaker's name. Multi-head attention runs several smaller heads side by
-# side and mixes their results.
+# One head computes one pattern of "who looks at whom". A character may need several kinds of context at
+# once: the letters just before it, the word it belongs to, where its line began. Multi-head attention
+# (Vaswani et al. 2017) runs several smaller heads side by side and mixes their results; notebook 08 shows
+# what the heads of a trained model look at.
 #
 # How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell
 # below it. A check prints a report; when something is wrong it names the check, the tensor and position, the

@@ -47,20 +47,41 @@ import matplotlib.pyplot as plt
 from gptedu import Head
 
 # %% [markdown] id="c02"
-# ## Attention alone is linear in the values
+# ## What attention alone cannot compute
 #
-# The output of a head at position $t$ is $\sum_s w_{ts}\, v_s$: a weighted average of value vectors, with
-# weights $w_{ts} \ge 0$ summing to 1. Once the weights are fixed, doubling the values doubles the output,
-# adding two sets of values adds the outputs. Whatever the model computes *from the content* of a position
-# goes through linear maps and averages only; stacking more attention layers keeps it that way. The check
-# below mixes two value tensors with the same weights:
+# The output of a head at position $t$ is $\sum_s w_{ts}\, v_s$ with $v_s = W_V x_s$: a weighted average of
+# linearly mapped inputs. The weights $w_{ts}$ come from a softmax of the inputs, so attention as a whole is
+# *not* a linear function of $x$: the softmax decides *where* to read. But *what* it reads is linear in the
+# content: each value is $W_V x_s$, and the output projection of notebook 04 is linear too. Attention layers
+# stacked with nothing in between can move features between positions and average them; they cannot compute
+# a new feature from the features of one position (a product, a threshold, "this AND that").
+#
+# The cell shows both halves with two heads of notebook 03 stacked. On a **single** position the head can only
+# attend to itself ($w_{00} = 1$), so the stack is exactly the product of the two value matrices: a linear
+# map. On **six** positions the same stack is not linear in its input, because the weights move with it.
 
 # %% id="c03"
 torch.manual_seed(0)
-weights = torch.softmax(torch.randn(6, 6).masked_fill(torch.tril(torch.ones(6, 6)) == 0, float("-inf")), -1)
-v1, v2 = torch.randn(6, 4), torch.randn(6, 4)
-print("w(2 v1 + 3 v2) == 2 w v1 + 3 w v2:", torch.allclose(weights @ (2 * v1 + 3 * v2),
-                                                          2 * (weights @ v1) + 3 * (weights @ v2), atol=1e-6))
+head1, head2 = Head(16, 16, 16), Head(16, 16, 16)
+
+
+def two_heads(x):  # two attention layers stacked, nothing in between
+    return head2(head1(x))
+
+
+with torch.no_grad():
+    a, b = torch.randn(1, 1, 16), torch.randn(1, 1, 16)  # one position each
+    print("one position:   f(2a + 3b) == 2 f(a) + 3 f(b):",
+          torch.allclose(two_heads(2 * a + 3 * b), 2 * two_heads(a) + 3 * two_heads(b), atol=1e-5))
+    print("                f(a) == a W_V1^T W_V2^T:      ",
+          torch.allclose(two_heads(a), a @ head1.value.weight.T @ head2.value.weight.T, atol=1e-6))
+    a, b = torch.randn(1, 6, 16), torch.randn(1, 6, 16)  # six positions each
+    print("six positions:  f(2a + 3b) == 2 f(a) + 3 f(b):",
+          torch.allclose(two_heads(2 * a + 3 * b), 2 * two_heads(a) + 3 * two_heads(b), atol=1e-5))
+
+# %% [markdown] id="h13a"
+# The feed-forward network supplies the missing piece: a non-linearity applied to the features of each
+# position on its own.
 
 # %% [markdown] id="c04"
 # ## Linear → GELU → Linear
@@ -70,8 +91,11 @@ print("w(2 v1 + 3 v2) == 2 w v1 + 3 w v2:", torch.allclose(weights @ (2 * v1 + 3
 # $$\text{FFN}(x) = W_2\,\text{GELU}(W_1 x + b_1) + b_2, \qquad W_1: d_\text{model} \to d_\text{ff},\;
 #   W_2: d_\text{ff} \to d_\text{model}$$
 #
-# with $d_\text{ff}$ usually $4\,d_\text{model}$. GELU, $x\,\Phi(x)$ with $\Phi$ the standard normal CDF, is a
-# smooth ReLU: it lets small negative values through a little, and has a gradient everywhere.
+# with $d_\text{ff} = 4\,d_\text{model}$ in GPT-2 (the original Transformer used 2048 for $d_\text{model} = 512$,
+# also 4x; the `default` preset in `gptedu/configs.py` uses 2x, for speed on a CPU). GELU (Hendrycks and Gimpel
+# 2016, used by
+# GPT-2), $x\,\Phi(x)$ with $\Phi$ the standard normal CDF, is a smooth ReLU: it lets small negative values
+# through a little, and has a gradient everywhere.
 
 # %% id="c05"
 z = torch.linspace(-4, 4, 200)
@@ -87,9 +111,11 @@ plt.show()
 # %% [markdown] id="c06"
 # ## Exercise: `FeedForward` (10 points)
 #
-# Write `FeedForward(d_model, d_ff=256)` whose `self.ffn` is
-# `nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))` (the checks load weights into
-# `ffn.0` and `ffn.2`), and `forward(x)`: `(batch, seq, d_model)` → same shape. No residual here: the decoder
+# Write `FeedForward(d_model, d_ff=256)` that computes $\text{FFN}$ above at every position:
+# `forward(x)`: `(batch, seq, d_model)` → same shape. Store the network as `self.ffn`, an `nn.Sequential` in
+# which the two linear layers (with their biases) are modules `0` and `2` and PyTorch's `nn.GELU()` sits
+# between them: the checks load known weights by the names `ffn.0.weight`, `ffn.0.bias`, `ffn.2.weight`,
+# `ffn.2.bias`. Which sizes each linear layer needs, you read off the formula. No residual here: the decoder
 # layer (notebook 06) adds it.
 
 # %% id="c07" nbgrader={"grade": false, "grade_id": "feed_forward_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -123,6 +149,29 @@ check("feed_forward", globals(), hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] id="c10"
+# ## Predict, then count
+#
+# Before running the next cell, work out on paper how many parameters `FeedForward(64, 256)` holds, and how
+# many `MultiHeadAttention(64, num_heads=4)` of notebook 04 holds (its heads' query, key and value layers have
+# no bias; its projection has one). Which is bigger, and by how much?
+
+# %% id="h13b"
+from gptedu import MultiHeadAttention  # notebook 04
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+print(f"FeedForward(64, 256):                 {count(FeedForward(64, 256)):,} parameters")
+print(f"MultiHeadAttention(64, num_heads=4):  {count(MultiHeadAttention(64, num_heads=4)):,} parameters")
+
+# %% [markdown] id="h13c"
+# With $d = d_\text{model}$: the feed-forward network has $2\,d\,d_\text{ff} + d_\text{ff} + d$ parameters, the
+# attention $4d^2 + d$ ($3d^2$ for the queries, keys and values of all heads together, whatever their number,
+# and $d^2 + d$ for the projection). With $d_\text{ff} = 4d$ the feed-forward network is about twice the
+# attention: most of a GPT's parameters sit in its feed-forward layers.
+#
 # ## Position-wise means position-wise
 #
 # Changing the input at one position changes the output at that position only:

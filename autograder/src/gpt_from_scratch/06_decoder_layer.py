@@ -58,12 +58,12 @@ from gptedu import FeedForward, MultiHeadAttention  # notebooks 04 and 05
 #
 # ## Post-norm vs pre-norm
 #
-# The original Transformer (2017) normalises *after* adding the residual (post-norm):
+# The original Transformer (Vaswani et al. 2017) normalises *after* adding the residual (post-norm):
 #
 # $$x \leftarrow \text{LN}_1\big(x + \text{Attn}(x)\big), \qquad x \leftarrow \text{LN}_2\big(x + \text{FFN}(x)\big)$$
 #
-# GPT-2 and most models since normalise the *input of each sub-layer* and leave the residual path untouched
-# (pre-norm):
+# GPT-2 (Radford et al. 2019) and most models since normalise the *input of each sub-layer* and leave the
+# residual path untouched (pre-norm):
 #
 # $$x \leftarrow x + \text{Attn}\big(\text{LN}_1(x)\big), \qquad x \leftarrow x + \text{FFN}\big(\text{LN}_2(x)\big)$$
 #
@@ -73,9 +73,10 @@ from gptedu import FeedForward, MultiHeadAttention  # notebooks 04 and 05
 #     └─ Attn ──(+)── LN ── ...         └─ LN ── Attn ──(+)── ...
 # ```
 #
-# In pre-norm there is an identity path from the first layer's input to the last layer's output, so deep
-# stacks train stably, usually without a learning-rate warm-up. The price: the stream is never normalised
-# on its way, so a final LayerNorm is needed after the last layer (notebook 07).
+# In pre-norm there is an identity path from the first layer's input to the last layer's output. Xiong et al.
+# (2020, "On Layer Normalization in the Transformer Architecture") show that pre-norm stacks train stably
+# without the learning-rate warm-up that post-norm needs. The price: the stream is never normalised on its
+# way, so a final LayerNorm is needed after the last layer (notebook 07).
 
 # %% [markdown] id="c03"
 # ## Exercise: `TransformerDecoderLayer` (10 points)
@@ -123,13 +124,18 @@ check("decoder_layer", globals(), hidden=True)
 # %% [markdown] id="c07"
 # ## Gradients through a deep stack
 #
-# Stack 24 of your layers and compare with the same layers used post-norm: how large is the gradient that
-# reaches the input? With pre-norm the residual path carries it back intact; with post-norm every LayerNorm
-# on the way rescales it.
+# Stack up to 24 of your layers, and the same layers wired post-norm, and measure the gradient that reaches
+# the input. Both stacks end in a LayerNorm (pre-norm with its final one, as in notebook 07), so the loss must
+# be one that a LayerNorm cannot flatten: a fixed random projection of the output, $\sum h \cdot r$.
+#
+# A warning about the tempting loss `h.pow(2).mean()`: a LayerNorm (with its initial scale 1 and shift 0)
+# makes the mean of the squares of its output 1, whatever its input. That loss is then a constant, its
+# gradient is zero up to rounding at every depth, and a plot of it would say nothing about depth. The cell
+# prints it next to the real measurement.
 
 # %% id="c08"
-def input_gradient_norm(layers, post_norm: bool) -> float:
-    x = torch.randn(4, 16, 32, requires_grad=True)
+def input_gradient_norm(layers, post_norm: bool, loss_fn) -> float:
+    x = torch.randn(4, 16, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
     h = x
     for layer in layers:
         if post_norm:
@@ -137,22 +143,41 @@ def input_gradient_norm(layers, post_norm: bool) -> float:
             h = layer.norm2(h + layer.ffn(h))
         else:
             h = layer(h)
-    h.pow(2).mean().backward()
+    if not post_norm:
+        h = nn.functional.layer_norm(h, h.shape[-1:])  # the final LayerNorm of a pre-norm stack
+    loss_fn(h).backward()
     return x.grad.norm().item()
 
+
 torch.manual_seed(0)
-depths = [1, 2, 4] if QUICK else [1, 4, 8, 16, 24]
+depths = [1, 2, 4] if QUICK else [1, 2, 4, 8, 16, 24]
 layers = [TransformerDecoderLayer(32, num_heads=4, d_ff=64, context_len=16) for _ in range(max(depths))]
-pre = [input_gradient_norm(layers[:d], post_norm=False) for d in depths]
-post = [input_gradient_norm(layers[:d], post_norm=True) for d in depths]
+r = torch.randn(4, 16, 32, generator=torch.Generator().manual_seed(2))  # the fixed random projection
+projection = lambda h: (h * r).sum()  # noqa: E731
+mean_square = lambda h: h.pow(2).mean()  # noqa: E731
+pre = [input_gradient_norm(layers[:d], False, projection) for d in depths]
+post = [input_gradient_norm(layers[:d], True, projection) for d in depths]
+for d, a, b in zip(depths, pre, post):
+    print(f"{d:2d} layers: |grad| pre-norm {a:6.2f}, post-norm {b:6.2f}   "
+          f"(with h.pow(2).mean(): {input_gradient_norm(layers[:d], False, mean_square):.1e}, "
+          f"{input_gradient_norm(layers[:d], True, mean_square):.1e})")
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(depths, pre, "o-", label="pre-norm")
 ax.plot(depths, post, "s-", label="post-norm")
-ax.set_yscale("log")
+ax.set_ylim(0, 1.2 * max(pre + post))
 ax.set_xlabel("number of layers")
 ax.set_ylabel("|d loss / d input|")
+ax.set_title("Gradient at the input, at initialisation")
 ax.legend()
 plt.show()
+
+# %% [markdown] id="h13d"
+# What the measurement shows: at initialisation the two wirings pass gradients of about the same size to the
+# input, at every depth. Their sub-layers start with small outputs next to the residual stream, so both stacks
+# begin close to "identity, then LayerNorm". The difference appears once training makes the sub-layers
+# matter: Xiong et al. (2020) show that with post-norm the gradients of the parameters near the output are
+# large, which makes training unstable without a learning-rate warm-up, while pre-norm trains well without
+# one. An experiment to try: train a 12-layer stack both ways with and without a warm-up.
 
 # %% [markdown] id="c09"
 # **Next:** notebook 07 stacks the layers into a GPT.

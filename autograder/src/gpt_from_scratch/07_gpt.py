@@ -112,20 +112,21 @@ check("decoder", globals(), hidden=True)
 #
 # ### Generating text
 #
-# `generate(start_tokens, max_new_tokens=50, temperature=1.0)`: `start_tokens` is `(batch, seq)`; repeat
-# `max_new_tokens` times:
+# `generate(start_tokens, max_new_tokens=50, temperature=1.0)` continues every row of `start_tokens`
+# `(batch, seq)` by `max_new_tokens` tokens, one at a time, each drawn from the model's prediction for the next
+# token with probabilities $p = \text{softmax}(z / T)$ ($z$ the logits, $T$ the temperature), and returns the
+# prompt followed by the new tokens, `(batch, seq + max_new_tokens)`. This is the loop of Karpathy's
+# "Let's build GPT" lecture (and nanoGPT's `generate`); write it from three questions:
 #
-# 1. **crop** the context to the last `context_len` tokens (the model has no positions beyond that):
-#    `idx[:, -self.context_len:]`;
-# 2. run the model and keep the logits of the **last** position, `(batch, vocab_size)`;
-# 3. divide them by `temperature` **before** the softmax, $p = \text{softmax}(z / T)$;
-# 4. sample one token per row with `torch.multinomial(p, num_samples=1)` and append it with `torch.cat`.
+# 1. The model has `context_len` positions and no more. What do you feed it once the text is longer?
+# 2. `forward` returns logits for *every* position, `(batch, seq, vocab_size)`. Which of them predict the
+#    token that comes next?
+# 3. Generating needs neither gradients nor training-mode behaviour. Which two PyTorch switches say so? (Give
+#    the model back in the mode it was in.)
 #
-# Return the prompt followed by the new tokens, `(batch, seq + max_new_tokens)`. Wrap it in
-# `torch.no_grad()` (or decorate with `@torch.no_grad()`), and put the model in eval mode while generating.
-# The checks use a temperature close to 0 (the result must then be the greedy, argmax continuation), a
-# prompt longer than `context_len`, and thousands of samples whose frequencies must match
-# $\text{softmax}(z/T)$.
+# `torch.multinomial` draws from a distribution; `torch.cat` appends. The checks use a temperature close to 0
+# (the result must then be the greedy, argmax continuation), a prompt longer than `context_len`, and
+# thousands of samples whose frequencies must match $\text{softmax}(z/T)$.
 
 # %% id="c07" nbgrader={"grade": false, "grade_id": "gpt_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class GPTModel(nn.Module):
@@ -203,15 +204,25 @@ check("gpt_generate", globals(), hidden=True)
 # %% [markdown] id="c13"
 # ## An untrained GPT writes noise
 #
-# Before training, every next character is about equally likely: the loss is close to
-# $\ln(\text{vocab\_size}) = \ln 65 \approx 4.17$, and the samples are random characters. Notebook 08 trains it.
+# Before training, the model has no idea which character comes next. **Predict** its loss before running the
+# cell: the cross-entropy (notebook 08), in nats per character, of a model that spreads its bets evenly over
+# the 65 characters is $\ln 65 \approx 4.17$. Is an untrained model exactly that even? The cell measures it on
+# 64 windows of the corpus, and samples a line. Notebook 08 trains it.
 
 # %% id="c14"
+import math
+
 from gptedu import CharTokenizer, load_tinyshakespeare
 
-tokenizer = CharTokenizer.from_text(load_tinyshakespeare())
+text = load_tinyshakespeare()
+tokenizer = CharTokenizer.from_text(text)
 torch.manual_seed(0)
 model = GPTModel(tokenizer.vocab_size, d_model=64, num_heads=4, d_ff=256, context_len=32, num_layers=2)
+windows = torch.tensor([tokenizer.encode(text[i : i + 33]) for i in range(0, 33 * 64, 33)])  # (64, 33)
+with torch.no_grad():
+    logits = model(windows[:, :-1])  # predict characters 1..32 of each window from those before them
+loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), windows[:, 1:].reshape(-1))
+print(f"untrained loss {loss:.3f} nats; ln 65 = {math.log(65):.3f}")
 prompt = torch.tensor([tokenizer.encode("ROMEO:")])
 print(tokenizer.decode(model.generate(prompt, max_new_tokens=80)[0]))
 

@@ -87,11 +87,13 @@ model = model.cpu().eval()
 # Here is the model's distribution for the character after a prompt, at three temperatures:
 
 # %% id="c05"
+from gptedu.plots import visible
+
 prompt = "ROMEO:\nWhat say"
 with torch.no_grad():
     logits = model(torch.tensor([tokenizer.encode(prompt)]))[0, -1]
 top = torch.argsort(logits, descending=True)[:12]
-labels = [repr(tokenizer.decode([int(i)]))[1:-1] or "␣" for i in top]
+labels = [visible(tokenizer.decode([int(i)])) for i in top]  # a space shows as ␣, a newline as \n
 fig, ax = plt.subplots(figsize=(9, 3.5))
 width = 0.27
 for k, temperature in enumerate((0.5, 1.0, 2.0)):
@@ -108,7 +110,8 @@ plt.show()
 # ## Top-k
 #
 # Even at a sensible temperature, the long tail of unlikely characters gets picked now and then, and one bad
-# character can derail a word. **Top-k** keeps only the $k$ most likely candidates: their logits stay, every
+# character can derail a word. **Top-k** sampling (Fan et al. 2018, "Hierarchical Neural Story Generation")
+# keeps only the $k$ most likely candidates: their logits stay, every
 # other logit becomes $-\infty$ (probability exactly 0 after the softmax).
 #
 # ### Exercise 1: `top_k_filter` (5 points)
@@ -212,6 +215,8 @@ print("--- one line only (eos = newline):")
 print(generate(model, "JULIET:\n", n, 0.8, None, eos="\n", seed=3) + "<eos>")
 
 # %% [markdown] id="c16"
-# What to notice: greedy decoding soon repeats itself (the most likely continuation of a loop is the loop);
-# temperature 1.5 invents words and punctuation; temperature around 0.8, with or without a small top-k, gives
-# the most play-like text. That is the end of part 1: you built, trained and sampled a GPT from scratch.
+# What to look for in the samples above (they come from your model; under `GPTEDU_QUICK=1` it is barely
+# trained and every sample is noise): greedy decoding tends to fall into a loop of frequent phrases, since the
+# most likely continuation of a loop is the loop; temperature 1.5 invents words and punctuation; temperature
+# around 0.8, with or without a small top-k, usually gives the most play-like text. That is the end of part 1:
+# you built, trained and sampled a GPT from scratch.
