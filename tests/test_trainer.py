@@ -345,11 +345,11 @@ def test_resume_continues_a_time_budget_where_it_stopped(text, tmp_path, slow_ma
     whole.train()
     first = Trainer(default_plan(max_time=60.0, out_dir=str(tmp_path)), TINY_MODEL, text=text)
     first.train(until_step=25)  # interrupted (Ctrl-C, a closed laptop) after 25 of its 60 seconds
-    assert "Cut short at 4" in first.summary() and "--resume" in first.summary()
     resumed = Trainer.from_checkpoint(tmp_path / "ckpt.pt", text=text)
     resumed.train()
     assert resumed.step == 60, "max_time is the plan's budget, resumed runs included"
     assert resumed.history["lr"] == pytest.approx(whole.history["lr"], rel=1e-6)  # the same schedule, no restart
+    assert "Cut short at 4" in first.summary() and "--resume" in first.summary()
     assert "The plan is complete" in resumed.summary()
 
 
