@@ -1,14 +1,18 @@
 """One simulated class, graded ONCE by the real ``nbgrader autograde`` and shared by the grading-loop tests.
 
 ``test_class_loop.py``, ``test_sandbox.py`` and ``test_hostile.py`` all read the same graded course (a kernel start
-costs seconds, so every kind of submission goes into one batch). The submissions: correct, unusual but correct,
-partial, untouched stub, tampering of every kind, bad code (shortcuts, crashes, loops, floods), broken notebooks,
-and probes that try to escape the sandbox.
+costs seconds, so every kind of submission goes into one batch), graded as instructors do it: through
+``python -m gptedu.grading.autograde_class`` (intake, then nbgrader). The submissions: correct, unusual but
+correct, partial, untouched stub, tampering of every kind, bad code (shortcuts, crashes, loops, floods), broken
+notebooks, hostile files (links, FIFOs, hard links, JSON that Python cannot parse safely, a huge notebook) and
+probes that try to escape the sandbox.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -203,6 +207,7 @@ def _submissions(course: Path) -> None:
         cell["id"] = f"new-{number}"
     kit.submit(course, "stripped_no_ids", nb=nb)
     kit.submit(course, "invalid_json", raw='{"cells": [ this is not json')
+    _hostile_files(course)
     folder = course / "submitted" / "missing_notebook" / kit.ASSIGNMENT
     folder.mkdir(parents=True)
     (folder / "notes.txt").write_text("I forgot the notebook")
@@ -210,6 +215,49 @@ def _submissions(course: Path) -> None:
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # the class roster (`nbgrader db student add`)
         gb.update_or_create_student("missing_notebook")
+
+
+# Submissions that intake must stop before nbgrader reads them (tests/test_intake.py shows what plain nbgrader
+# does with each): (student, expected message in the report). "links_beside" is correct and must get full points.
+REJECTED = {
+    "link_notebook": "is a symbolic link",  # the notebook is a link to perfect's notebook
+    "hardlink_notebook": "hard link",  # a hard link to a copy of the instructor's source notebook
+    "fifo_notebook": "a FIFO",
+    "digits": "more than 100 digits",
+    "deep": "nested more than 64 levels",
+    "huge": "over the 32.0 MB limit",
+}
+
+
+def _hostile_files(course: Path) -> None:
+    nb_name = f"{kit.NOTEBOOK}.ipynb"
+    folder = kit.submit(course, "links_beside", answer=CORRECT).parent
+    (course / ".gptedu").mkdir(exist_ok=True)
+    (course / ".gptedu" / "canary").write_text("the course secret folder")
+    for name, target in {"gradebook.db": course / "gradebook.db", "source.ipynb.txt": course / "source" /
+                         kit.ASSIGNMENT / nb_name, "shadow": Path("/etc/shadow"), "zero.bin": Path("/dev/zero"),
+                         "other.txt": course / "submitted" / "perfect" / kit.ASSIGNMENT / nb_name,
+                         "secret": course / ".gptedu"}.items():
+        (folder / name).symlink_to(target)
+    os.mkfifo(folder / "pipe")
+    folder = kit.submit(course, "link_notebook", answer=WRONG).parent
+    (folder / nb_name).unlink()
+    (folder / nb_name).symlink_to(course / "submitted" / "perfect" / kit.ASSIGNMENT / nb_name)
+    folder = kit.submit(course, "hardlink_notebook", answer=WRONG).parent
+    (folder / nb_name).unlink()
+    shutil.copy(course / "source" / kit.ASSIGNMENT / nb_name, course / "instructor_copy.ipynb")
+    os.link(course / "instructor_copy.ipynb", folder / nb_name)
+    folder = kit.submit(course, "fifo_notebook", answer=WRONG).parent
+    (folder / nb_name).unlink()
+    os.mkfifo(folder / nb_name)
+    text = nbformat.writes(kit.release_notebook(course))
+    kit.submit(course, "digits", raw=text.replace('"metadata": {', '"metadata": {"n": ' + "7" * 5000 + ", ", 1))
+    kit.submit(course, "deep", raw=text.replace('"metadata": {', '"metadata": {"n": ' + "[" * 50_000
+                                                + "]" * 50_000 + ", ", 1))
+    nb = kit.release_notebook(course)
+    nb.cells[kit.answer_index(nb)].source = CORRECT
+    nb.cells.append(nbformat.v4.new_markdown_cell("x" * (33 * 2**20)))
+    kit.submit(course, "huge", nb=nb)
 
 
 def graded_class(tmp_path_factory) -> dict:
@@ -221,7 +269,7 @@ def graded_class(tmp_path_factory) -> dict:
     course = kit.make_course(tmp, env)
     _submissions(course)
     start = time.perf_counter()
-    run = kit.nbgrader(course, "autograde", kit.ASSIGNMENT, env=env)
+    run = kit.autograde(course, env=env)
     seconds = time.perf_counter() - start
     for student, answer in LOOPS.items():
         kit.submit(course, student, answer=answer)
@@ -230,7 +278,7 @@ def graded_class(tmp_path_factory) -> dict:
     for _ in range(5):
         nb.cells.insert(kit.answer_index(nb) + 1, nbformat.v4.new_code_cell("import time\ntime.sleep(3)"))
     kit.submit(course, "loop_slow_cells", nb=nb)
-    loops = kit.nbgrader(course, "autograde", kit.ASSIGNMENT, "--student=loop_*", *LOOP_FLAGS, env=env)
+    loops = kit.autograde(course, "--student", "loop_*", "--", *LOOP_FLAGS, env=env)
     students = sorted(p.name for p in (course / "submitted").iterdir())
     scores = {}
     for student in students:

@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     write_report(rows, report)
     print(format_report(rows))
     print(f"report: {report} ({seconds:.0f} s, {args.workers} worker(s))")
-    return 1 if any(r.status == "failed to grade" for r in rows) else 0
+    return 1 if any(r.status == "failed to grade" and fnmatch.fnmatchcase(r.student, args.student) for r in rows) else 0
 
 
 if __name__ == "__main__":
