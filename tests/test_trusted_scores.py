@@ -1,0 +1,365 @@
+"""One trusted scoring path (issue 11): scores come only from the trusted comparison, hidden cases from the course
+secret, hidden-test feedback redacted, no reference copy to borrow.
+
+The first tests drive the verification directly (``verify_components``: the student's cells in a fresh process,
+the comparison here); the last one grades a small course twice with the real ``nbgrader autograde``: once with
+plain nbgrader (each attack earns points there) and once with the course's configuration (each earns nothing).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import stat
+import subprocess
+import sys
+
+import course_kit as kit
+import nbformat
+import pytest
+import torch
+
+from gptedu.grading import components, secret, verify
+from gptedu.grading.runner import run_case
+
+REPO = kit.REPO
+NB03 = REPO / "autograder" / "source" / "gpt_from_scratch" / "03_single_head.ipynb"
+NB09 = REPO / "autograder" / "source" / "gpt_from_scratch" / "09_generation.ipynb"
+COURSE_SECRET = bytes(range(32))  # a course's secret (not the public development one)
+
+
+def _verdicts(nb_path, answers: dict[str, str], course_secret: bytes = COURSE_SECRET, only=None):
+    """{(component, "visible"|"hidden"): Verdict} for the source notebook with ``answers`` (grade id -> code) in
+    its answer cells (the instructor's solution in the others); ``only``: these components only."""
+    source_nb = nbformat.read(nb_path, as_version=4)
+    solved = nbformat.from_dict(source_nb)
+    for cell in solved.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            cell.source = answers.get(meta["grade_id"], kit.strip_markers(cell.source))
+    cells = [(i, verify.to_python(s)) for i, s in verify.student_code_cells(solved, source_nb)]
+    found = [c for c in components.all_components() if c.notebook == nb_path.stem and (not only or c.name in only)]
+    return verify.verify_components(found, cells, source_nb, course_secret, 120, False)
+
+
+def _scores(verdicts) -> dict[tuple[str, str], bool]:
+    return {key: verdict.passed for key, verdict in verdicts.items()}
+
+
+# ------------------------------------------------------------------------------------------------- the secret
+def test_secret_init_rotate_load(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    with pytest.raises(secret.MissingSecret, match="python -m gptedu.grading.secret init --course"):
+        secret.load(course)
+    where = secret.init(course)
+    assert where == course / ".gptedu" / "secret"
+    assert stat.S_IMODE(where.stat().st_mode) == 0o600
+    assert stat.S_IMODE(where.parent.stat().st_mode) == 0o700
+    assert (where.parent / ".gitignore").read_text().splitlines()[-1] == "*"
+    first = secret.load(course)
+    assert len(first) == 32
+    assert secret.init(course) == where and secret.load(course) == first  # init keeps an existing secret
+    secret.rotate(course)
+    assert secret.load(course) != first
+    where.write_text("not hex\n")
+    with pytest.raises(secret.MissingSecret, match="damaged.*rotate"):
+        secret.load(course)
+
+
+def test_secret_command_line(tmp_path):
+    course = tmp_path / "my course"
+    course.mkdir()
+    run = [sys.executable, "-m", "gptedu.grading.secret"]
+    res = subprocess.run([*run, "init", "--course", str(course)], capture_output=True, text=True)
+    assert res.returncode == 2 and "no nbgrader_config.py" in res.stderr  # not a course folder: says so
+    (course / "nbgrader_config.py").write_text("c = get_config()\n")
+    res = subprocess.run([*run, "init", "--course", str(course)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    first = secret.load(course)
+    res = subprocess.run([*run, "rotate", "--course", str(course)], capture_output=True, text=True)
+    assert res.returncode == 0 and secret.load(course) != first
+
+
+def test_the_secret_is_nowhere_in_the_repository_or_the_package():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert not [p for p in tracked if "/.gptedu/" in f"/{p}"]
+    ignored = subprocess.run(["git", "check-ignore", "-q", "autograder/.gptedu/secret"], cwd=REPO)
+    assert ignored.returncode == 0
+
+
+def test_hidden_cases_come_from_the_secret():
+    for component in components.all_components():
+        public = component.cases(hidden=True)  # what anyone can compute from the installed package
+        course = component.cases(hidden=True, secret=COURSE_SECRET)
+        assert repr(public) != repr(course), component.name
+        assert repr(course) == repr(component.cases(hidden=True, secret=COURSE_SECRET))  # deterministic
+
+
+def test_every_test_cell_of_the_course_is_registered():
+    """A test cell that no component claims would score 0 for everyone (a course configuration error)."""
+    unregistered = []
+    for path in sorted((REPO / "autograder" / "source").glob("*/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if verify.is_test_cell(cell) and components.for_grade_id(cell.metadata.nbgrader["grade_id"]) is None:
+                unregistered.append(f"{path.stem}: {cell.metadata.nbgrader['grade_id']}")
+    assert not unregistered
+
+
+# ------------------------------------------------------------------------------------------- lookup tables
+def _lookup_table_head(table_secret: bytes | None) -> str:
+    """A ``Head`` computing no attention: it returns outputs memorised for the visible cases and for the hidden cases
+    of ``table_secret`` (None: the public package's default), found by hashing its input."""
+    from gptedu.char.attention import Head
+
+    head = components.get("head")
+    table = {}
+    for case in head.cases(hidden=False) + head.cases(hidden=True, secret=table_secret):
+        outputs = run_case(Head, case)
+        for name, x in case["inputs"].items():
+            for method in case["methods"]:
+                buffer = io.BytesIO()
+                torch.save(outputs[f"{method}:{name}"], buffer)
+                key = method + hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
+                table[key] = base64.b64encode(buffer.getvalue()).decode()
+    return f'''\
+import base64, hashlib, io
+TABLE = {table!r}
+
+
+class Head(nn.Module):
+    def __init__(self, d_model, d_k, d_v, context_len=100):
+        super().__init__()
+        self.query = nn.Linear(d_model, d_k, bias=False)
+        self.key = nn.Linear(d_model, d_k, bias=False)
+        self.value = nn.Linear(d_model, d_v, bias=False)
+
+    def _recall(self, method, x):
+        key = method + hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
+        if key in TABLE:
+            return torch.load(io.BytesIO(base64.b64decode(TABLE[key])))
+        return torch.zeros(x.shape[0], x.shape[1], self.value.out_features)
+
+    def forward(self, x):
+        return self._recall("forward", x)
+
+    def attention_weights(self, x):
+        return self._recall("attention_weights", x)
+'''
+
+
+def test_a_lookup_table_built_from_the_public_package_scores_zero_on_hidden_tests():
+    public_table = _lookup_table_head(None)
+    # the attack is real: against the hidden cases the package can compute, the table passes everything
+    assert _scores(_verdicts(NB03, {"head_solution": public_table}, components.PUBLIC_DEV_SECRET)) == {
+        ("head", "visible"): True, ("head", "hidden"): True}
+    # with the course's secret the hidden cases are new: the memorised outputs are worth nothing there
+    assert _scores(_verdicts(NB03, {"head_solution": public_table})) == {
+        ("head", "visible"): True, ("head", "hidden"): False}
+
+
+# ----------------------------------------------------------------------------------------- reference copies
+BORROW_FROM_COPY = {
+    "plain import": "from reference_copy.sampling import filter_logits as top_k_filter\n",
+    "computed name": "import importlib\ntop_k_filter = importlib.import_module('reference' + '_copy.sampling')"
+                     ".filter_logits\n",
+    "wrapped": "import importlib\n_m = importlib.import_module('_'.join(['reference', 'copy']) + '.sampling')\n\n\n"
+               "def top_k_filter(logits, k):\n    return _m.filter_logits(logits, k)\n",
+}
+
+
+def test_a_copy_that_held_the_graded_reference_would_be_borrowed():
+    """The control: had the copy held ``filter_logits`` (the whole module, as before), the wrapped import would
+    have passed every check, visible and hidden."""
+    source_nb = nbformat.read(NB09, as_version=4)
+    top_k = components.get("top_k_filter")
+    cells = [(0, BORROW_FROM_COPY["wrapped"])]
+    for which in verify.WHICH:
+        cases = {top_k.name: [(verify.case_key(top_k, which, i), case) for i, case in enumerate(
+            top_k.cases(hidden=which == "hidden", secret=COURSE_SECRET))]}
+        outputs, problem = verify.run_in_sandbox([top_k], cells, source_nb, 120, False, withheld={"top_k_filter"},
+                                                 cases=cases, provided={"f": "gptedu.sampling.filter_logits"})
+        assert verify.judge(top_k, which, cases[top_k.name], outputs, problem).passed, problem
+
+
+@pytest.mark.parametrize("how", sorted(BORROW_FROM_COPY))
+def test_the_verifications_reference_copy_cannot_be_borrowed(how):
+    found = _scores(_verdicts(NB09, {"top_k_solution": BORROW_FROM_COPY[how]}, only={"top_k_filter"}))
+    assert found == {("top_k_filter", "visible"): False, ("top_k_filter", "hidden"): False}
+
+
+def test_the_reference_copy_holds_only_the_prerequisites(tmp_path):
+    """07's GPTModel may use the reference decoder (its prerequisite); the copy holds nothing else of the package:
+    no GPTModel, no sampling, no data helpers."""
+    source_nb = nbformat.read(REPO / "autograder" / "source" / "gpt_from_scratch" / "07_gpt.ipynb", as_version=4)
+    found = [c for c in components.all_components() if c.notebook == "07_gpt"]
+    for withheld, group in verify.withheld_groups(found).items():
+        statements, _ = verify.instructor_prelude(source_nb)
+        _, wanted = verify.build_prelude(statements, verify.provided_names(source_nb, group, []), set(withheld))
+        folder = tmp_path / "-".join(withheld)
+        verify.write_reference_copy(folder, wanted, set(withheld))
+        text = "\n".join(p.read_text() for p in folder.rglob("*.py"))
+        assert "class GPTModel" not in text and "def filter_logits" not in text and "load_tinyshakespeare" not in text
+        assert ("class TransformerDecoder(" in text) == ("TransformerDecoder" not in withheld)
+
+
+# ---------------------------------------------------------------------------------------- feedback redaction
+LEAKY_HEAD = kit.head_solution().replace(
+    "    def forward(self, x",
+    "    def _leak(self, x):\n"
+    "        if x.shape[1] not in VISIBLE_T:\n"
+    "            secret_cases = open('cases.pt', 'rb').read()[:300] if os.path.exists('cases.pt') else b''\n"
+    "            print('LEAK', tuple(x.shape), x.flatten()[:4].tolist())\n"
+    "            raise ValueError(f'LEAK shape={tuple(x.shape)} values={x.flatten()[:4].tolist()} {secret_cases!r}')\n"
+    "\n    def forward(self, x", 1).replace(
+    "        return self.attention_weights(x) @ self.value(x)",
+    "        self._leak(x)\n        return self.attention_weights(x) @ self.value(x)")
+
+
+def _visible_lengths() -> set[int]:
+    return {int(case["inputs"]["x"].shape[1]) for case in components.get("head").cases(hidden=False)}
+
+
+def test_hidden_feedback_never_shows_inputs_sizes_seeds_or_the_students_text():
+    head = components.get("head")
+    assert "self._leak(x)" in LEAKY_HEAD
+    answer = f"import os\nVISIBLE_T = {_visible_lengths()}\n" + LEAKY_HEAD
+    verdicts = _verdicts(NB03, {"head_solution": answer})
+    hidden, visible = verdicts[("head", "hidden")], verdicts[("head", "visible")]
+    assert visible.passed and not hidden.passed
+    assert "your code raised an error on a hidden case" in hidden.text  # names the check and the cause
+    assert "LEAK" not in hidden.text and "shape=" not in hidden.text
+    for case in head.cases(hidden=True, secret=COURSE_SECRET):
+        x = case["inputs"]["x"]
+        assert str(case["seed"]) not in hidden.text
+        assert str(tuple(x.shape)) not in hidden.text and case["describe"] not in hidden.text
+        assert str(case["init"]["d_model"]) not in hidden.text.replace("1/sqrt", "")
+    # wrong values on hidden cases: the check and the cause, never expected or found values
+    wrong = kit.head_solution().replace("/ math.sqrt(k.size(-1))", "")
+    wrong_hidden = _verdicts(NB03, {"head_solution": wrong})[("head", "hidden")]
+    assert not wrong_hidden.passed and "matches the reference" in wrong_hidden.text
+    assert "expected" not in wrong_hidden.text and "found" not in wrong_hidden.text
+    assert not any(case["describe"] in wrong_hidden.text for case in head.cases(hidden=True, secret=COURSE_SECRET))
+
+
+def test_visible_feedback_stays_detailed():
+    """The visible run never holds a hidden case, so it may quote the student's own error message."""
+    answer = kit.head_solution().replace("        return self.attention_weights(x) @ self.value(x)",
+                                         "        raise ValueError('my own message')")
+    visible = _verdicts(NB03, {"head_solution": answer})[("head", "visible")]
+    assert not visible.passed and "my own message" in visible.text and "case: Head(" in visible.text
+
+
+def test_hidden_text_drops_any_line_carrying_the_students_strings():
+    from gptedu.grading.report import Failure
+
+    failure = Failure("ok check STOLEN-VALUE-123", "case", "message", "cause", status="failed")
+    text = verify._hidden_text(failure, {"_message": "STOLEN-VALUE-123", "_status": "made-up status"})
+    assert "STOLEN" not in text and "cause" in text
+    unknown = Failure("made-up status", "case", "m", "", status="made-up status")
+    assert "made-up" not in verify._hidden_text(unknown, {"_status": "made-up status"})
+
+
+# ----------------------------------------------------------------------------- the real nbgrader, both ways
+HOOK = 'get_ipython().events.register("pre_run_cell", lambda *a: get_ipython().displayhook("ok"))\n'
+STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
+WRONG = kit.head_solution().replace("/ math.sqrt(k.size(-1))", "")
+ATTACKS = {
+    # an execute_result planted before each later cell's error: nbgrader scores such a cell from it
+    "displayhook_stub": HOOK + STUB,
+    # every later cell that calls check( becomes a cell that prints nothing and raises nothing
+    "transformer_wrong": WRONG + '''
+def _skip(lines):
+    return ["pass\\n"] if any("check(" in l for l in lines) else lines
+get_ipython().input_transformers_cleanup.append(_skip)
+''',
+    # the grading helper and torch's comparisons patched, a fake module in sys.modules
+    "patched_wrong": WRONG + '''
+import sys, types, torch
+import gptedu.grading as _grading
+_grading.check = lambda *a, **k: print("all checks passed")
+_fake = types.ModuleType("gptedu.grading")
+_fake.check = _grading.check
+sys.modules["gptedu.grading"] = _fake
+torch.allclose = lambda *a, **k: True
+''',
+}
+EXTRA_TEST_CELL = "print('an extra test cell, not registered with any component')"
+
+
+PLAIN_CONFIG = '''\
+c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = "gptedu-test"
+c.CourseDirectory.db_url = "sqlite:///{db}"
+'''
+
+
+def _with_unregistered_test_cell(course):
+    """Add a 5-point test cell that no component claims to the source, and release again."""
+    path = course / "source" / kit.ASSIGNMENT / f"{kit.NOTEBOOK}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(EXTRA_TEST_CELL, metadata={"nbgrader": {
+        "grade": True, "grade_id": "test_not_registered", "locked": True, "points": 5, "schema_version": 3,
+        "solution": False, "task": False}}))
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+def test_attacks_fool_plain_nbgrader_and_earn_nothing_here(tmp_path):
+    if not kit.sandbox_possible():
+        pytest.skip("the grading sandbox needs root on Linux, with namespaces")  # CI: never skipped
+    env = kit.sandbox_env(tmp_path)
+    plain_env = {k: v for k, v in env.items() if k not in ("GPTEDU_REQUIRE_SANDBOX", "JUPYTER_PATH")}
+    courses = {}
+    for name in ("plain", "ours"):
+        root = tmp_path / name
+        root.mkdir()
+        course = kit.make_course(root, env)
+        _with_unregistered_test_cell(course)
+        assert kit.nbgrader(course, "generate_assignment", kit.ASSIGNMENT, "--force", env=env).returncode == 0
+        if name == "plain":
+            (course / "nbgrader_config.py").write_text(PLAIN_CONFIG.format(db=course / "gradebook.db"))
+        answers = {**ATTACKS, "correct_with_hook": HOOK + kit.head_solution(),
+                   "leaky": f"import os\nVISIBLE_T = {_visible_lengths()}\n" + LEAKY_HEAD}
+        for student, answer in answers.items():
+            kit.submit(course, student, answer=answer)
+        courses[name] = course
+
+    # without the course secret, autograde refuses before grading anything, naming the command to run
+    ours = courses["ours"]
+    os.rename(ours / ".gptedu" / "secret", ours / ".gptedu" / "moved")
+    refused = kit.nbgrader(ours, "autograde", kit.ASSIGNMENT, env=env)
+    assert refused.returncode != 0 and "python -m gptedu.grading.secret init" in refused.stderr
+    assert not (ours / "autograded").exists()
+    os.rename(ours / ".gptedu" / "moved", ours / ".gptedu" / "secret")
+
+    plain = kit.nbgrader(courses["plain"], "autograde", kit.ASSIGNMENT, env=plain_env)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    graded = kit.nbgrader(ours, "autograde", kit.ASSIGNMENT, env=env)
+    assert graded.returncode == 0, graded.stderr[-3000:]
+    head_cells = ("test_head_visible", "test_head_hidden")
+    for student in ATTACKS:
+        fooled = kit.cell_scores(courses["plain"], student)
+        assert [fooled[g] for g in head_cells] == [10, 10], (student, fooled)  # plain nbgrader: full points
+        scores = kit.cell_scores(ours, student)
+        assert [scores[g] for g in head_cells] == [0, 0], (student, kit.outputs_of(ours, student, head_cells[0]))
+    assert kit.cell_scores(courses["plain"], "correct_with_hook")["test_not_registered"] == 5
+    correct = kit.cell_scores(ours, "correct_with_hook")
+    assert [correct[g] for g in head_cells] == [10, 10]  # the hook harms nobody: correct code, full points
+    assert correct["test_not_registered"] == 0  # no component, no points: a configuration error, said so
+    assert "course configuration error" in kit.outputs_of(ours, "correct_with_hook", "test_not_registered")
+
+    # the feedback shows the trusted verdict, not what the submission displayed, and no hidden input
+    res = kit.nbgrader(ours, "generate_feedback", kit.ASSIGNMENT, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stub_html = (ours / "feedback" / "displayhook_stub" / kit.ASSIGNMENT / f"{kit.NOTEBOOK}.html").read_text()
+    assert "not attempted" in stub_html
+    html = (ours / "feedback" / "leaky" / kit.ASSIGNMENT / f"{kit.NOTEBOOK}.html").read_text()
+    assert "your code raised an error on a hidden case" in html
+    for case in components.get("head").cases(hidden=True, secret=secret.load(ours)):
+        assert case["describe"] not in html and str(case["seed"]) not in html
+    hidden_outputs = kit.outputs_of(ours, "leaky", "test_head_hidden")
+    assert "LEAK" not in hidden_outputs
+
