@@ -101,7 +101,7 @@ def test_feedback_is_written_without_hidden_tests(loop):
     partial = (folder / "partial" / kit.ASSIGNMENT / f"{kit.NOTEBOOK}.html").read_text()
     assert "most likely cause" in partial  # the checks' message for the student is kept
     tampered = (folder / "tamper_reference" / kit.ASSIGNMENT / f"{kit.NOTEBOOK}.html").read_text()
-    assert "VerificationFailed" in tampered
+    assert "CheckFailed" in tampered
 
 
 def test_export_has_every_student_with_manual_points(loop):

@@ -23,13 +23,11 @@ SOURCE = kit.REPO / "autograder" / "source" / "gpt_from_scratch" / "07_gpt.ipynb
 
 
 def _verdicts(nb, source_nb):
-    specs = [s for s in SPECS.values() if s.notebook == "07_gpt"]
+    """component -> the kinds of case ("visible", "hidden") it fails."""
+    found = [c for c in components.all_components() if c.notebook == "07_gpt"]
     cells = [(i, verify.to_python(s)) for i, s in verify.student_code_cells(nb, source_nb)]
-    found = {}
-    for withheld, group in verify.withheld_groups(specs).items():
-        outputs, problem = verify.run_in_sandbox(group, cells, source_nb, 300, False, withheld=set(withheld))
-        found.update({s.name: verify.compare_outputs(s, outputs, problem) for s in group})
-    return found
+    verdicts = verify.verify_components(found, cells, source_nb, b"a course secret", 300, False)
+    return {c.name: {which for which in verify.WHICH if not verdicts[(c.name, which)].passed} for c in found}
 
 
 def _solved(source_nb, replace: dict[str, str] | None = None):
@@ -47,7 +45,7 @@ def source_nb():
 
 
 def test_groups_keep_the_graded_reference_out(source_nb):
-    groups = verify.withheld_groups([s for s in SPECS.values() if s.notebook == "07_gpt"])
+    groups = verify.withheld_groups([c for c in components.all_components() if c.notebook == "07_gpt"])
     by_spec = {spec.name: set(withheld) for withheld, group in groups.items() for spec in group}
     assert "TransformerDecoder" in by_spec["decoder"]
     assert "TransformerDecoder" not in by_spec["gpt_forward"]  # GPTModel may build on the reference decoder
@@ -55,8 +53,8 @@ def test_groups_keep_the_graded_reference_out(source_nb):
 
 
 def test_solution_is_confirmed_and_a_borrowed_reference_is_not(source_nb):
-    assert _verdicts(_solved(source_nb), source_nb) == {"decoder": {}, "gpt_forward": {}, "gpt_generate": {}}
+    assert _verdicts(_solved(source_nb), source_nb) == {"decoder": set(), "gpt_forward": set(), "gpt_generate": set()}
     cheat = _solved(source_nb, {"decoder_solution": "TransformerDecoder = ReferenceDecoder\n"})
     found = _verdicts(cheat, source_nb)
     assert set(found["decoder"]) == {"visible", "hidden"}  # failed
-    assert found["gpt_forward"] == {} and found["gpt_generate"] == {}
+    assert found["gpt_forward"] == set() and found["gpt_generate"] == set()
