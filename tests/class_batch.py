@@ -90,18 +90,23 @@ import gptedu.char.attention as _ref
 _ref.Head.attention_weights = Head.attention_weights
 _ref.Head.forward = Head.forward
 ''',
-    # an input transformer that keeps only the print lines of later cells (the canary survives, the checks do not)
+    # an input transformer that keeps only the print lines of later cells (the checks never run)
     "tamper_transformer": WRONG + '''
 def _keep_prints(lines):
     return [l for l in lines if l.startswith("print(")] or ["pass\\n"]
 get_ipython().input_transformers_cleanup.append(_keep_prints)
 ''',
-    # correct code, but every later cell that calls check( becomes `pass`: caught by the canary
-    "tamper_skip_tests": CORRECT + '''
+    # wrong code, and every later cell that calls check( becomes `pass` (no output, no error: full points in plain
+    # nbgrader)
+    "tamper_skip_tests": WRONG + '''
 def _skip(lines):
     return ["pass\\n"] if any("check(" in l for l in lines) else lines
 get_ipython().input_transformers_cleanup.append(_skip)
 ''',
+    # the untouched stub, and an execute_result planted before every later cell's error (nbgrader scores a cell
+    # from it: full points in plain nbgrader)
+    "tamper_displayhook": 'get_ipython().events.register("pre_run_cell", lambda *a: get_ipython().displayhook("ok"))\n'
+                          "# YOUR CODE HERE\nraise NotImplementedError()\n",
 }
 
 BAD_CODE = {
