@@ -333,5 +333,6 @@ for layer, head in itertools.product(range(num_layers), range(num_heads)):
 #
 # Which head takes which role changes from run to run, and a longer run sharpens the patterns. With
 # `GPTEDU_QUICK=1` the tiny model (1 layer of 2 heads, 20 steps) shows none of this yet.
+
 # %% [markdown] id="c16"
 # **Next:** notebook 09 explores how to sample: temperature, top-k, greedy decoding.
