@@ -556,26 +556,9 @@ def _store(name: str, value: Any, out: dict, what: str = "") -> None:
         out[name] = f"<{type(value).__name__}>"
 
 
-class TinyLM(nn.Module):
-    """A bigram language model for checking training loops: ``(batch, seq)`` ids → ``(batch, seq, vocab)`` logits.
-
-    It records, for every forward call, whether the model was in training mode and whether autograd was on.
-    """
-
-    def __init__(self, vocab_size: int = 11, d_model: int = 8):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, d_model)
-        self.fc_out = nn.Linear(d_model, vocab_size)
-        self.calls: list[tuple[bool, bool]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls.append((self.training, torch.is_grad_enabled()))
-        return self.fc_out(torch.tanh(self.embedding(x)))
-
-
 def _run_loop(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
-    """Run a student's ``train``/``evaluate`` on ``TinyLM`` with known weights and a fixed list of batches."""
-    model = TinyLM(**case["init"])
+    """Run a student's ``train``/``evaluate`` on ``TinyCausalLM`` with known weights and a fixed list of batches."""
+    model = TinyCausalLM(**case["init"])
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(case["params"][name])
@@ -759,10 +742,4 @@ def run_case(student_obj: Any, case: dict) -> dict:
     return outputs
 
 
-def softmax_tv(p: torch.Tensor, q: torch.Tensor) -> float:
-    """Total-variation distance between two probability vectors (used by statistical checks)."""
-    return 0.5 * float((p - q).abs().sum())
-
-
-__all__ = ["KINDS", "ShortcutGuard", "StudentCodeError", "TinyCausalLM", "TinyLM", "build_module",
-           "run_case", "softmax_tv"]
+__all__ = ["KINDS", "ShortcutGuard", "StudentCodeError", "TinyCausalLM", "build_module", "run_case"]

@@ -30,7 +30,7 @@ from gptedu.grading.components.base import (
     status_failures,
 )
 from gptedu.grading.report import Failure, tensor_failure
-from gptedu.grading.runner import TinyLM
+from gptedu.grading.runner import TinyCausalLM
 from gptedu.sampling import filter_logits
 
 
@@ -743,42 +743,46 @@ def _loop_cases(mode: str, hidden: bool, secret: bytes) -> list[dict]:
     cases = []
     for i, (vocab, d, batches, seq, lr, seed) in enumerate(settings):
         torch.manual_seed(seed)
-        tiny = TinyLM(vocab, d)
+        tiny = TinyCausalLM(vocab, d, seq)
         params = {k: v.detach().clone() for k, v in tiny.named_parameters()}
         g = gen(seed)
         data = [(torch.randint(vocab, (4, seq), generator=g), torch.randint(vocab, (4, seq), generator=g))
                 for _ in range(batches)]
         cases.append({"spec": mode, "id": f"{mode}/{i}", "kind": "loop", "mode": mode, "label": mode,
-                      "init": {"vocab_size": vocab, "d_model": d}, "params": params, "batches": data, "lr": lr,
-                      "seed": seed,
+                      "init": {"vocab_size": vocab, "d_model": d, "context_len": seq}, "params": params,
+                      "batches": data, "lr": lr, "seed": seed,
                       "describe": f"{mode}() on a tiny model, {batches} batches of shape (4, {seq}), "
                                   + (f"SGD(lr={lr:g}, momentum=0.9)" if mode == "train" else "CrossEntropyLoss")})
     return cases
 
 
-def _loop_reference(case, variant: str = "") -> tuple[float, dict]:
-    tiny = TinyLM(**case["init"])
+def _loop_reference(case, variant: str | None = None) -> tuple[float, list[float], dict]:
+    """``(mean loss, per-batch losses, parameters after)``: the reference loop (``gptedu.char.loop``) when
+    ``variant`` is None, else a hand-written loop with a typical mistake ("" for none)."""
+    tiny = TinyCausalLM(**case["init"])
     tiny.load_state_dict(case["params"])
     criterion = nn.CrossEntropyLoss()
     batches = [(s.clone(), t.clone()) for s, t in case["batches"]]
-    if case["mode"] == "evaluate":
-        return loop.evaluate(tiny, batches, criterion, "cpu"), {k: v.detach() for k, v in tiny.named_parameters()}
-    opt = torch.optim.SGD(tiny.parameters(), lr=case["lr"], momentum=0.9)
-    if not variant:
-        loss = loop.train(tiny, batches, criterion, opt, "cpu")
-        return loss, {k: v.detach() for k, v in tiny.named_parameters()}
+    train = case["mode"] == "train"
+    opt = torch.optim.SGD(tiny.parameters(), lr=case["lr"], momentum=0.9) if train else None
+    if variant is None:
+        loss = loop.train(tiny, batches, criterion, opt, "cpu") if train else loop.evaluate(tiny, batches, criterion,
+                                                                                              "cpu")
+        return loss, [], {k: v.detach() for k, v in tiny.named_parameters()}
     losses = []
     for src, tgt in batches:
-        if variant != "no_zero_grad":
-            opt.zero_grad()
-        logits = tiny(src)
-        target = src if variant == "src_targets" else tgt  # "src_targets": a mistake of the mistakes suite
-        loss = criterion(logits.reshape(-1, logits.size(-1)), target.reshape(-1))
-        loss.backward()
-        if variant != "no_step":
-            opt.step()
+        with torch.set_grad_enabled(train):
+            if train and variant != "no_zero_grad":
+                opt.zero_grad()
+            logits = tiny(src)
+            target = src if variant == "src_targets" else tgt
+            loss = criterion(logits.reshape(-1, logits.size(-1)), target.reshape(-1))
+            if train:
+                loss.backward()
+                if variant != "no_step":
+                    opt.step()
         losses.append(loss.item())
-    return sum(losses) / len(losses), {k: v.detach() for k, v in tiny.named_parameters()}
+    return sum(losses) / len(losses), losses, {k: v.detach() for k, v in tiny.named_parameters()}
 
 
 def _loop_compare(case, outputs):
@@ -786,7 +790,7 @@ def _loop_compare(case, outputs):
     if failures:
         return failures
     desc = case["describe"]
-    expected_loss, expected_params = _loop_reference(case)
+    expected_loss, _, expected_params = _loop_reference(case)
     found = outputs.get("loss")
     training = outputs.get("calls_training", torch.tensor([], dtype=torch.bool))
     grad = outputs.get("calls_grad", torch.tensor([], dtype=torch.bool))
@@ -821,7 +825,7 @@ def _loop_compare(case, outputs):
                                 "add loss.item() (a float) to the running total and return total / number of "
                                 "batches: a tensor with a graph keeps every batch's activations in memory."))
     if found is None or abs(float(found) - expected_loss) > 1e-5:
-        last = _last_batch_loss(case)
+        last = _loop_reference(case, "")[1][-1]
         cause = "return the mean of the per-batch losses: total / number of batches (use loss.item())."
         if found is not None and abs(float(found) - expected_loss * n_batches) < 1e-4:
             cause = "the loss is summed over batches: divide by the number of batches to return the mean."
@@ -843,7 +847,7 @@ def _loop_compare(case, outputs):
                                                        "across batches."),
                                       ("src_targets", "the loss compares the logits with the inputs (src): the "
                                                       "targets are tgt, the next token at every position.")):
-                    _, vparams = _loop_reference(case, variant)
+                    vparams = _loop_reference(case, variant)[2]
                     if isinstance(found_p, torch.Tensor) and found_p.shape == vparams[name].shape and \
                             torch.allclose(found_p, vparams[name], atol=1e-5):
                         cause = text
@@ -854,26 +858,6 @@ def _loop_compare(case, outputs):
             failures.append(fail)
             break
     return failures
-
-
-def _last_batch_loss(case) -> float:
-    tiny = TinyLM(**case["init"])
-    tiny.load_state_dict(case["params"])
-    if case["mode"] == "evaluate":
-        src, tgt = case["batches"][-1]
-        with torch.no_grad():
-            logits = tiny(src)
-        return float(F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1)))
-    opt = torch.optim.SGD(tiny.parameters(), lr=case["lr"], momentum=0.9)
-    loss_value = 0.0
-    for src, tgt in case["batches"]:
-        opt.zero_grad()
-        logits = tiny(src)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1))
-        loss.backward()
-        opt.step()
-        loss_value = loss.item()
-    return loss_value
 
 
 # ============================================================================================== 09 sampling

@@ -3,7 +3,7 @@
 Mistake: the model stays in whatever mode it was (eval after a validation pass), so dropout never trains.
 Component: training loop (train).
 Expected effect: no numeric difference on a model without dropout; detectable only by recording the mode seen in
-forward (the loop check's TinyLM does). The message should name model.train().
+forward (the loop check's TinyCausalLM does). The message should name model.train().
 """
 
 import torch
