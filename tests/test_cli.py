@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -464,3 +465,37 @@ def test_ctrl_c_while_saving_never_leaves_a_half_written_checkpoint(tmp_path):
     assert len(lines) == 1 and "interrupted again while saving" in lines[0] and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".gptedu")) == ["ckpt.pt"]
     assert load_checkpoint(tmp_path / "ckpt.pt")["step"] == 3  # complete, and verified by its checksums
+
+
+DEMO_ONLY = r"""
+import sys
+from gptedu.cli import main
+out = sys.argv[1]
+assert main(["train", "--out", out, "--preset", "tiny", "--steps", "3", "--eval-interval", "0", "--eval-batches", "1",
+             "--no-progress", "--threads", "1", "--sample-tokens", "20"]) == 0
+assert main(["generate", "--checkpoint", out + "/ckpt.pt", "--prompt", "A", "--max-new-tokens", "5"]) == 0
+course = {"matplotlib", "nbgrader", "jupyter_core", "jupyterlab", "notebook", "IPython", "ipykernel", "nbformat",
+          "nbclient", "safetensors", "tiktoken", "regex", "transformers", "hypothesis", "pytest", "jupytext"}
+print(sorted(course & {name.split(".")[0] for name in sys.modules}))
+"""
+
+
+def test_the_demo_needs_only_the_demo_requirements(tmp_path):
+    """Finding 4: `make demo` installed the whole course stack (1.6 GB) to train a model. It installs
+    requirements-demo.txt (= pyproject's dependencies); training and generating must import nothing else."""
+    import re
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    pins = [line.split("#")[0].strip() for line in (root / "requirements-demo.txt").read_text().splitlines()]
+    demo = {re.split(r"[<>=!~ \[]", pin)[0].lower() for pin in pins if pin}
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert demo == {re.split(r"[<>=!~ \[]", dep)[0].lower() for dep in deps} == {"torch", "numpy", "tqdm"}
+    makefile = (root / "Makefile").read_text()
+    assert re.search(r"^demo: \$\(DEMO_STAMP\)$", makefile, re.MULTILINE)
+    assert "requirements.txt" not in makefile.split("$(DEMO_STAMP):")[1].split("\n\n")[0]
+    proc = subprocess.run([sys.executable, "-c", DEMO_ONLY, str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]", "the demo imported part of the course stack"
