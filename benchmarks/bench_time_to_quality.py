@@ -33,6 +33,7 @@ and several runs can share the machine (``--jobs``). ``--slowdown 1`` is a quiet
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures
 import json
 import os
@@ -121,7 +122,7 @@ def worker(spec: dict) -> dict:
         changes["num_threads"] = spec["threads"]
     for item in filter(None, spec["variant"].partition(":")[2].split(",")):  # e.g. new:warmup_fraction=0.1
         key, value = item.split("=")
-        changes[key] = type(getattr(train_cfg, key))(value) if getattr(train_cfg, key) is not None else float(value)
+        changes[key] = ast.literal_eval(value)
     train_cfg = dataclasses.replace(train_cfg, **changes)
     if spec["slowdown"]:
         VirtualClock(QUIET_TOKENS_PER_S[spec["preset"]] / spec["slowdown"]).install(trainer_module)

@@ -71,6 +71,10 @@ class TrainConfig:
     max_time: float | None = 285.0  # seconds of training in the whole plan (resumed runs included); None: no limit
     max_steps: int | None = None  # optimizer steps in the whole plan; None: no limit (at least one must be set)
     batch_size: int = 32  # windows per step (per rank under torchrun)
+    # A time budget too short for this many steps at batch_size trains smaller batches (powers of two, at least
+    # min_batch_size) so that it buys about as many updates: measured on the first steps (fitted_batch_size).
+    target_steps: int | None = None
+    min_batch_size: int = 8
     lr: float = 5e-3  # peak learning rate, reached at the end of warmup
     min_lr: float = 5e-4  # the cosine ends here
     warmup_fraction: float = 0.05  # linear warmup over this fraction of the budget (time or steps, as above)
@@ -105,6 +109,8 @@ class TrainConfig:
                 "a plan needs a budget: set max_steps (--steps) or max_time (--max-time), or both",
             ),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.target_steps is None or self.target_steps >= 1, "target_steps must be >= 1 or None"),
+            (self.min_batch_size >= 1, f"min_batch_size must be >= 1, got {self.min_batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.min_lr <= self.lr, f"min_lr must be between 0 and lr={self.lr}, got {self.min_lr}"),
             (

@@ -66,6 +66,7 @@ __all__ = [
 
 _EVAL_SEED_OFFSET = 1_000_003  # eval batches come from their own fixed stream, the same at every eval
 _RANK_SEED_STRIDE = 7_919  # each rank's batch stream is seeded differently
+_PROBE_STEPS = 4  # steps timed (after the first) before fitted_batch_size chooses the batch
 
 
 # --- model, optimizer, schedule ------------------------------------------------------------------------------------
@@ -129,6 +130,21 @@ def step_lr(step: int, elapsed: float, config: TrainConfig) -> float:
     the plan will have reached by the end of that update's step count, so the first update of a step budget warms
     up from ``lr / (warmup_fraction * max_steps)`` and the last one runs at ``min_lr``."""
     return scheduled_lr(plan_progress(step + 1, elapsed, config), config)
+
+
+def fitted_batch_size(config: TrainConfig, projected_steps: float) -> int:
+    """The batch for a time budget that buys ``projected_steps`` updates at ``config.batch_size``.
+
+    Early in training the loss falls per *update* more than per token (a batch far above what the noise of the
+    gradient needs, cf. McCandlish et al., "An Empirical Model of Large-Batch Training", 2018), so a budget that
+    buys few steps does better with smaller batches and more of them: below ``target_steps`` the batch shrinks in
+    proportion, to a power of two, never under ``min_batch_size``.
+    """
+    if config.target_steps is None or projected_steps >= config.target_steps:
+        return config.batch_size
+    wanted = config.batch_size * projected_steps / config.target_steps
+    size = 2 ** math.floor(math.log2(max(wanted, 1.0)))
+    return max(min(config.min_batch_size, config.batch_size), min(config.batch_size, size))
 
 
 def time_left(step: int, elapsed: float, config: TrainConfig, seconds_per_step: float | None) -> tuple[float, str]:
@@ -401,6 +417,10 @@ class Trainer:
             disable=not (cfg.progress and main),
         )
         saved_at, ended_by = None, "complete"
+        # a fresh run with a time budget times its first steps, then may choose a smaller batch (fitted_batch_size)
+        fit_batch = start_step == 0 and cfg.max_time is not None and cfg.target_steps is not None
+        self.elapsed = clock()
+        probe_from = None
         try:
             while True:
                 if until_step is not None and self.step >= until_step:
@@ -422,6 +442,21 @@ class Trainer:
                 self.history["step"].append(self.step)
                 self.history["loss"].append(loss_value)
                 self.history["lr"].append(self.lr)
+                if fit_batch and self.step - start_step == 1:
+                    probe_from = self.elapsed  # the first step pays for warming up: time the next ones
+                elif fit_batch and self.step - start_step == 1 + _PROBE_STEPS:
+                    fit_batch = False
+                    seconds_per_step = (self.elapsed - probe_from) / _PROBE_STEPS
+                    projected = self.step + (cfg.max_time - self.elapsed) / max(seconds_per_step, 1e-9)
+                    batch = fitted_batch_size(cfg, projected)
+                    if batch != cfg.batch_size:
+                        if main and cfg.log_evals:
+                            tqdm.write(
+                                f"At {seconds_per_step:.2f} s per step this budget buys ~{projected:,.0f} steps of "
+                                f"{cfg.batch_size} windows; training batches of {batch} instead (about "
+                                f"{cfg.batch_size // batch}x the updates; TrainConfig.target_steps)."
+                            )
+                        cfg.batch_size = batch
                 done = self.progress() >= 1.0
                 at_interval = cfg.eval_interval > 0 and self.step % cfg.eval_interval == 0
                 if at_interval or done:
