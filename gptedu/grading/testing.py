@@ -21,9 +21,11 @@ import gptedu.configs
 import gptedu.data
 import gptedu.sampling
 from gptedu.char import attention, decoder, feedforward, loop, model, positional
+from gptedu.grading.components import part1
 
 # Dependency order: a module's source may use the names defined by the ones before it.
-REFERENCE_MODULES = (gptedu.configs, gptedu.sampling, gptedu.data, positional, attention, feedforward, decoder, model, loop)
+REFERENCE_MODULES = (gptedu.configs, gptedu.sampling, gptedu.data, positional, attention, feedforward, decoder, model,
+                     loop)
 _IMPORT_FROM_GPTEDU = re.compile(r"^from gptedu[\w.]* import \(?[\w, \n]*?\)?$|^from gptedu[\w.]* import .*$",
                                  re.MULTILINE)
 _counter = 0
@@ -66,21 +68,5 @@ def _wrap_top_k(namespace: dict):
     return top_k_filter
 
 
-# The student-facing names of each graded component, in the namespace returned above.
-TARGETS = {
-    "tokenizer": "CharTokenizer",
-    "text_dataset": "TextDataset",
-    "get_batch": "get_batch",
-    "positional_encoding": "PositionalEncoding",
-    "head": "Head",
-    "multi_head": "MultiHeadAttention",
-    "feed_forward": "FeedForward",
-    "decoder_layer": "TransformerDecoderLayer",
-    "decoder": "TransformerDecoder",
-    "gpt_forward": "GPTModel",
-    "gpt_generate": "GPTModel",
-    "train": "train",
-    "evaluate": "evaluate",
-    "top_k_filter": "top_k_filter",
-    "sample_next_token": "sample_next_token",
-}
+# The student-facing name of each part-1 component, in the namespace returned above.
+TARGETS = {c.name: c.target for c in part1.COMPONENTS.values()}
