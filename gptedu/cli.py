@@ -49,7 +49,7 @@ TRAIN_OPTIONS = [
     ("--max-time", "max_time", float, "the plan's time budget in seconds, resumed runs included (0 = no limit)"),
     ("--seed", "seed", int, "random seed (model initialisation and batch order)"),
     ("--device", "device", str, "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps"),
-    ("--threads", "num_threads", int, "CPU threads for PyTorch (default: PyTorch's choice)"),
+    ("--threads", "num_threads", int, "CPU threads (default: the CPUs idle at the start, see gptedu.device)"),
     ("--train-fraction", "train_fraction", float, "fraction of the text (from the start) used for training"),
 ]
 
@@ -585,9 +585,16 @@ def _run(args: argparse.Namespace) -> int:
     ) as exc:
         if os.environ.get("GPTEDU_DEBUG"):
             raise
-        message = " ".join(str(exc).split())  # one line
+        message = _in_flags(" ".join(str(exc).split()))  # one line, in the command line's words
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _in_flags(message: str) -> str:
+    """Replace configuration field names (``max_time``, ``lr``...) in a message from the library by their flags."""
+    names = {field: flag for flag, field, _, _ in MODEL_OPTIONS + TRAIN_OPTIONS if "_" in field or field == "lr"}
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b(=?)")
+    return pattern.sub(lambda m: names[m.group(1)] + (" " if m.group(2) else ""), message)
 
 
 if __name__ == "__main__":

@@ -499,3 +499,12 @@ def test_the_demo_needs_only_the_demo_requirements(tmp_path):
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]", "the demo imported part of the course stack"
+
+
+def test_library_errors_reach_the_user_in_flags_not_field_names(trained_run, capsys):
+    """Finding 3: errors named internal fields (max_steps, max_time) instead of flags."""
+    out, _ = trained_run
+    assert main(["train", "--out", str(out), "--resume", "--min-lr", "0.5", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--min-lr" in err[0] and "--lr" in err[0], err
+    assert not any(name in err[0] for name in INTERNAL_NAMES), err[0]
