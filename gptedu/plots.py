@@ -174,7 +174,7 @@ def plot_attention_heads(
         layout="constrained",
     )
     plt.close(fig)
-    fontsize = 7 if len(prompt) <= 40 else 5
+    fontsize = 8 if len(prompt) <= 40 else 5
     for row, layer in enumerate(layers):
         for col, head in enumerate(heads):
             ax = axes[row][col]
@@ -187,7 +187,8 @@ def plot_attention_heads(
                 ax.set_xlabel("attended to (key)", fontsize=8)
             if col == 0:
                 ax.set_ylabel("attending (query)", fontsize=8)
-    fig.suptitle(f"Attention of every head for {prompt!r}", fontsize=11)
+    every = len(layers) == num_layers and len(heads) == num_heads
+    fig.suptitle(f"Attention of {'every head' if every else 'some heads'} for {prompt!r}", fontsize=11)
     fig.colorbar(image, ax=axes, shrink=0.6)
     return fig
 
