@@ -439,3 +439,39 @@ def test_notebook_problems_are_found_without_an_exception(text, reason):
 
 def test_a_valid_notebook_passes():
     assert intake.notebook_problem(nbformat.writes(_source("a")).encode()) == ""
+
+
+def test_two_workers_grade_the_same_as_one(ours):
+    """--workers 2: disjoint students in two nbgrader processes writing one sqlite gradebook; or, where the
+    sandbox has no per-job limits (no cgroups), a refusal that says why."""
+    course = ours["course"]
+    before = {s: _scores(course, s) for s in ("good1", "good2", "hostile", "kaput")}
+    res = wrapper(course, "ps", "--force", "--workers", "2", "--student", "[gkh]*")
+    if autograde_class._check_workers(2):
+        assert res.returncode == 2 and "needs memory and process limits of its own" in res.stderr
+        return
+    assert res.returncode == 1, res.stdout[-2000:] + res.stderr[-3000:]  # kaput's b and hostile's a
+    assert {s: _scores(course, s) for s in before} == before
+    assert "database is locked" not in "".join(p.read_text() for p in (course / "autograded").glob("*.log"))
+
+
+def test_workers_need_limits_of_their_own(monkeypatch):
+    from gptedu.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "limits_mode", lambda: "rlimit", raising=False)
+    assert "limits of its own" in autograde_class._check_workers(2)
+    assert autograde_class._check_workers(1) == ""
+    monkeypatch.setattr(sandbox, "limits_mode", lambda: "cgroup-v1", raising=False)
+    assert autograde_class._check_workers(2) == ""
+
+
+def test_formgrader_autograde_button_is_refused(monkeypatch):
+    from nbgrader.apps.api import NbGraderAPI
+    from traitlets.config import Config
+
+    monkeypatch.setattr(NbGraderAPI, "autograde", NbGraderAPI.autograde)  # put back after the test
+    monkeypatch.setattr(sys, "argv", ["jupyter-lab"])
+    monkeypatch.delenv(intake.ENV, raising=False)
+    intake.configure_intake(Config())
+    result = NbGraderAPI.autograde(None, "ps", "good1")
+    assert result["success"] is False and "python -m gptedu.grading.autograde_class" in result["error"]

@@ -336,13 +336,35 @@ def _nbgrader_command() -> str:
     return next((a for a in argv[1:] if not a.startswith("-")), "")
 
 
+REFUSAL = (
+    "gptedu: plain `nbgrader autograde` is switched off in this course: it would copy and grade the raw "
+    "submitted/ folders, following any link a student put there. Run\n"
+    "    python -m gptedu.grading.autograde_class ASSIGNMENT [--student GLOB] [--force] [-- nbgrader flags]\n"
+    "from the course folder instead: it checks every file first, then runs nbgrader autograde on a clean copy "
+    "(autograder/README.md, 'Autograde').")
+
+
+def _refuse_formgrader_autograde() -> None:
+    """formgrader's Autograde button runs nbgrader's converter inside the Jupyter server, past the command line:
+    it answers with the refusal instead."""
+    try:
+        from nbgrader.apps.api import NbGraderAPI
+    except ImportError:
+        return
+
+    def autograde(self, assignment_id, student_id, force=True, create=True):
+        return {"success": False, "error": REFUSAL, "log": REFUSAL}
+
+    NbGraderAPI.autograde = autograde
+
+
 def configure_intake(c) -> None:
     """Course configuration: nbgrader autogrades only checked copies; collect and release_feedback are checked.
 
     * under ``autograde_class`` (``$GPTEDU_INTAKE_DIR`` names a staging folder intake made): nbgrader reads its
       submissions from there;
-    * ``nbgrader autograde`` run by hand: refused with a message naming the command to run instead (it would
-      copy and grade the raw ``submitted/`` folders);
+    * ``nbgrader autograde`` run by hand, or formgrader's Autograde button: refused with a message naming the
+      command to run instead (they would copy and grade the raw ``submitted/`` folders);
     * ``nbgrader collect``: ``CheckedCollect`` copies only regular files from the exchange inbound;
     * ``nbgrader release_feedback``: ``CheckedReleaseFeedback`` releases what it can and names the students it
       cannot reach (no ``timestamp.txt`` / ``submission_secret.txt``: they came by ``zip_collect`` or by hand).
@@ -353,12 +375,9 @@ def configure_intake(c) -> None:
             raise SystemExit(f"gptedu: {ENV}={staged!r} is not a folder made by gptedu.grading.intake")
         c.CourseDirectory.submitted_directory = staged
     elif _nbgrader_command() == "autograde":
-        raise SystemExit(
-            "gptedu: plain `nbgrader autograde` is switched off in this course: it would copy and grade the raw "
-            "submitted/ folders, following any link a student put there. Run\n"
-            "    python -m gptedu.grading.autograde_class ASSIGNMENT [--student GLOB] [--force] [-- nbgrader flags]\n"
-            "from this folder instead: it checks every file first, then runs nbgrader autograde on a clean copy "
-            "(autograder/README.md, 'Autograde').")
+        raise SystemExit(REFUSAL)
+    else:
+        _refuse_formgrader_autograde()
     _quiet_known_warnings()
     c.ExchangeFactory.collect = "gptedu.grading.intake.CheckedCollect"
     c.ExchangeFactory.release_feedback = "gptedu.grading.intake.CheckedReleaseFeedback"
