@@ -433,3 +433,45 @@ def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_mac
     fast = Trainer(default_plan(max_time=100.0, batch_size=32, target_steps=50), TINY_MODEL, text=text)
     fast.train()
     assert fast.config.batch_size == 32
+
+
+# --- checkpoints are never lost (issue 14, finding 2) ----------------------------------------------------------------
+
+
+def test_two_runs_saving_to_one_path_keep_both_and_a_resume_keeps_its_own(text, tmp_path):
+    from gptedu.checkpoint import history_paths, previous_path
+
+    ckpt = tmp_path / "ckpt.pt"
+    first = Trainer(tiny_train_config(max_steps=4, out_dir=str(tmp_path)), TINY_MODEL, text=text)
+    first.train()  # saves at step 4
+    second = Trainer(tiny_train_config(max_steps=8, out_dir=str(tmp_path)), TINY_MODEL, text=text)
+    assert second.run_id != first.run_id
+    second.train()  # saves at steps 4 and 8: the first run's file is kept aside, never overwritten
+    assert [p.name for p in history_paths(ckpt)] == ["ckpt.1.pt"]
+    assert load_checkpoint(tmp_path / "ckpt.1.pt")["run_id"] == first.run_id
+    assert load_checkpoint(ckpt)["step"] == 8 and load_checkpoint(previous_path(ckpt))["step"] == 4
+    resumed = Trainer.from_checkpoint(ckpt, text=text, max_steps=12)
+    assert resumed.run_id == second.run_id  # the same run goes on: its files rotate, no new history
+    resumed.train()
+    assert [p.name for p in history_paths(ckpt)] == ["ckpt.1.pt"]
+    assert load_checkpoint(ckpt)["step"] == 12 and load_checkpoint(previous_path(ckpt))["step"] == 8
+
+
+def test_a_damaged_checkpoint_is_refused_with_the_file_to_restore(text, tmp_path):
+    import zipfile
+
+    from gptedu.checkpoint import CheckpointDamagedError
+
+    trainer = Trainer(tiny_train_config(max_steps=8, out_dir=str(tmp_path)), TINY_MODEL, text=text)
+    trainer.train()  # ckpt.pt (step 8) and ckpt.prev.pt (step 4)
+    ckpt = tmp_path / "ckpt.pt"
+    with zipfile.ZipFile(ckpt) as archive:
+        entry = max(archive.infolist(), key=lambda i: i.file_size)
+    data = bytearray(ckpt.read_bytes())
+    start = entry.header_offset + 30 + len(entry.filename.encode()) + len(entry.extra) + entry.file_size // 2
+    data[start : start + 16] = bytes(16)  # zeros over part of a tensor: a valid zip, a silently different model
+    ckpt.write_bytes(bytes(data))
+    for load in (load_checkpoint, load_for_generation, lambda p: Trainer.from_checkpoint(p, text=text)):
+        with pytest.raises(CheckpointDamagedError, match=r"checkpoint damaged: .* restore .*ckpt\.prev\.pt"):
+            load(ckpt)
+    assert load_checkpoint(tmp_path / "ckpt.prev.pt")["step"] == 4  # the file to restore is sound
