@@ -335,8 +335,11 @@ def _divisors_near(n: int, heads: int) -> str:
     return ", ".join(f"--num-heads {h}" for h in sorted(near))
 
 
-def check_train_args(args: argparse.Namespace) -> tuple[Path, str]:
+def check_train_args(args: argparse.Namespace) -> tuple[Path, str | None]:
     """Everything about a ``train`` command that can be checked without PyTorch; returns ``(out_dir, text)``.
+
+    ``text`` is the checked training text, or ``None`` for ``--resume`` without ``--data`` (the run's own text,
+    whose path is inside the checkpoint, is read and checked by the trainer).
 
     Raises ``UsageError`` (a flag and its fix) or a corpus / checkpoint error (a file and its fix).
     """
@@ -387,6 +390,8 @@ def check_train_args(args: argparse.Namespace) -> tuple[Path, str]:
         raise UsageError(f"--out {out_dir}: {parent} is not writable by you; choose a directory you can write to.")
 
     data = given.get("data")
+    if given.get("resume") and data is None:
+        return out_dir, None
     path = find_tinyshakespeare(data)  # CorpusNotFoundError names where it looked and what to do
     text = read_corpus(path, "--data" if data is not None else "The training text")
     if context_len is not None:
@@ -436,7 +441,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 out_dir.rmdir()
 
 
-def _train(args: argparse.Namespace, out_dir: Path, text: str) -> int:
+def _train(args: argparse.Namespace, out_dir: Path, text: str | None) -> int:
     from gptedu.distributed import shutdown_distributed
     from gptedu.trainer import Trainer, budget_text
 

@@ -508,3 +508,15 @@ def test_library_errors_reach_the_user_in_flags_not_field_names(trained_run, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--min-lr" in err[0] and "--lr" in err[0], err
     assert not any(name in err[0] for name in INTERNAL_NAMES), err[0]
+
+
+def test_resume_trains_on_the_runs_own_text(tmp_path, capsys):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text("to be or not to be, that is the question\n" * 300)
+    out = ["--out", str(tmp_path / "run"), "--no-progress", "--sample-tokens", "0", "--threads", "1"]
+    assert main(["train", *out, "--data", str(corpus), *FAST, "--steps", "3"]) == 0
+    assert main(["train", *out, "--resume", "--steps", "5"]) == 0, capsys.readouterr().err
+    from gptedu.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "run" / "ckpt.pt")
+    assert state["step"] == 5 and state["train_config"]["data_path"] == str(corpus)
