@@ -353,7 +353,8 @@ plt.show()
 #
 # The same prompts, the same greedy decoding. After the full run (not the autograder's few steps), read the answers
 # for their *form* first: they start right after `### Response:`, are short, and end with `<|endoftext|>` instead of
-# running on. Then for their content: a model this small, fine-tuned for minutes, gets some right and guesses others
+# running on. Then for their content: a model this small, fine-tuned for a few hundred steps, gets some right and
+# guesses others
 # (a plausible speaker name, a few words of modern English). The held-out loss on the answer tokens is the honest
 # measure; after a few quick steps it has only begun to fall.
 
