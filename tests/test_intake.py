@@ -475,3 +475,22 @@ def test_formgrader_autograde_button_is_refused(monkeypatch):
     intake.configure_intake(Config())
     result = NbGraderAPI.autograde(None, "ps", "good1")
     assert result["success"] is False and "python -m gptedu.grading.autograde_class" in result["error"]
+
+
+def test_nbgrader_stopping_changes_no_grade(ours):
+    """nbgrader stopping for the whole run (here its configuration refuses, as when the sandbox cannot run) is not
+    "every notebook could not be graded": exit code 2, nbgrader's message, and no grade changed."""
+    course = ours["course"]
+    config = course / "nbgrader_config.py"
+    saved = config.read_text()
+    before = {s: _scores(course, s) for s in ("good1", "good2")}
+    try:
+        config.write_text(saved + '\nimport sys\nif "autograde" in sys.argv:\n'
+                                  '    raise SystemExit("gptedu: the sandbox cannot run here (test)")\n')
+        res = wrapper(course, "ps", "--force", "--student", "good[12]")
+    finally:
+        config.write_text(saved)
+    assert res.returncode == 2, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "the sandbox cannot run here (test)" in res.stderr and "no grade was changed" in res.stderr
+    assert {s: _scores(course, s) for s in before} == before
+    assert "could not grade" not in (course / "autograded" / "good1" / "ps" / "a.ipynb").read_text()

@@ -110,22 +110,61 @@ def _needs_grading(course: Path, assignment: str, student: str, force: bool) -> 
         return False
 
 
-def _nbgrader_autograde(course: Path, assignment: str, folder: str, extra: list[str], *, student: str = "*",
-                        notebook: str = "*", log: Path | None = None) -> subprocess.Popen:
-    env = _env()
-    env[intake.ENV] = folder
-    args = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", f"--student={student}",
-            f"--notebook={notebook}", *extra]
-    if log is None:
-        return subprocess.Popen(args, cwd=course, env=env)
-    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(args, cwd=course, env=env, stderr=out, stdout=out)
+class GradingStopped(RuntimeError):
+    """nbgrader stopped before grading a student (configuration, sandbox, gradebook): no grade was changed."""
+
+
+class _Autograde:
+    """One ``nbgrader autograde`` on a staging folder; its log is echoed (``echo``) or written to ``log``."""
+
+    def __init__(self, course: Path, assignment: str, folder: str, extra: list[str], *, student: str = "*",
+                 notebook: str = "*", echo: bool = True, log: Path | None = None):
+        import threading
+
+        env = _env()
+        env[intake.ENV] = folder
+        args = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", f"--student={student}",
+                f"--notebook={notebook}", *extra]
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(args, cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, errors="replace")
+        self._thread = threading.Thread(target=self._pump, args=(echo, log), daemon=True)
+        self._thread.start()
+
+    def _pump(self, echo: bool, log: Path | None) -> None:
+        out = open(log, "w") if log else None  # noqa: SIM115 - closed below, after the last line
+        try:
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                if echo:
+                    sys.stderr.write(line)
+                if out:
+                    out.write(line)
+        finally:
+            if out:
+                out.close()
+
+    def wait(self) -> tuple[int, str]:
+        code = self.proc.wait()
+        self._thread.join()
+        return code, "".join(self.lines)
+
+
+def _failed_students(assignment: str, log: str) -> set[str]:
+    """The students nbgrader reports it could not process (it then removed their autograded folder)."""
+    return set(re.findall(rf"error processing assignment '{re.escape(assignment)}' for student '(.+?)'", log))
 
 
 def _last_error(log_text: str) -> str:
     lines = [ln.strip() for ln in log_text.splitlines()]
     errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt|Exit)\b", ln)]
     return (errors[-1] if errors else "see the autograde log")[:300]
+
+
+def _stopped(code: int, log: str, who: str) -> GradingStopped:
+    tail = "\n".join(log.strip().splitlines()[-15:])
+    return GradingStopped(f"nbgrader autograde stopped (exit code {code}) before grading {who}; no grade was "
+                          f"changed. Its last lines:\n{tail}")
 
 
 def zero_notebook(course: Path, assignment: str, student: str, notebook: str, message: str,
@@ -171,7 +210,9 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
           quiet: bool = False) -> dict[tuple[str, str], str]:
     """Intake, nbgrader autograde in ``workers`` processes, per-notebook retry of failed students, defined zeros.
 
-    Returns the notebooks that could not be graded: ``{(student, notebook): "could not grade: ..."}``."""
+    Returns the notebooks that could not be graded: ``{(student, notebook): "could not grade: ..."}``. Raises
+    :class:`GradingStopped` when nbgrader stopped for another reason than a student's notebook (then no grade is
+    changed)."""
     extra = list(extra or [])
     students = sorted(sources) if sources else [
         s for s in _students(course, assignment, pattern) if _needs_grading(course, assignment, s, force)]
@@ -190,35 +231,40 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
                 failures[(sub.student, nb)] = message
         logs = course / "autograded"
         logs.mkdir(exist_ok=True)
-        procs = []
+        runs = []
         for k, folder in enumerate(staging.folders):
             if not any(sub.staged for s, sub in staging.submissions.items() if staging.worker_of[s] == k):
                 continue
-            log = logs / f"autograde-{assignment}-worker{k}.log" if (workers > 1 or quiet) else None
-            procs.append((k, log, _nbgrader_autograde(course, assignment, folder, extra, log=log)))
-        for k, log, proc in procs:
-            proc.wait()
-            if log and proc.returncode != 0 and not quiet:
-                print(f"[autograde_class] worker {k} (log {log}):\n" + log.read_text()[-3000:], file=sys.stderr)
+            echo = len(staging.folders) == 1 and not quiet
+            log = None if echo else logs / f"autograde-{assignment}-worker{k}.log"
+            runs.append((k, _Autograde(course, assignment, folder, extra, echo=echo, log=log)))
+        failed: set[str] = set()
+        for k, run in runs:
+            code, log = run.wait()
+            failed |= _failed_students(assignment, log)
+            for student, sub in staging.submissions.items():
+                dest = course / "autograded" / student / assignment
+                if (staging.worker_of[student] == k and student not in failed
+                        and any(not (dest / f"{nb}.ipynb").is_file() for nb in sub.staged)):
+                    raise _stopped(code, log, student)
         # nbgrader removes a student's whole assignment when one notebook fails: grade those one by one
-        for student, sub in staging.submissions.items():
+        for student in sorted(failed):
+            sub = staging.submissions[student]
             dest = course / "autograded" / student / assignment
-            missing = [nb for nb in sub.staged if not (dest / f"{nb}.ipynb").is_file()]
-            if not missing:
-                continue
             print(f"[autograde_class] {student}: nbgrader failed on this submission; grading its notebooks one by "
                   "one", file=sys.stderr)
             folder = staging.folders[staging.worker_of[student]]
             for nb in sorted(sub.staged):
-                log = logs / f"autograde-{assignment}-retry.log"
-                proc = _nbgrader_autograde(course, assignment, folder, extra, student=glob.escape(student),
-                                           notebook=glob.escape(nb), log=log)
-                proc.wait()
-                if not (dest / f"{nb}.ipynb").is_file():
-                    failures[(student, nb)] = (
-                        f"could not grade: nbgrader could not process this notebook ({_last_error(log.read_text())})."
-                        " Your instructor has the log; hand the notebook in again only if asked")
-                log.unlink(missing_ok=True)
+                code, log = _Autograde(course, assignment, folder, extra, student=glob.escape(student),
+                                       notebook=glob.escape(nb), echo=False).wait()
+                if (dest / f"{nb}.ipynb").is_file():
+                    continue
+                if student not in _failed_students(assignment, log):
+                    raise _stopped(code, log, f"{student}/{nb}")
+                failures[(student, nb)] = (
+                    f"could not grade: nbgrader could not process this notebook ({_last_error(log)}). Your "
+                    "instructor has the log; hand the notebook in again only if asked")
+                print(f"[autograde_class] {student}/{nb}: {failures[(student, nb)]}\n{log[-3000:]}", file=sys.stderr)
         for (student, nb), message in failures.items():
             zero_notebook(course, assignment, student, nb, message, staging.submissions[student].timestamp)
     finally:
@@ -372,9 +418,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {refused}", file=sys.stderr)
         return 2
     if args.self_check:
-        return self_check(course, args.assignment, extra)
+        try:
+            return self_check(course, args.assignment, extra)
+        except GradingStopped as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     start = time.perf_counter()
-    grade(course, args.assignment, pattern=args.student, force=args.force, workers=args.workers, extra=extra)
+    try:
+        grade(course, args.assignment, pattern=args.student, force=args.force, workers=args.workers, extra=extra)
+    except GradingStopped as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - start
     notes = {}
     for student in _students(course, args.assignment, args.student):
