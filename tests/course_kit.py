@@ -31,6 +31,8 @@ CONFIG = '''\
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "gptedu-test"
 c.CourseDirectory.db_url = "sqlite:///{db}"
+from gptedu.grading.intake import configure_intake  # noqa: E402
+configure_intake(c)
 from gptedu.grading.sandbox_nbgrader import configure_nbgrader  # noqa: E402
 configure_nbgrader(c, notebook_timeout={notebook_timeout}, cell_timeout={cell_timeout}, iopub_timeout=5)
 c.VerifyAnswers.timeout = 60
@@ -67,9 +69,30 @@ def head_solution() -> str:
 
 
 def nbgrader(course: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real nbgrader CLI in the course folder."""
+    """Run the real nbgrader CLI in the course folder; ``autograde`` in a course with gptedu's intake goes through
+    ``python -m gptedu.grading.autograde_class`` (the course refuses plain ``nbgrader autograde``)."""
+    if args[:1] == ("autograde",) and "configure_intake" in (course / "nbgrader_config.py").read_text():
+        own, extra, rest = [], [], list(args[2:])
+        while rest:
+            arg = rest.pop(0)
+            if arg == "--force":
+                own.append(arg)
+            elif arg.startswith("--student="):
+                own += ["--student", arg.split("=", 1)[1]]
+            elif arg == "--student":
+                own += ["--student", rest.pop(0)]
+            else:
+                extra.append(arg)
+        return subprocess.run([sys.executable, "-m", "gptedu.grading.autograde_class", args[1], *own, "--", *extra],
+                              cwd=course, env=env, capture_output=True, text=True, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def autograde(course: Path, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m gptedu.grading.autograde_class ps <args>`` in the course folder (intake, then nbgrader)."""
+    return subprocess.run([sys.executable, "-m", "gptedu.grading.autograde_class", ASSIGNMENT, *args], cwd=course,
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def make_course(root: Path, env: dict, notebook_timeout: int = 120, cell_timeout: int = 20) -> Path:
