@@ -121,7 +121,7 @@ def copy_into_torch_layer(layer: TransformerDecoderLayer, d_model: int, num_head
                  torch.cat([h.value.weight for h in heads])]
             )
         )
-        ref.self_attn.in_proj_bias.zero_()  # the homework's heads have no bias
+        ref.self_attn.in_proj_bias.zero_()  # notebook 03's heads have no bias
         ref.self_attn.out_proj.load_state_dict(layer.attn.proj.state_dict())
         ref.linear1.load_state_dict(layer.ffn.ffn[0].state_dict())
         ref.linear2.load_state_dict(layer.ffn.ffn[2].state_dict())
@@ -240,7 +240,7 @@ def test_generate_leaves_the_training_mode_as_it_was():
     assert model.training
 
 
-def test_homework_loop_lowers_the_loss():
+def test_notebook08_loop_lowers_the_loss():
     from gptedu.char import evaluate, train
     from gptedu.data import TokenWindows
 

@@ -192,7 +192,7 @@ def test_weight_tying_shares_one_tensor():
 
 
 def test_parameter_counts_of_gpt2_124m():
-    # The article's figures: 163,009,536 parameters untied; 124,412,160 when the output head reuses the embedding.
+    # GPT-2 124M's figures: 163,009,536 parameters untied; 124,412,160 when the output head reuses the embedding.
     assert gpt_param_count(GPT2_124M) == 163_009_536
     assert gpt_param_count(GPT2_124M.replace(tie_weights=True)) == 124_412_160
     # OpenAI's released 124M (tied, with QKV bias) has 124,439,808 parameters.

@@ -44,7 +44,7 @@ def test_registry_covers_every_part1_component():
     assert set(TARGETS) == set(PART1)
     assert sum(SPECS[n].max_points for n in PART1) == 145
     points = {n: SPECS[n].max_points for n in PART1}
-    # the homework's points
+    # the points of each graded exercise
     assert points["positional_encoding"] == 10 and points["head"] == 20 and points["multi_head"] == 10
     assert points["feed_forward"] == 10 and points["decoder_layer"] == 10 and points["decoder"] == 10
     assert points["gpt_forward"] + points["gpt_generate"] == 30
