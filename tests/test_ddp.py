@@ -61,7 +61,7 @@ def test_logged_loss_is_the_mean_over_ranks_and_falls(ddp_run):
 @pytest.mark.slow
 def test_checkpoint_written_once_with_the_shared_weights(ddp_run):
     out, (r0, _) = ddp_run
-    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt", "ckpt.prev.pt", "corpus.txt", "rank0.pt", "rank1.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt.prev.pt", "ckpt.pt", "corpus.txt", "rank0.pt", "rank1.pt"]
     state = load_checkpoint(out / "ckpt.pt")
     assert state["step"] == 20 and load_checkpoint(out / "ckpt.prev.pt")["step"] == 10  # the run's previous save
     assert len(state["rng"]["batch_generators"]) == 2  # each rank's batch stream, for an exact resume
