@@ -10,9 +10,9 @@ generate_assignment`` makes the release, ONE submission is handed in whose every
 solution, and the real ``nbgrader autograde <assignment> --student <id>`` grades it (one command per part, as an
 instructor runs them). Every run must score full points; a run that does not is reported as VOID.
 
-Grading setup: as root on Linux (namespaces allowed) the sandbox is installed into a private ``JUPYTER_PATH`` and
-required, which is how a class is graded (``--sandbox off``: the unsandboxed fallback). The out-of-process
-verification always runs.
+Grading setup: where bubblewrap runs (``python -m gptedu.grading.sandbox check``) the sandbox is installed into a
+private ``JUPYTER_PATH`` and required, which is how a class is graded (``--sandbox off``: ``GPTEDU_UNSANDBOXED=1``).
+The out-of-process verification always runs.
 
 Modes (same grades, the tests check both):
 
@@ -112,23 +112,24 @@ def sandbox_env(tmp: Path, mode: str) -> tuple[dict, bool]:
     if mode == "auto":
         from gptedu.grading import sandbox
 
-        use = sys.platform.startswith("linux") and os.geteuid() == 0 and sandbox._probe_namespaces() == ""
+        use = not sandbox.problems()
     if use:
         res = subprocess.run([sys.executable, "-m", "gptedu.grading.sandbox", "install", "--kernels-dir",
                               str(tmp / "jupyter" / "kernels")], capture_output=True, text=True, timeout=600)
         if res.returncode != 0:
             sys.exit(f"could not install the sandbox: {res.stdout}{res.stderr}")
         env["JUPYTER_PATH"] = str(tmp / "jupyter")
-        env["GPTEDU_REQUIRE_SANDBOX"] = "1"
-        env.pop("GPTEDU_NO_SANDBOX", None)
+        env.pop("GPTEDU_UNSANDBOXED", None)
     else:
-        env["GPTEDU_NO_SANDBOX"] = "1"
-        env.pop("GPTEDU_REQUIRE_SANDBOX", None)
+        env["GPTEDU_UNSANDBOXED"] = "1"
     return env, use
 
 
 def prepare(course: Path, assignments: list[str]) -> dict[str, dict[str, nbformat.NotebookNode]]:
     """The release of each assignment, filled with the solutions: assignment -> {file name: notebook}."""
+    from gptedu.grading import secret
+
+    secret.init(course)  # the hidden cases' secret (python -m gptedu.grading.secret init)
     filled = {}
     for assignment in assignments:
         release = build.generate_release(course, assignment)

@@ -1,637 +1,755 @@
-"""A jail for students' code: the grading kernel and the out-of-process verifier run inside it (Linux, as root).
+"""The grading jail: students' code (the grading kernel and the verification) runs under bubblewrap (``bwrap``).
 
-What the jail gives the code inside it:
+bubblewrap (Debian/Ubuntu/Fedora package ``bubblewrap``, the sandbox behind Flatpak) builds each jail; it needs no
+root where the kernel allows user namespaces. Every jail is made for ONE job (a notebook's kernel, a verification
+run) and ends with it:
 
-* an unprivileged user (``gptedu-grader`` by default, created by ``install``), no capabilities, ``no_new_privs``;
-* no network: a fresh network namespace with nothing in it (the kernel talks to nbgrader over ``ipc`` sockets);
-* its own filesystem view: a memory-backed root holding read-only copies (bind mounts) of the system directories,
-  the Python installation and the packages the kernel needs, and nothing else. The course (``source/``, the
-  gradebook, ``submitted/``, other students' ``autograded/`` folders) does not exist in it. The student's own folder
-  is a private in-memory *copy*: whatever the code writes there vanishes with the kernel, and nothing it creates
-  can trick nbgrader, which keeps running as root outside;
-* its own process namespace (when the kernel exits, every process it started is killed), private ``/tmp``,
-  ``/dev/shm`` and System V IPC;
-* resource limits (``setrlimit``, the same as ``prlimit``): address space, CPU seconds, processes, file size, open
-  files.
+* ``--unshare-all``: no network (the kernel talks to nbgrader over unix sockets), its own processes (everything it
+  started dies with it), IPC, hostname; a fresh user namespace (so its kernel keyrings are its own) in which it runs
+  as ``nobody`` without capabilities, and a seccomp filter that refuses the keyring system calls, as Flatpak does
+  (a login session's keyring would otherwise be shared by every jail started from it);
+* a read-only view of only what Python needs: ``/usr`` (and ``/lib*``, ``/bin``), the loader's files in ``/etc``,
+  the Python installation, the venv's packages and, for the kernel only, the ``gptedu`` package. The course
+  (``source/``, the gradebook, ``submitted/``, other students), the course secret, ``/root``, ``/home`` and
+  ``/etc/shadow`` are not in it;
+* private in-memory folders (``/tmp``, the working folder, the kernel's socket folder), size-capped;
+* limits per job, shared with no other job: a cgroup of its own (memory, processes, one CPU) where cgroups can be
+  used (:func:`limits_mode`), else rlimits as ``prlimit`` sets them, whose process count is per *user* (shared by
+  all jobs of that user: the class runner refuses ``--workers N>1`` then); CPU seconds, file size, open files per
+  process in both modes.
 
-Commands (run as root)::
+Commands (no root needed)::
 
-    python -m gptedu.grading.sandbox install      # one-time: create the user, write the kernelspec, self-test
-    python -m gptedu.grading.sandbox check        # is it usable here? (exit 0 = yes), prints the reason if not
-    python -m gptedu.grading.sandbox exec -- CMD  # run CMD in the jail (used by the verifier; handy to poke at)
-    python -m gptedu.grading.sandbox kernel -f CONNECTION_FILE   # what the kernelspec runs (nbgrader starts it)
+    python -m gptedu.grading.sandbox check       # starts a jailed Python that imports torch; exit 0, or what failed
+    python -m gptedu.grading.sandbox install     # the same self-test, then the kernelspec gptedu-sandbox
+    python -m gptedu.grading.sandbox exec [--workdir DIR] [--rw] [--no-reference] -- CMD ...
+    python -m gptedu.grading.sandbox kernel -f CONNECTION_FILE    # what the kernelspec runs
 
-Everything in here uses only the standard library (namespaces and mounts through ``ctypes``), so it needs no
-package beyond Python, and it never imports ``torch``.
+``GPTEDU_UNSANDBOXED=1`` is the one switch that grades without the jail (kernel AND verification); see
+``autograder/README.md``, "Sandbox". This file uses only the standard library and runs as a script (``python -I``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
+import dataclasses
 import json
 import os
-import pwd
-import resource
+import platform
+import secrets
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 KERNEL_NAME = "gptedu-sandbox"
-DEFAULT_USER = "gptedu-grader"
-SETTINGS_FILE = "sandbox.json"
-
-# Linux constants (include/uapi/linux/sched.h, mount.h, prctl.h).
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-
-# System directories every Python needs (read-only); missing ones are skipped, top-level symlinks (/bin -> usr/bin)
-# are recreated as symlinks.
-SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
-DEVICES = ("null", "zero", "full", "random", "urandom")
+UNSANDBOXED_ENV = "GPTEDU_UNSANDBOXED"
+PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # the gptedu package: in the kernel's view only
+JAIL_UID = 65534  # "nobody" inside the jail's user namespace
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives",
+             "/etc/fonts", "/etc/mime.types")
 # Environment variables that pass into the jail (everything else, e.g. tokens in nbgrader's environment, stays out).
 ENV_PASSTHROUGH = (
-    "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "NBGRADER_EXECUTION", "OMP_NUM_THREADS",
+    "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED", "NBGRADER_EXECUTION", "OMP_NUM_THREADS",
     "MKL_NUM_THREADS", "MPLBACKEND", "GPTEDU_DATA", "GPTEDU_GPT2_DIR", "GPTEDU_SEED", "CUBLAS_WORKSPACE_CONFIG",
 )
-# Data that notebooks may read: the directory of the file/folder named by these variables is bound read-only.
-DATA_ENV = ("GPTEDU_DATA", "GPTEDU_GPT2_DIR")
+DATA_ENV = ("GPTEDU_DATA", "GPTEDU_GPT2_DIR")  # data the notebooks read: bound read-only
+KERNEL_COPY_BUDGET = 64 * 2**20  # bytes of the student's folder copied into the kernel's private working folder
+FIX_BWRAP = ("install bubblewrap: `sudo apt install bubblewrap` (Debian/Ubuntu) or `sudo dnf install bubblewrap` "
+             "(Fedora), or ask your administrator")
+FIX_USERNS = ("bwrap could not create a user namespace: allow them (`sudo sysctl kernel.unprivileged_userns_clone=1`; "
+              "on Ubuntu 24.04 `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`), or run in a container "
+              "started with user namespaces allowed")
 
 
 class SandboxError(RuntimeError):
-    """The jail cannot be set up here; the message says why and what to do."""
+    """The jail cannot run here; the message says why and what to do."""
 
 
 @dataclass
-class SandboxSettings:
-    """What ``install`` decided; stored as JSON next to the kernelspec and read by every jailed launch."""
+class Limits:
+    """What one job may use. Memory, processes and CPU share are the job's own cgroup where cgroups can be used
+    (:func:`limits_mode`); without them memory is an address-space limit per process and ``nproc`` counts every
+    process of the user (rlimits)."""
 
-    user: str = DEFAULT_USER
-    uid: int = -1
-    gid: int = -1
-    python: str = ""  # the interpreter that runs inside the jail (the course's venv)
-    memory_mb: int = 6144  # RLIMIT_AS: address space (torch maps a lot more than it touches)
-    cpu_seconds: int = 1800  # RLIMIT_CPU: for the whole kernel, i.e. per notebook
-    nproc: int = 256  # RLIMIT_NPROC: processes+threads of the grading user (torch starts one thread per core)
-    file_mb: int = 256  # RLIMIT_FSIZE: largest file the code may write
-    nofile: int = 1024  # RLIMIT_NOFILE
-    tmpfs_mb: int = 512  # size of each private in-memory filesystem (/tmp, the copy of the student's folder)
-    preload: str = "torch"  # module(s) the kernel imports while starting ("torch, numpy"); "" for none
-    ro_paths: list[str] = field(default_factory=list)  # Python installation, venv, site-packages, ...
-    reference_paths: list[str] = field(default_factory=list)  # the gptedu package: hidden from the verifier
+    memory_mb: int = 3072
+    cpu_seconds: int = 1800  # CPU seconds of each process (a kernel: one notebook)
+    nproc: int = 256  # processes and threads
+    file_mb: int = 256  # largest file a job may write
+    nofile: int = 1024  # open files per process
+    tmpfs_mb: int = 512  # each private in-memory folder (/tmp, the working folder)
+    cpus: float = 1.0  # CPU share with cgroups (a spinning job cannot take more than one core)
+
+    def args(self) -> list[str]:
+        return [f"--{k.replace('_', '-')}={v}" for k, v in asdict(self).items()]
 
     @classmethod
-    def load(cls, path: str | Path) -> SandboxSettings:
-        data = json.loads(Path(path).read_text())
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        for name, value in asdict(cls()).items():
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-
-# --------------------------------------------------------------------------------------------------- syscalls
-_libc = ctypes.CDLL(None, use_errno=True)
+    @classmethod
+    def from_args(cls, args) -> Limits:
+        return cls(**{name: getattr(args, name) for name in asdict(cls())})
 
 
-def _ok(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+def unsandboxed() -> bool:
+    """True when the instructor switched the jail off on purpose (``GPTEDU_UNSANDBOXED=1``)."""
+    return os.environ.get(UNSANDBOXED_ENV, "") not in ("", "0")
 
 
-def _unshare(flags: int) -> None:
-    _ok(_libc.unshare(ctypes.c_int(flags)), "unshare")
+# -------------------------------------------------------------------------------------------- per-job cgroups
+def _own_cgroups() -> dict[str, str]:
+    """controller (or "" for cgroup v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    found = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name in controllers.split(",") if controllers else [""]:
+                found[name] = path
+    return found
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = (lambda s: s.encode() if s is not None else None)  # noqa: E731
-    _ok(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+class JobCgroup:
+    """A cgroup made for one job: memory, process count and CPU share that no other job shares.
+
+    cgroup v1 (one hierarchy per controller at /sys/fs/cgroup/<controller>) or v2 (one hierarchy, usable when this
+    process's cgroup is delegated to its user, e.g. a systemd scope with ``Delegate=yes``). Jobs live under
+    ``<own cgroup>/gptedu-job-*`` (v2: under ``<own cgroup>/gptedu``); ``join()`` runs in the job's launcher child
+    before it execs bwrap.
+    """
+
+    V1 = ("memory", "pids", "cpu")
+
+    def __init__(self, mode: str, parents: dict[str, Path]):
+        self.mode, self.parents, self.dirs = mode, parents, {}
+
+    @classmethod
+    def detect(cls) -> JobCgroup | None:
+        own = _own_cgroups()
+        root = Path("/sys/fs/cgroup")
+        if (root / "cgroup.controllers").is_file() and "" in own:  # pure v2
+            own_dir = root / own[""].lstrip("/")
+            parent = own_dir / "gptedu"
+            try:
+                parent.mkdir(exist_ok=True)
+                for folder in (own_dir, parent):  # memory and pids for the jobs (needs a delegated cgroup)
+                    control = folder / "cgroup.subtree_control"
+                    missing = {"memory", "pids"} - set(control.read_text().split())
+                    if missing:
+                        control.write_text(" ".join(f"+{c}" for c in sorted(missing)))
+                    with contextlib.suppress(OSError):
+                        control.write_text("+cpu")  # optional: the CPU share
+            except OSError:
+                return None
+            return cls("cgroup-v2", {"": parent})
+        parents = {}
+        for name in cls.V1:
+            base = root / name
+            if name not in own or not (base / "cgroup.procs").is_file():
+                if name == "cpu":
+                    continue  # optional: the CPU share
+                return None
+            parents[name] = base / own[name].lstrip("/")  # a job weighs like one process in the scheduler
+        return cls("cgroup-v1", parents) if all(os.access(p, os.W_OK) for p in parents.values()) else None
+
+    def create(self, limits: Limits) -> None:
+        self._sweep()
+        name = f"gptedu-job-{os.getpid()}-{secrets.token_hex(4)}"
+        mb = limits.memory_mb * 2**20
+        for controller, parent in self.parents.items():
+            path = parent / name
+            path.mkdir()
+            self.dirs[controller] = path
+        if self.mode == "cgroup-v2":
+            path = self.dirs[""]
+            settings = {"memory.max": mb, "memory.swap.max": 0, "pids.max": limits.nproc,
+                        "cpu.max": f"{int(limits.cpus * 100000)} 100000"}
+        else:
+            path = None
+            settings = {}
+            self._write(self.dirs["memory"] / "memory.limit_in_bytes", mb)
+            with contextlib.suppress(OSError):
+                self._write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", mb)
+            self._write(self.dirs["pids"] / "pids.max", limits.nproc)
+            if "cpu" in self.dirs:
+                with contextlib.suppress(OSError):
+                    self._write(self.dirs["cpu"] / "cpu.cfs_period_us", 100000)
+                    self._write(self.dirs["cpu"] / "cpu.cfs_quota_us", int(limits.cpus * 100000))
+        for key, value in settings.items():
+            try:
+                self._write(path / key, value)
+            except OSError:
+                if key in ("memory.max", "pids.max"):
+                    raise
+
+    @staticmethod
+    def _write(path: Path, value) -> None:
+        with open(path, "w") as f:
+            f.write(str(value))
+
+    def join(self) -> None:
+        """Move the calling process (the job's launcher child) into the job's cgroup."""
+        for path in self.dirs.values():
+            with open(path / "cgroup.procs", "w") as f:
+                f.write("0")
+
+    def pids(self) -> set[int]:
+        found = set()
+        for path in self.dirs.values():
+            with contextlib.suppress(OSError):
+                found |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+        return found
+
+    def remove(self) -> None:
+        """Kill whatever is left in the job's cgroup and remove it."""
+        for path in self.dirs.values():
+            with contextlib.suppress(OSError):
+                (path / "cgroup.kill").write_text("1")
+        for _ in range(200):
+            left = self.pids()
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            if not left:
+                break
+            time.sleep(0.01)
+        for path in self.dirs.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        self.dirs = {}
+
+    def _sweep(self) -> None:
+        """Remove job cgroups whose launcher is gone (it was killed before it could clean up)."""
+        for parent in self.parents.values():
+            with contextlib.suppress(OSError):
+                for path in parent.glob("gptedu-job-*"):
+                    pid = int(path.name.split("-")[2])
+                    if not Path(f"/proc/{pid}").exists():
+                        stale = JobCgroup(self.mode, {})
+                        stale.dirs = {"": path}
+                        stale.remove()
 
 
-def _prctl(option: int, arg: int) -> None:
-    _ok(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                    ctypes.c_ulong(0)), "prctl")
+_CGROUP: list = []
 
 
-# ------------------------------------------------------------------------------------------------ where things are
+def job_cgroup() -> JobCgroup | None:
+    if not _CGROUP:
+        _CGROUP.append(JobCgroup.detect())
+    return _CGROUP[0]
+
+
+def limits_mode() -> str:
+    """How per-job limits are enforced here: ``"cgroup-v1"``/``"cgroup-v2"`` (memory, processes and CPU share per
+    job), or ``"rlimit"`` (per process; the process limit counts every process of the user, so jobs run in parallel
+    share it: run one job at a time)."""
+    found = job_cgroup()
+    return found.mode if found else "rlimit"
+
+
+def _count_user_processes(uid: int) -> int:
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(entry.path).st_uid == uid:
+                    count += 1
+    return count
+
+
+def _rlimits(limits: Limits, mode: str) -> dict[int, int]:
+    import resource
+
+    found = {resource.RLIMIT_CPU: limits.cpu_seconds, resource.RLIMIT_FSIZE: limits.file_mb * 2**20,
+             resource.RLIMIT_NOFILE: limits.nofile, resource.RLIMIT_CORE: 0}
+    if mode == "rlimit":
+        found[resource.RLIMIT_AS] = limits.memory_mb * 2**20
+        # per user: what this user runs already, plus the job's share (the documented caveat)
+        found[resource.RLIMIT_NPROC] = _count_user_processes(os.getuid()) + limits.nproc
+    return found
+
+
+# ------------------------------------------------------------------------------------------------ seccomp
+# Refuse the kernel-keyring system calls (EPERM), as Flatpak does: a session keyring inherited from the instructor's
+# login would otherwise be shared by every jail. Classic BPF over struct seccomp_data (nr at 0, arch at 4).
+_KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+
+
+def seccomp_program() -> bytes | None:
+    arch = _KEYRING_SYSCALLS.get(platform.machine())
+    if arch is None:
+        return None
+    audit_arch, numbers = arch
+    deny, allow = 0x00050000 | 1, 0x7FFF0000  # SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_ALLOW
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    n = len(numbers)
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, deny), (ld, 0, 0, 0),
+            (jge, n + 1, 0, 0x40000000)]  # x32 system calls: refused
+    prog += [(jeq, n - i, 0, nr) for i, nr in enumerate(numbers)]
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+    return b"".join(struct.pack("HBBI", *insn) for insn in prog)
+
+
+# -------------------------------------------------------------------------------------------------- the view
+def _within(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _dedupe(paths) -> list[str]:
+    """Existing, absolute, real paths, with those inside another listed path removed."""
+    real = sorted({os.path.realpath(p) for p in paths if p and os.path.isabs(p) and os.path.exists(p)}, key=len)
+    kept: list[str] = []
+    for p in real:
+        if not any(_within(p, k) for k in kept):
+            kept.append(p)
+    return kept
+
+
+def view_paths(allow_reference: bool) -> list[str]:
+    """What the jail sees read-only beside the system: this Python's installation and packages (and ``gptedu``)."""
+    paths = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    paths += [p for p in sys.path if "-packages" in p]
+    if allow_reference:
+        paths.append(PACKAGE_DIR)
+    for var in DATA_ENV:
+        value = os.environ.get(var)
+        if value and os.path.exists(value):
+            paths.append(value if os.path.isdir(value) else os.path.dirname(value))
+    return _dedupe(paths)
+
+
+@dataclass
+class Jail:
+    """One jailed command: its working folder, what else it sees, its limits."""
+
+    cmd: list[str]
+    workdir: str = "/tmp"  # where the command starts (inside the jail)
+    bind_workdir: str | None = None  # host folder shown at ``workdir`` (read-only unless ``rw``)
+    rw: bool = False
+    copy_from: str | None = None  # host folder copied into a private in-memory ``workdir`` (the kernel)
+    allow_reference: bool = True
+    extra_ro: tuple[tuple[str, str], ...] = ()  # (host path, path in the jail)
+    limits: Limits = field(default_factory=Limits)
+    env: dict | None = None
+    ipc: bool = False  # a private /ipc folder (the kernel's sockets)
+
+    def argv(self, bwrap: str, fds: dict[str, int] | None = None) -> list[str]:
+        """The bwrap command line. ``fds``: the "seccomp" program's and the "info" file descriptors (optional)."""
+        size = str(self.limits.tmpfs_mb * 2**20)
+        args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(JAIL_UID), "--gid",
+                str(JAIL_UID), "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox",
+                "--clearenv", "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp"]
+        for path in SYSTEM_DIRS:
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        for path in ETC_FILES:
+            if os.path.exists(path):
+                args += ["--ro-bind", path, path]
+        view = view_paths(self.allow_reference)
+        for host in (self.bind_workdir, self.copy_from):
+            if host:
+                for path in view:
+                    if _within(os.path.realpath(host), path):
+                        raise SandboxError(
+                            f"the jail would show {path}, which contains {host} (the folder being graded, and so "
+                            "probably the course). Keep the course outside the Python installation, the venv and "
+                            "the gptedu package (autograder/README.md, 'Sandbox').")
+        for path in view:  # after the private /tmp: a venv under /tmp stays visible
+            args += ["--ro-bind", path, path]
+        if not self.allow_reference and any(_within(PACKAGE_DIR, p) for p in view):
+            args += ["--tmpfs", PACKAGE_DIR, "--remount-ro", PACKAGE_DIR]  # e.g. installed into site-packages
+        for host, inside in self.extra_ro:
+            args += ["--ro-bind", host, inside]
+        if self.bind_workdir:
+            args += ["--bind" if self.rw else "--ro-bind", self.bind_workdir, self.workdir]
+        elif self.copy_from is not None:
+            args += ["--size", size, "--tmpfs", self.workdir]
+        if self.ipc:
+            args += ["--size", str(2**20), "--tmpfs", "/ipc"]
+        env = {"HOME": "/tmp", "TMPDIR": "/tmp", "USER": "nobody", "LOGNAME": "nobody",
+               "PATH": "/usr/local/bin:/usr/bin:/bin", "MPLCONFIGDIR": "/tmp/.matplotlib",
+               "IPYTHONDIR": "/tmp/.ipython", "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter", "PYTHONDONTWRITEBYTECODE": "1",
+               **{k: v for k, v in os.environ.items() if k in ENV_PASSTHROUGH}, **(self.env or {})}
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        args += ["--chdir", self.workdir]
+        for name in ("seccomp", "info"):
+            if name in (fds or {}):
+                args += ["--seccomp" if name == "seccomp" else "--info-fd", str(fds[name])]
+        return [*args, "--", *self.cmd]
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+# ------------------------------------------------------------------------------------------------ the launcher
+def run(jail: Jail, populate=None, stdin=None, stdout=None, stderr=None) -> int:
+    """Run ``jail`` to its end in this process's child and clean up (cgroup, leftover processes); its exit code.
+
+    ``populate(root)``, if given, runs while the jail is built but before the command starts; ``root`` is the jail's
+    root as seen from here (``/proc/<pid>/root``). SIGTERM, SIGINT or SIGHUP to this process end the jail."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise SandboxError(f"bwrap was not found on PATH: {FIX_BWRAP}")
+    mode = limits_mode()
+    cgroup = job_cgroup()
+    if cgroup is not None:
+        cgroup = JobCgroup(cgroup.mode, cgroup.parents)
+        cgroup.create(jail.limits)
+    rlimits = _rlimits(jail.limits, mode)
+    fds: dict[str, int] = {}
+    program = seccomp_program()
+    if program is not None:
+        r, w = os.pipe()
+        os.write(w, program)
+        os.close(w)
+        fds["seccomp"] = r
+    if populate is not None:  # the command waits (a shell in the jail) until populate() has run
+        info_r, fds["info"] = os.pipe()
+        ready_r, fds["ready"] = os.pipe()
+        fds["go"], go_w = os.pipe()
+        ready, go = fds["ready"], fds["go"]
+        script = f'printf r >&{ready}; read -r go <&{go}; exec {go}<&- {ready}>&-; exec "$@"'
+        jail = dataclasses.replace(jail, cmd=["/bin/sh", "-c", script, "sh", *jail.cmd])
+    argv = jail.argv(bwrap, fds)
+
+    def child_setup() -> None:  # in the child, before exec: join the job's cgroup, set the limits
+        import resource
+
+        if cgroup is not None:
+            cgroup.join()
+        for which, value in rlimits.items():
+            hard = value + 5 if which == resource.RLIMIT_CPU else value  # SIGXCPU first, then SIGKILL
+            resource.setrlimit(which, (value, hard))
+
+    stopping = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+        with contextlib.suppress(Exception):
+            proc.kill()  # bwrap's death ends the jail (--die-with-parent, end of its pid namespace)
+
+    proc = None
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        proc = subprocess.Popen(argv, pass_fds=tuple(fds.values()), preexec_fn=child_setup, stdin=stdin,
+                                stdout=stdout, stderr=stderr)
+        for fd in fds.values():
+            os.close(fd)
+        if stopping:
+            proc.kill()
+        if populate is not None:
+            info = _read_json(info_r)
+            ready = os.read(ready_r, 1)  # the jail is built: its root is final
+            for fd in (info_r, ready_r):
+                os.close(fd)
+            if info is not None and ready and not stopping:
+                try:
+                    populate(f"/proc/{info['child-pid']}/root")
+                finally:
+                    os.write(go_w, b"go\n")
+            os.close(go_w)
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except InterruptedError:
+                continue
+        return code if code >= 0 else 128 - code
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if cgroup is not None:
+            cgroup.remove()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _read_json(fd: int) -> dict | None:
+    data = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        data += chunk
+        with contextlib.suppress(ValueError):
+            return json.loads(data)
+
+
+def copy_folder(src: str, dst: str, budget: int = KERNEL_COPY_BUDGET) -> None:
+    """Copy the student's folder into the kernel's private one: regular files only (no links, devices, FIFOs), no
+    notebooks (an earlier graded notebook holds test code), at most ``budget`` bytes."""
+    for root, dirs, files in os.walk(src, followlinks=False):
+        rel = os.path.relpath(root, src)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        target_dir = os.path.normpath(os.path.join(dst, rel))
+        os.makedirs(target_dir, exist_ok=True)
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            import stat
+
+            if name.endswith(".ipynb") or not stat.S_ISREG(st.st_mode) or st.st_size > budget:
+                continue
+            budget -= st.st_size
+            with open(path, "rb") as f_in, open(os.path.join(target_dir, name), "xb") as f_out:
+                shutil.copyfileobj(f_in, f_out)
+
+
+def kernel_main(connection_file: str, limits: Limits, preload: str, extra: list[str]) -> int:
+    """What the kernelspec runs (cwd: the notebook's folder): ipykernel in a jail, its sockets in the jail's own
+    ``/ipc`` folder, reached from nbgrader through links ``<ip>-<port>`` -> ``/proc/<jail>/root/ipc/kernel-<port>``."""
+    info = json.loads(Path(connection_file).read_text())
+    if info.get("transport") != "ipc" or not os.path.isabs(info.get("ip", "")):
+        raise SandboxError(
+            "the sandboxed kernel has no network, so it talks over ipc sockets, but the connection file asks for "
+            f"transport {info.get('transport')!r} at {info.get('ip')!r}. Use the course configuration "
+            "(configure_nbgrader sets a kernel manager that does this).")
+    ports = [info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
+    inside = dict(info, ip="/ipc/kernel")
+    workdir = os.getcwd()
+    cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", "/ipc/connection.json", *extra]
+    if preload:  # imported while the kernel starts, so a slow import does not eat the first cell's timeout
+        cmd.append(f"--IPKernelApp.exec_lines=['import {preload}']")
+    jail = Jail(cmd, workdir=workdir, copy_from=workdir, limits=limits, ipc=True)
+    links = [f"{info['ip']}-{port}" for port in ports]
+
+    def populate(root: str) -> None:
+        copy_folder(workdir, root + workdir)
+        with open(root + "/ipc/connection.json", "w") as f:
+            json.dump(inside, f)
+        for link, port in zip(links, ports, strict=True):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)
+            os.symlink(f"{root}/ipc/kernel-{port}", link)
+
+    try:
+        return run(jail, populate=populate)
+    finally:
+        for link in links:
+            with contextlib.suppress(OSError):
+                os.unlink(link)
+
+
+# ------------------------------------------------------------------------------------------- diagnosis, setup
+_PROBLEMS: dict = {}
+
+# Known bwrap failures -> what to do.
+_BWRAP_ERRORS = (
+    ("setting up uid map", FIX_USERNS), ("No permissions to creating new namespace", FIX_USERNS),
+    ("Creating new namespace failed", FIX_USERNS), ("Operation not permitted", FIX_USERNS),
+)
+
+
+def _explain(stderr: str) -> str:
+    for needle, fix in _BWRAP_ERRORS:
+        if needle in stderr:
+            return f"{stderr.strip()} -> {fix}"
+    return stderr.strip()
+
+
+def problems() -> list[str]:
+    """Why the jail cannot run here (empty: it can). Starts a jailed ``python -c pass`` (~50 ms), once per
+    process: enough to find a missing bwrap, user namespaces that are not allowed, a Python the jail cannot see."""
+    key = (os.environ.get("PATH"), sys.executable)
+    if key in _PROBLEMS:
+        return _PROBLEMS[key]
+    found: list[str] = []
+    if not sys.platform.startswith("linux"):
+        found.append(f"the sandbox needs Linux (this is {sys.platform}); grade in a Linux VM")
+    elif bwrap_path() is None:
+        found.append(f"bubblewrap (bwrap) is not installed or not on PATH: {FIX_BWRAP}")
+    else:
+        code, out = _run_captured(Jail([sys.executable, "-I", "-c", "import encodings, site"],
+                                       limits=Limits(memory_mb=1024)), timeout=60)
+        if code != 0:
+            found.append(f"a jailed Python did not start (exit code {code}): {_explain(out)}")
+        elif os.geteuid() == 0 and limits_mode() == "rlimit":
+            found.append("running as root without usable cgroups: the jail's process limit would not hold (root "
+                         "ignores RLIMIT_NPROC). Mount the cgroup controllers memory and pids, or grade as an "
+                         "ordinary user")
+    _PROBLEMS[key] = found
+    return found
+
+
+def _run_captured(jail: Jail, timeout: float, stdin: bytes | None = None) -> tuple[int | None, str]:
+    """Run a jail through this file's ``exec`` command in a child; (exit code or None on timeout, output)."""
+    cmd = [sys.executable, "-I", os.path.abspath(__file__), "exec",
+           *(["--workdir", jail.bind_workdir] if jail.bind_workdir else []),
+           *(["--no-reference"] if not jail.allow_reference else []), *jail.limits.args(), "--", *jail.cmd]
+    try:
+        res = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, cwd="/")
+    except subprocess.TimeoutExpired:
+        return None, f"no answer within {timeout:.0f} s"
+    return res.returncode, (res.stdout + res.stderr).decode(errors="replace")
+
+
+SELF_TEST = r"""
+import os, socket, sys
+failed = []
+def check(what, ok):
+    if not ok:
+        failed.append(what)
+import torch, ipykernel  # noqa: F401 - what the kernel needs
+check("the jail runs as root", os.getuid() != 0)
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2)
+    failed.append("the network is reachable")
+except OSError:
+    pass
+for path in ["/etc/shadow", *sys.argv[1:]]:
+    check(f"{path} is visible", not os.path.exists(path))
+check("/home is visible", not os.listdir("/home") if os.path.isdir("/home") else True)
+try:
+    import gptedu  # noqa: F401
+    failed.append("the gptedu package is importable with --no-reference")
+except ImportError:
+    pass
+open("/tmp/self-test", "w").write("private /tmp is writable")
+print("SELF-TEST " + ("FAILED: " + "; ".join(failed) if failed else "OK"))
+"""
+
+
+def self_test(limits: Limits | None = None) -> str:
+    """Start a jailed Python that imports torch and ipykernel and checks the jail from inside; '' when all holds,
+    else what failed (and the fix, where known)."""
+    found = problems()
+    if found:
+        return "; ".join(found)
+    with tempfile.TemporaryDirectory(prefix="gptedu-self-test-") as course:  # stands for a course folder
+        Path(course, "gradebook.db").write_text("secret")
+        jail = Jail([sys.executable, "-c", SELF_TEST, course, os.path.join(PACKAGE_DIR, "__init__.py")],
+                    allow_reference=False, limits=limits or Limits())
+        code, out = _run_captured(jail, timeout=300)
+    if code == 0 and "SELF-TEST OK" in out:
+        return ""
+    lines = [line for line in out.splitlines() if line.strip()]
+    return (f"a jailed Python that imports torch failed (exit code {code}): " + _explain("\n".join(lines[-15:])))
+
+
+def find_kernelspec(kernel_name: str = KERNEL_NAME) -> Path | None:
+    from jupyter_core.paths import jupyter_path
+
+    for base in jupyter_path("kernels"):
+        candidate = Path(base) / kernel_name / "kernel.json"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def kernelspec_problems() -> list[str]:
+    """Whether the installed kernelspec runs this sandbox with this Python (else: run install again)."""
+    path = find_kernelspec()
+    if path is None:
+        return [f"the '{KERNEL_NAME}' kernelspec is not installed: run `{sys.executable} -m gptedu.grading.sandbox "
+                "install` (no root needed)"]
+    argv = json.loads(path.read_text()).get("argv", [])
+    if argv[:3] != [sys.executable, "-I", os.path.abspath(__file__)]:
+        return [f"the '{KERNEL_NAME}' kernelspec in {path.parent} was installed for another Python or checkout: "
+                f"run `{sys.executable} -m gptedu.grading.sandbox install` again"]
+    return []
+
+
 def default_kernels_dir() -> Path:
     """``<venv>/share/jupyter/kernels``: found by every Jupyter tool run from this venv, no global change."""
     return Path(sys.prefix) / "share" / "jupyter" / "kernels"
 
 
-def find_kernelspec_dir(kernel_name: str = KERNEL_NAME) -> Path | None:
-    """The installed kernelspec directory, looked up the way Jupyter does (``JUPYTER_PATH`` first)."""
-    from jupyter_core.paths import jupyter_path
-
-    for base in jupyter_path("kernels"):
-        candidate = Path(base) / kernel_name
-        if (candidate / "kernel.json").is_file() and (candidate / SETTINGS_FILE).is_file():
-            return candidate
-    return None
-
-
-def _python_paths(python: str) -> dict:
-    """Ask ``python`` where its installation, its packages and the reference package live."""
-    code = (
-        "import json, sys, os\n"
-        "out = {'prefix': sys.prefix, 'base_prefix': sys.base_prefix, 'exe': os.path.realpath(sys.executable),"
-        " 'path': [p for p in sys.path if p], 'ref': []}\n"
-        "try:\n"
-        "    import gptedu\n"
-        "    out['ref'] = [os.path.realpath(p) for p in gptedu.__path__]\n"
-        "except Exception:\n"
-        "    pass\n"
-        "print(json.dumps(out))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "PATH", "LANG")}
-    res = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd="/", env=env, timeout=120)
-    if res.returncode != 0:
-        raise SandboxError(f"Could not ask {python} for its paths:\n{res.stderr}")
-    return json.loads(res.stdout)
-
-
-def _dedupe_paths(paths: list[str]) -> list[str]:
-    """Existing, absolute, real paths, with those inside another listed path removed."""
-    real = sorted({os.path.realpath(p) for p in paths if os.path.isabs(p) and os.path.exists(p)}, key=len)
-    kept: list[str] = []
-    for p in real:
-        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
-            kept.append(p)
-    return kept
-
-
-def _within(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
-# --------------------------------------------------------------------------------------------------- diagnosis
-def problems(settings_path: str | Path | None = None) -> list[str]:
-    """Why the sandbox cannot run here (empty list: it can). Cheap enough to call on every nbgrader start."""
-    found: list[str] = []
-    if not sys.platform.startswith("linux"):
-        return [f"the sandbox needs Linux (this is {sys.platform})"]
-    if os.geteuid() != 0:
-        found.append("nbgrader is not running as root (the jail needs root to set up namespaces and drop to the "
-                     "grading user); run autograde as root, or accept the unsandboxed kernel")
-    path = Path(settings_path) if settings_path else None
-    if path is None:
-        spec_dir = find_kernelspec_dir()
-        path = spec_dir / SETTINGS_FILE if spec_dir else None
-    if path is None or not path.is_file():
-        found.append(f"the '{KERNEL_NAME}' kernelspec is not installed: run `python -m gptedu.grading.sandbox "
-                     "install` once, as root")
-        return found
-    settings = SandboxSettings.load(path)
-    try:
-        pw = pwd.getpwnam(settings.user)
-        if pw.pw_uid == 0 or pw.pw_uid != settings.uid:
-            found.append(f"user {settings.user} has uid {pw.pw_uid}, the sandbox was installed for uid "
-                         f"{settings.uid}: run install again")
-    except KeyError:
-        found.append(f"user {settings.user} does not exist: run `python -m gptedu.grading.sandbox install`")
-    if not os.access(settings.python, os.X_OK):
-        found.append(f"the sandbox's interpreter {settings.python} is missing: run install again")
-    if not found:
-        reason = _probe_namespaces()
-        if reason:
-            found.append(reason)
-    return found
-
-
-def _probe_namespaces() -> str:
-    """Fork a child that tries the namespaces the jail needs; '' when it works."""
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        code = 0
-        try:
-            _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID)
-        except OSError:
-            code = 1
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return ("this kernel does not allow creating namespaces (unshare failed): in a container, run it with "
-                "--privileged or CAP_SYS_ADMIN, or grade on a Linux machine/VM as root")
-    return ""
-
-
-def available() -> bool:
-    return not problems()
-
-
-# ---------------------------------------------------------------------------------------------------- the jail
-@dataclass
-class Jail:
-    """One jailed process: which folder it works in, what else it sees, and whether the reference is visible."""
-
-    settings: SandboxSettings
-    workdir: str  # absolute; the process starts here
-    copy_workdir: bool = True  # True: a private in-memory copy; False: the real folder, bound read-write
-    rw_dirs: list[str] = field(default_factory=list)  # other host folders bound read-write (the ipc socket folder)
-    allow_reference: bool = True  # False: the gptedu package is not in the jail (the verifier)
-    files: dict[str, bytes] = field(default_factory=dict)  # files created in the jail's /tmp (name -> content)
-    # with copy_workdir: the private working folder gets these files (relative path -> content) instead of a copy
-    # of the host folder (the verification server hands each job over this way)
-    workdir_files: dict[str, bytes] | None = None
-
-    def _binds(self) -> list[str]:
-        ro = list(self.settings.ro_paths)
-        if self.allow_reference:
-            ro += self.settings.reference_paths
-        for var in DATA_ENV:
-            value = os.environ.get(var)
-            if value and os.path.exists(value):
-                ro.append(value if os.path.isdir(value) else os.path.dirname(value))
-        return _dedupe_paths(ro)
-
-    def _check_binds(self, binds: list[str]) -> None:
-        for path in binds:
-            if _within(self.workdir, path):
-                raise SandboxError(
-                    f"The sandbox would expose {path}, which contains the folder being graded ({self.workdir}) and "
-                    "so probably the whole course. Keep the course outside the Python installation and the "
-                    "package folders (see autograder/README.md, 'Sandbox')."
-                )
-
-    def enter(self, root: str, argv: list[str], env: dict[str, str]) -> None:
-        """In a child forked after ``unshare(CLONE_NEWPID)``: build the jail on the empty folder ``root`` (a mount
-        point, left empty on the host), drop privileges, exec ``argv``. Never returns."""
-        env = self.build(root, env)
-        os.closerange(3, 65536)
-        os.execve(argv[0], argv, env)
-
-    def build(self, root: str, env: dict[str, str]) -> dict[str, str]:
-        """Build the jail on ``root``, chroot into it and drop privileges, in this process (which must be the one
-        forked after ``unshare(CLONE_NEWPID)``); returns the environment the jailed code must use."""
-        s = self.settings
-        binds = self._binds()
-        self._check_binds(binds)
-        _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        os.umask(0o022)
-        _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=16m")
-
-        def inside(path: str) -> str:
-            return root + path
-
-        def bind(src: str, dst: str, read_only: bool) -> None:
-            target = inside(dst)
-            if os.path.isdir(src):
-                os.makedirs(target, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                Path(target).touch()
-            _mount(src, target, None, MS_BIND | MS_REC)
-            flags = MS_REMOUNT | MS_BIND | MS_NOSUID | (MS_RDONLY if read_only else 0)
-            _mount(None, target, None, flags)
-
-        for path in SYSTEM_PATHS:
-            if os.path.islink(path):
-                os.symlink(os.readlink(path), inside(path))
-            elif os.path.isdir(path):
-                bind(path, path, read_only=True)
-        for path in binds:
-            bind(path, path, read_only=True)
-        if not self.allow_reference:
-            for ref in self.settings.reference_paths:  # e.g. a non-editable install inside site-packages
-                if any(_within(ref, b) for b in binds) and os.path.isdir(inside(ref)):
-                    _mount("tmpfs", inside(ref), "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k")
-        # /dev: a few harmless devices, private shared memory
-        os.makedirs(inside("/dev"), exist_ok=True)
-        _mount("tmpfs", inside("/dev"), "tmpfs", MS_NOSUID, "mode=755,size=64k")
-        for name in DEVICES:
-            bind(f"/dev/{name}", f"/dev/{name}", read_only=False)
-        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                             ("stderr", "/proc/self/fd/2")):
-            os.symlink(target, inside(f"/dev/{name}"))
-        os.makedirs(inside("/dev/shm"))
-        _mount("tmpfs", inside("/dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={s.tmpfs_mb}m")
-        os.makedirs(inside("/proc"), exist_ok=True)
-        _mount("proc", inside("/proc"), "proc", MS_NOSUID | MS_NODEV)  # this pid namespace only
-        os.makedirs(inside("/tmp"), exist_ok=True)
-        _mount("tmpfs", inside("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={s.tmpfs_mb}m")
-        home = "/tmp/home"
-        os.makedirs(inside(home))
-        os.chown(inside(home), s.uid, s.gid)
-        for name, content in self.files.items():
-            path = inside("/tmp/" + name)
-            Path(path).write_bytes(content)
-            os.chown(path, s.uid, s.gid)
-            os.chmod(path, 0o600)
-        for path in self.rw_dirs:
-            bind(path, path, read_only=False)
-        if self.copy_workdir:
-            target = inside(self.workdir)
-            os.makedirs(target, exist_ok=True)
-            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=755,size={s.tmpfs_mb}m")
-            if self.workdir_files is None:
-                _copy_tree(self.workdir, target, s.uid, s.gid)
-            else:
-                _write_tree(self.workdir_files, target, s.uid, s.gid)
-        else:
-            bind(self.workdir, self.workdir, read_only=False)
-        os.chdir(root)
-        os.chroot(root)
-        os.chdir(self.workdir)
-        self._drop_privileges()
-        return dict(env, HOME=home, USER=s.user, LOGNAME=s.user, TMPDIR="/tmp", PATH="/usr/local/bin:/usr/bin:/bin",
-                    MPLCONFIGDIR=f"{home}/.matplotlib")
-
-    def _drop_privileges(self) -> None:
-        s = self.settings
-        limits = {
-            resource.RLIMIT_AS: s.memory_mb * 2**20,
-            resource.RLIMIT_CPU: s.cpu_seconds,
-            resource.RLIMIT_NPROC: s.nproc,
-            resource.RLIMIT_FSIZE: s.file_mb * 2**20,
-            resource.RLIMIT_NOFILE: s.nofile,
-            resource.RLIMIT_CORE: 0,
-        }
-        for which, value in limits.items():
-            # CPU: the soft limit sends SIGXCPU (kills Python), the hard one SIGKILL a few seconds later
-            hard = value + 5 if which == resource.RLIMIT_CPU else value
-            resource.setrlimit(which, (value, hard))
-        os.setsid()
-        os.setgroups([])
-        os.setresgid(s.gid, s.gid, s.gid)
-        os.setresuid(s.uid, s.uid, s.uid)  # all capabilities are dropped with uid 0
-        if os.geteuid() == 0 or os.getuid() == 0:
-            raise SandboxError("could not drop root privileges")
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the launcher died (e.g. SIGKILL from nbgrader): die too
-
-
-def _write_tree(files: dict[str, bytes], dst: str, uid: int, gid: int) -> None:
-    """Write ``files`` (relative path -> content) under ``dst``, owned by the grading user."""
-    for rel, content in files.items():
-        parts = [p for p in rel.split("/") if p not in ("", ".", "..")]
-        if not parts:
-            continue
-        folder = dst
-        for part in parts[:-1]:
-            folder = os.path.join(folder, part)
-            if not os.path.isdir(folder):
-                os.mkdir(folder)
-                os.chown(folder, uid, gid)
-        path = os.path.join(folder, parts[-1])
-        with open(path, "wb") as f:
-            f.write(content)
-        os.chown(path, uid, gid)
-    os.chown(dst, uid, gid)
-
-
-def _copy_tree(src: str, dst: str, uid: int, gid: int) -> None:
-    """Copy the student's folder into the jail's private copy; symlinks are copied as links, never followed."""
-    for entry in os.scandir(src):
-        target = os.path.join(dst, entry.name)
-        try:
-            if entry.is_symlink():
-                os.symlink(os.readlink(entry.path), target)
-                os.lchown(target, uid, gid)
-                continue
-            if entry.is_dir():
-                os.mkdir(target)
-                _copy_tree(entry.path, target, uid, gid)
-            elif entry.is_file():
-                shutil.copyfile(entry.path, target, follow_symlinks=False)
-            else:
-                continue
-            os.chown(target, uid, gid)
-        except OSError as exc:  # e.g. the copy does not fit: the kernel still starts, without that file
-            print(f"gptedu sandbox: could not copy {entry.path} into the jail: {exc}", file=sys.stderr)
-    os.chown(dst, uid, gid)
-
-
-def run_jailed(jail: Jail, argv: list[str], env: dict[str, str]) -> int:
-    """Fork the jailed process (pid 1 of a new pid namespace), forward signals to it, return its exit code.
-
-    Killing this process (SIGKILL) kills the jailed one (parent-death signal), which takes every process it started
-    with it (end of the pid namespace).
-    """
-    root = tempfile.mkdtemp(prefix="gptedu-jail-")  # only a mount point: stays empty on the host
-    _unshare(CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            jail.enter(root, argv, env)
-        except BaseException as exc:  # noqa: BLE001 - report and leave the child
-            print(f"gptedu sandbox: could not start the jailed process: {exc}", file=sys.stderr)
-        os._exit(121)
-
-    def forward(signum, _frame):
-        os.kill(pid, signal.SIGKILL if signum == signal.SIGTERM else signum)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(signum, forward)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            return 121
-    code = os.waitstatus_to_exitcode(status)
-    with contextlib.suppress(OSError):
-        os.rmdir(root)
-    return code if code >= 0 else 128 - code
-
-
-def run_jailed_function(jail: Jail, target, env: dict[str, str], fds: tuple[int, int, int]) -> int:
-    """Like :func:`run_jailed`, but the jailed process runs ``target()`` (a function already loaded in this
-    program) instead of exec'ing a command: the verification server forks one jail per job from a process that has
-    imported torch once. ``fds`` become the jailed process's stdin, stdout and stderr; every other descriptor is
-    closed. Call it in a child forked for the job (it changes which pid namespace this process's children get)."""
-    root = tempfile.mkdtemp(prefix="gptedu-jail-")
-    _unshare(CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        code = 121
-        try:
-            for number, fd in enumerate(fds):
-                os.dup2(fd, number)
-            jailed_env = jail.build(root, env)
-            os.environ.clear()
-            os.environ.update(jailed_env)
-            os.closerange(3, 65536)
-            code = int(target() or 0)
-        except BaseException as exc:  # noqa: BLE001 - report and leave the child
-            with contextlib.suppress(Exception):
-                print(f"gptedu sandbox: the jailed job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        os._exit(code)
-    for fd in fds:
-        os.close(fd)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            return 121
-        except InterruptedError:
-            continue
-    with contextlib.suppress(OSError):
-        os.rmdir(root)
-    code = os.waitstatus_to_exitcode(status)
-    return code if code >= 0 else 128 - code
-
-
-def _jail_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k in ENV_PASSTHROUGH}
-
-
-# ---------------------------------------------------------------------------------------------------- commands
-def _load_settings(path: str | None) -> SandboxSettings:
-    if path:
-        return SandboxSettings.load(path)
-    spec_dir = find_kernelspec_dir()
-    if spec_dir is None:
-        raise SandboxError(f"The '{KERNEL_NAME}' kernelspec is not installed: run `python -m gptedu.grading.sandbox "
-                           "install` once, as root.")
-    return SandboxSettings.load(spec_dir / SETTINGS_FILE)
-
-
-def kernel_main(settings_path: str | None, connection_file: str, extra: list[str]) -> int:
-    """What the kernelspec runs: read nbgrader's connection file, start ipykernel in the jail on ipc sockets."""
-    settings = _load_settings(settings_path)
-    info = json.loads(Path(connection_file).read_text())
-    if info.get("transport") != "ipc":
-        raise SandboxError(
-            "The sandboxed kernel has no network, so it must talk to nbgrader over ipc sockets, but the connection "
-            f"file asks for transport {info.get('transport')!r}. Add `c.KernelManager.transport = 'ipc'` and an "
-            "absolute `c.KernelManager.ip` to nbgrader_config.py (gptedu.grading.sandbox.configure_nbgrader does).")
-    ipc_dir = os.path.dirname(info["ip"])
-    if not os.path.isabs(info["ip"]):
-        raise SandboxError(f"c.KernelManager.ip must be an absolute path for ipc sockets, got {info['ip']!r}.")
-    os.makedirs(ipc_dir, mode=0o700, exist_ok=True)
-    os.chown(ipc_dir, settings.uid, settings.gid)
-    os.chmod(ipc_dir, 0o700)
-    workdir = os.getcwd()
-    jail = Jail(settings, workdir=workdir, copy_workdir=True, rw_dirs=[ipc_dir],
-                files={"kernel-connection.json": Path(connection_file).read_bytes()})
-    argv = [settings.python, "-m", "ipykernel_launcher", "-f", "/tmp/kernel-connection.json", *extra]
-    if settings.preload:  # imported while the kernel starts, so a slow import does not eat the first cell's timeout
-        argv.append(f"--IPKernelApp.exec_lines=['import {settings.preload}']")
-    return run_jailed(jail, argv, _jail_env())
-
-
-def exec_main(settings_path: str | None, workdir: str, copy: bool, allow_reference: bool, cmd: list[str]) -> int:
-    settings = _load_settings(settings_path)
-    if cmd and cmd[0] == "python":
-        cmd = [settings.python, *cmd[1:]]
-    jail = Jail(settings, workdir=os.path.realpath(workdir), copy_workdir=copy, allow_reference=allow_reference)
-    return run_jailed(jail, cmd, _jail_env())
-
-
-def install(kernels_dir: str | Path | None = None, user: str = DEFAULT_USER, python: str | None = None,
-            memory_mb: int | None = None, cpu_seconds: int | None = None, nproc: int | None = None,
-            self_test: bool = True) -> Path:
-    """Create the grading user and write the kernelspec; returns the kernelspec folder. Idempotent. Needs root."""
-    if os.geteuid() != 0:
-        raise SandboxError("install needs root (it creates the grading user, and the jail needs root to start).")
-    try:
-        pw = pwd.getpwnam(user)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                        "--shell", "/usr/sbin/nologin", user], check=True)
-        pw = pwd.getpwnam(user)
-    if pw.pw_uid == 0:
-        raise SandboxError(f"user {user} has uid 0; the grading user must be unprivileged.")
-    python = python or sys.executable
-    paths = _python_paths(python)
-    ro = [paths["prefix"], paths["base_prefix"], os.path.dirname(paths["exe"])]
-    ro += [p for p in paths["path"] if "site-packages" in p or p.startswith((paths["prefix"], paths["base_prefix"]))]
-    # other sys.path entries (PYTHONPATH, .pth files): bind only the reference package, never a whole checkout,
-    # which would show the course to the student.
-    settings = SandboxSettings(user=user, uid=pw.pw_uid, gid=pw.pw_gid, python=os.path.abspath(python),
-                               ro_paths=_dedupe_paths(ro), reference_paths=_dedupe_paths(paths["ref"]))
-    for name, value in (("memory_mb", memory_mb), ("cpu_seconds", cpu_seconds), ("nproc", nproc)):
-        if value is not None:
-            setattr(settings, name, value)
+def install(kernels_dir: str | Path | None = None, limits: Limits | None = None, preload: str = "torch") -> Path:
+    """Self-test first, then write the kernelspec (atomically); returns its folder. A failed self-test leaves no
+    kernelspec (an old one there is removed: it would not work either)."""
+    limits = limits or Limits()
     spec_dir = Path(kernels_dir or default_kernels_dir()) / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    settings.save(spec_dir / SETTINGS_FILE)
+    reason = self_test(limits)
+    if reason:
+        shutil.rmtree(spec_dir, ignore_errors=True)
+        raise SandboxError(f"the sandbox's self-test failed, so no kernelspec was installed: {reason}")
     kernel = {
-        # the file, not ``-m gptedu...``: importing the package would import torch (seconds) in the launcher
-        "argv": [settings.python, "-I", os.path.abspath(__file__), "kernel", "--settings",
-                 str(spec_dir / SETTINGS_FILE), "-f", "{connection_file}"],
+        # the file, not ``-m gptedu...``: -I keeps PYTHONPATH and the current folder out of the launcher
+        "argv": [sys.executable, "-I", os.path.abspath(__file__), "kernel", *limits.args(), f"--preload={preload}",
+                 "-f", "{connection_file}"],
         "display_name": "Python 3 (gptedu grading sandbox)",
         "language": "python",
-        "interrupt_mode": "signal",
+        "interrupt_mode": "message",  # a signal would end bwrap, not interrupt the kernel inside it
         "metadata": {"debugger": False},
     }
-    (spec_dir / "kernel.json").write_text(json.dumps(kernel, indent=1) + "\n")
-    if self_test:
-        reason = self_test_message(spec_dir / SETTINGS_FILE)
-        if reason:
-            raise SandboxError(f"The sandbox was installed in {spec_dir} but its self-test failed:\n{reason}")
+    spec_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{KERNEL_NAME}-", dir=spec_dir.parent))
+    (staging / "kernel.json").write_text(json.dumps(kernel, indent=1) + "\n")
+    staging.chmod(0o755)
+    shutil.rmtree(spec_dir, ignore_errors=True)
+    os.replace(staging, spec_dir)
     return spec_dir
-
-
-def self_test_message(settings_path: str | Path) -> str:
-    """Run a tiny Python in the jail; '' when it imports torch and ipykernel as the grading user without network."""
-    code = (
-        "import os, socket, torch, ipykernel\n"
-        "assert os.getuid() != 0, 'still root'\n"
-        "try:\n"
-        "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
-        "    raise SystemExit('network reachable')\n"
-        "except OSError:\n"
-        "    pass\n"
-        "print('sandbox ok', os.getuid())\n"
-    )
-    with tempfile.TemporaryDirectory() as work:
-        res = subprocess.run([sys.executable, "-I", os.path.abspath(__file__), "exec", "--settings",
-                              str(settings_path), "--workdir", work, "--", "python", "-c", code],
-                             capture_output=True, text=True, timeout=300)
-    if res.returncode != 0 or "sandbox ok" not in res.stdout:
-        return (res.stdout + res.stderr).strip() or f"exit code {res.returncode}"
-    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gptedu.grading.sandbox", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p_install = sub.add_parser("install", help="create the grading user and the kernelspec (root, once)")
+    p_install = sub.add_parser("install", help="self-test, then write the kernelspec (no root needed)")
     p_install.add_argument("--kernels-dir", help="where kernelspecs go (default: <venv>/share/jupyter/kernels)")
-    p_install.add_argument("--user", default=DEFAULT_USER)
-    p_install.add_argument("--memory-mb", type=int)
-    p_install.add_argument("--cpu-seconds", type=int)
-    p_install.add_argument("--nproc", type=int)
-    sub.add_parser("check", help="exit 0 when the sandbox can run here, else print why")
-    p_kernel = sub.add_parser("kernel", help="(run by Jupyter) start ipykernel in the jail")
-    p_kernel.add_argument("--settings")
+    p_install.add_argument("--preload", default="torch", help="module the kernel imports while it starts")
+    Limits.add_arguments(p_install)
+    sub.add_parser("check", help="start a jailed Python (imports torch); exit 0, or print what failed")
+    p_kernel = sub.add_parser("kernel", help="(run by Jupyter) ipykernel in a jail")
     p_kernel.add_argument("-f", dest="connection_file", required=True)
-    p_exec = sub.add_parser("exec", help="run a command in the jail: exec [--workdir D] -- python -c ...")
-    p_exec.add_argument("--settings")
-    p_exec.add_argument("--workdir", default=".")
-    p_exec.add_argument("--bind-workdir", action="store_true", help="bind the folder read-write instead of a copy")
+    p_kernel.add_argument("--preload", default="torch")
+    Limits.add_arguments(p_kernel)
+    p_exec = sub.add_parser("exec", help="run a command in a jail: exec [--workdir DIR] [--rw] -- python -c ...")
+    p_exec.add_argument("--workdir", help="host folder shown (read-only) at the same path and started in; no copy")
+    p_exec.add_argument("--rw", action="store_true", help="show --workdir read-write")
     p_exec.add_argument("--no-reference", action="store_true", help="hide the gptedu package")
+    p_exec.add_argument("--ro", action="append", default=[], metavar="HOST:JAIL", help="bind HOST read-only at JAIL")
+    Limits.add_arguments(p_exec)
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
     args, extra = parser.parse_known_args(argv)
     try:
         if args.command == "install":
-            spec_dir = install(args.kernels_dir, args.user, memory_mb=args.memory_mb, cpu_seconds=args.cpu_seconds,
-                               nproc=args.nproc)
-            print(f"Installed kernelspec '{KERNEL_NAME}' in {spec_dir}; self-test passed.")
+            spec_dir = install(args.kernels_dir, Limits.from_args(args), args.preload)
+            print(f"self-test passed; installed the kernelspec '{KERNEL_NAME}' in {spec_dir} "
+                  f"(limits: {limits_mode()})")
             return 0
         if args.command == "check":
-            found = problems()
-            for reason in found:
+            reason = self_test()
+            if reason:
                 print(f"sandbox unavailable: {reason}")
-            if not found:
-                print("sandbox available")
-            return 1 if found else 0
+                return 1
+            found = kernelspec_problems()
+            print(f"sandbox works here: bwrap at {bwrap_path()}, limits per job: {limits_mode()}"
+                  + (f"; but {found[0]}" if found else ""))
+            return 0
         if args.command == "kernel":
-            return kernel_main(args.settings, args.connection_file, extra)
+            return kernel_main(args.connection_file, Limits.from_args(args), args.preload, extra)
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if extra or not cmd:
-            parser.error("usage: exec [--workdir DIR] -- COMMAND ...")
-        return exec_main(args.settings, args.workdir, not args.bind_workdir, not args.no_reference, cmd)
+            parser.error("usage: exec [--workdir DIR] [--rw] [--no-reference] -- COMMAND ...")
+        if cmd[0] == "python":
+            cmd = [sys.executable, *cmd[1:]]
+        workdir = os.path.realpath(args.workdir) if args.workdir else None
+        extra_ro = tuple(tuple(item.split(":", 1)) for item in args.ro)
+        jail = Jail(cmd, workdir=workdir or "/tmp", bind_workdir=workdir, rw=args.rw,
+                    allow_reference=not args.no_reference, extra_ro=extra_ro, limits=Limits.from_args(args))
+        return run(jail)
     except SandboxError as exc:
         print(f"gptedu sandbox: {exc}", file=sys.stderr)
         return 2

@@ -8,8 +8,10 @@ lacks, so that every submission ends with a defined grade instead of a crashed n
 * a kernel that dies (memory limit, CPU limit, ``os._exit``, a crash) or stops answering (a loop that swallows
   ``KeyboardInterrupt``) no longer fails the notebook: that cell gets an error explaining what happened, the
   remaining cells are marked "not run", and the notebook is graded;
-* a cap on the output a cell may send (``max_output_bytes``), checked while it streams in, so a cell printing
-  gigabytes cannot exhaust nbgrader's memory.
+* a cap on the output a cell may send (``max_output_bytes``), counted over every kind of output (stream text, all
+  mime data and display metadata, display updates, error name, value and traceback, widget messages) while it
+  streams in, so a cell cannot exhaust nbgrader's memory or write a huge notebook;
+* ``SandboxKernelManager``: the jailed kernel's ipc sockets, reached through a fresh private folder per kernel.
 
 No score is read from what the kernel shows: :mod:`gptedu.grading.verify` sets every test cell's score and output.
 
@@ -24,10 +26,11 @@ import shutil
 import tempfile
 from time import monotonic
 
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
-from traitlets import Bool, Integer
+from traitlets import Bool, Integer, Unicode
 
 RESOURCE_KEY = "gptedu_grading"
 
@@ -180,19 +183,78 @@ class SandboxExecute(Execute):
         self._stopped = f"an earlier cell stopped the kernel ({ename})."
         raise _StopNotebook
 
-    def output(self, outs, msg, display_id, cell_index):
-        content = msg.get("content", {})
-        size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
-        used = self._output_bytes.get(cell_index, 0)
-        self._output_bytes[cell_index] = used + size
-        if used + size > self.max_output_bytes:
-            if used <= self.max_output_bytes:  # say it once
-                outs.append(NotebookNode(output_type="stream", name="stdout",
-                                         text=f"\n[output cut by the grader: more than {self.max_output_bytes} "
-                                              "bytes]\n"))
-                self._output_bytes[cell_index] = self.max_output_bytes + 1
+    def process_message(self, msg, cell, cell_index):
+        """Count every kind of output a cell sends (stream text, all mime data and metadata, display updates,
+        error name, value and traceback, widget messages) as it streams in; past ``max_output_bytes`` the rest
+        is dropped."""
+        if msg.get("msg_type") in _OUTPUT_MESSAGES:
+            # + 64: what each output costs in the notebook beyond its content (many tiny outputs add up)
+            size = 64 + _size(msg.get("content")) + sum(len(b) for b in msg.get("buffers") or [])
+            used = self._output_bytes.get(cell_index, 0)
+            self._output_bytes[cell_index] = used + size
+            if used + size > self.max_output_bytes:
+                if used <= self.max_output_bytes:  # say it once
+                    cell.outputs.append(NotebookNode(
+                        output_type="stream", name="stdout",
+                        text=f"\n[output cut by the grader: more than {self.max_output_bytes} bytes]\n"))
+                    self._output_bytes[cell_index] = self.max_output_bytes + 1
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+
+    def on_cell_executed(self, **kwargs):
+        """nbgrader appends the execute reply's error when no error output came: capped like the outputs."""
+        reply = kwargs["execute_reply"]["content"]
+        used = self._output_bytes.get(kwargs["cell_index"], 0)
+        if reply.get("status") == "error" and used + _size(reply) > self.max_output_bytes:
+            cell = kwargs["cell"]
+            if not any(o.get("output_type") == "error" for o in cell.outputs):
+                cell.outputs.append(error_output(str(reply.get("ename"))[:200],
+                                                 str(reply.get("evalue"))[:2000] + " [cut by the grader]"))
             return None
-        return super().output(outs, msg, display_id, cell_index)
+        return super().on_cell_executed(**kwargs)
+
+
+_OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "update_display_data", "error", "comm_open",
+                    "comm_msg"}
+
+
+def _size(obj, depth: int = 0) -> int:
+    """Roughly the bytes of a decoded JSON message (strings, keys, numbers); absurd nesting counts as huge."""
+    if isinstance(obj, str | bytes):
+        return len(obj)
+    if depth > 64:
+        return 1 << 40
+    if isinstance(obj, dict):
+        return 2 + sum(len(str(k)) + _size(v, depth + 1) for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return 2 + sum(_size(v, depth + 1) for v in obj)
+    return 8
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """The kernel manager of the jailed kernel: ipc transport, with a fresh private folder per kernel for the links
+    to its sockets (the sockets themselves live inside the kernel's jail), removed with the kernel."""
+
+    async def _async_pre_start_kernel(self, **kw):
+        self.transport = "ipc"
+        self._ipc_dir = tempfile.mkdtemp(prefix="gptedu-ipc-")
+        self.ip = os.path.join(self._ipc_dir, "kernel")
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart and getattr(self, "_ipc_dir", None):
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+
+
+class SandboxUnavailable(NbGraderPreprocessor):
+    """Put first when the sandbox cannot run: every notebook stops here with the reason and the fix."""
+
+    message = Unicode("").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        raise RuntimeError(self.message)
 
 
 class _Prestarted:
@@ -359,20 +421,14 @@ class SafeOverwriteCells(OverwriteCells):
 
 
 # ------------------------------------------------------------------------------------------------ course config
-_IPC_DIRS: list[str] = []
+def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 120, iopub_timeout: int = 10,
+                       baseline: bool | None = None) -> bool:
+    """Configure an nbgrader course for safe autograding. Returns True when students' code runs jailed.
 
-
-def _cleanup_ipc_dirs() -> None:
-    for path in _IPC_DIRS:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int = 900, cell_timeout: int = 120,
-                       iopub_timeout: int = 10, baseline: bool | None = None) -> bool:
-    """Configure an nbgrader course for safe autograding. Returns True when the sandboxed kernel is used.
-
-    * the kernel: ``gptedu-sandbox`` when :func:`gptedu.grading.sandbox.problems` finds nothing, else the normal
-      kernel with a WARNING on stderr (or an error when ``require`` / ``$GPTEDU_REQUIRE_SANDBOX=1``);
+    * the sandbox (:mod:`gptedu.grading.sandbox`), failing closed: the jailed kernel ``gptedu-sandbox`` and jailed
+      verification. When the sandbox cannot run here, ``nbgrader autograde`` stops at once with the reason and the
+      fix (any other way of grading fails each notebook with it). ``GPTEDU_UNSANDBOXED=1`` is the one switch that
+      grades without it (the normal kernel AND unjailed verification), with a warning on every command;
     * ``SandboxExecute`` instead of ``Execute``; the scores: ``VerifyAnswers`` decides every test cell from the
       trusted out-of-process comparison and ``SaveTrustedGrades`` (instead of ``SaveAutoGrades``) writes them, never
       reading a cell's outputs; test cells whose metadata was stripped are re-inserted (``add_missing_cells``);
@@ -380,37 +436,34 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
       at once with the command that creates it (``python -m gptedu.grading.secret init``);
     * feedback without hidden tests: hidden test code is stripped, and each test cell shows only the verdict;
     * speed: the verification of a notebook starts in the background while its kernel runs (``StartVerification``),
-      every sandboxed job goes through one verification server (torch imported once), the next notebook's kernel
+      each verification job gets a jailed Python started in advance (torch imported), the next notebook's kernel
       starts while the current one runs, and a finished kernel gets 1 s (not 5) to shut down. ``baseline`` (or
       ``$GPTEDU_GRADING_BASELINE=1``) switches all four off: the slower original way, same grades, for
       benchmarks (``benchmarks/bench_autograde.py --baseline``).
     """
-    import atexit
     import sys
 
     from gptedu.grading import sandbox
 
-    if require is None:
-        require = os.environ.get("GPTEDU_REQUIRE_SANDBOX", "") not in ("", "0")
-    found = [] if os.environ.get("GPTEDU_NO_SANDBOX") else sandbox.problems()
-    if os.environ.get("GPTEDU_NO_SANDBOX"):
-        found = ["GPTEDU_NO_SANDBOX is set"]
-    use_sandbox = not found
-    if use_sandbox:
-        c.ExecutePreprocessor.kernel_name = sandbox.KERNEL_NAME
-        c.Execute.kernel_name = sandbox.KERNEL_NAME
-        ipc_dir = tempfile.mkdtemp(prefix="gptedu-ipc-")
-        _IPC_DIRS.append(ipc_dir)
-        if len(_IPC_DIRS) == 1:
-            atexit.register(_cleanup_ipc_dirs)
-        c.KernelManager.transport = "ipc"
-        c.KernelManager.ip = os.path.join(ipc_dir, "kernel")
+    guard = []
+    if sandbox.unsandboxed():
+        print(f"gptedu: WARNING: {sandbox.UNSANDBOXED_ENV}=1: students' code runs WITHOUT the sandbox (kernel and "
+              "verification), with your privileges, network and files. See autograder/README.md, 'Sandbox'.",
+              file=sys.stderr)
     else:
-        message = ("gptedu: WARNING: the grading sandbox is NOT used, student code runs with your privileges, "
-                   "network and files (" + "; ".join(found) + "). See autograder/README.md, 'Sandbox'.")
-        if require:
-            raise RuntimeError(message.replace("WARNING: ", "") + " (GPTEDU_REQUIRE_SANDBOX is set)")
-        print(message, file=sys.stderr)
+        found = sandbox.problems() or sandbox.kernelspec_problems()
+        if found:
+            message = ("gptedu: refusing to autograde: the grading sandbox cannot run here: " + "; ".join(found)
+                       + f". Details: `{sys.executable} -m gptedu.grading.sandbox check`. To grade without it "
+                       f"(students' code then runs with your privileges): {sandbox.UNSANDBOXED_ENV}=1.")
+            if sys.argv[1:2] == ["autograde"]:
+                print(message, file=sys.stderr)
+                raise SystemExit(2)
+            c.SandboxUnavailable.message = message
+            guard = [SandboxUnavailable]
+        c.Execute.kernel_name = c.ExecutePreprocessor.kernel_name = sandbox.KERNEL_NAME
+        c.SandboxExecute.kernel_name = sandbox.KERNEL_NAME
+        c.SandboxExecute.kernel_manager_class = SandboxKernelManager
 
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
@@ -442,6 +495,7 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
         c.KernelManager.shutdown_wait_time = 1.0
     c.SandboxExecute.prestart_kernel = not baseline
     c.Autograde.autograde_preprocessors = [
+        *guard,
         *([] if baseline else [StartVerification]),
         SandboxExecute,
         VerifyAnswers,
@@ -472,7 +526,7 @@ def configure_nbgrader(c, *, require: bool | None = None, notebook_timeout: int 
         "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     ]
     c.ClearHiddenTests.enforce_metadata = False
-    return use_sandbox
+    return not sandbox.unsandboxed()
 
 
 def _refuse_autograde_without_secret(c) -> None:

@@ -626,12 +626,11 @@ class StartVerification(NbGraderPreprocessor):
         course_secret(self.config)  # fail before the kernel starts
         if not self.enabled:
             return nb, resources
-        if verifier.reuse_process and os.environ.get("GPTEDU_VERIFY_ONE_PROCESS_PER_RUN", "") in ("", "0"):
+        if verifier.reuse_process:
             from gptedu.grading import sandbox
 
-            problems = sandbox.problems()
-            if not (problems and verifier.require_sandbox):
-                verify_server_for(problems).start_soon()  # boots (imports torch) beside the kernel
+            with contextlib.suppress(sandbox.SandboxError):  # reported by the run itself
+                verify_server().start_soon()  # boots (imports torch) beside the kernel
         # a private copy of what the plan reads: the kernel's run changes the notebook meanwhile
         snapshot = copy.deepcopy(nb)
         context = {"nbgrader": dict(resources.get("nbgrader") or {}),
@@ -674,97 +673,45 @@ def _parse_outputs(stdout: bytes) -> dict:
     return outputs
 
 
-def _run_capped(cmd: list[str], env: dict, cwd: str, timeout: float) -> tuple[int | None, bytes, str]:
-    """Run ``cmd``; keep at most ``MAX_OUTPUT_FILE`` bytes of stdout; (exit code or None on timeout, stdout, stderr
-    tail). Killing the sandbox launcher kills everything in the sandbox."""
-    import signal
-    import threading
-
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                            start_new_session=True)
-    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
-
-    def drain(stream, key: str, cap: int) -> None:
-        kept = 0
-        for chunk in iter(lambda: stream.read(65536), b""):
-            if kept < cap:
-                chunks[key].append(chunk[: cap - kept])
-                kept += len(chunk)
-
-    threads = [threading.Thread(target=drain, args=(proc.stdout, "out", MAX_OUTPUT_FILE), daemon=True),
-               threading.Thread(target=drain, args=(proc.stderr, "err", 64 * 1024), daemon=True)]
-    for thread in threads:
-        thread.start()
-    try:
-        code: int | None = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        code = None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    for thread in threads:
-        thread.join(timeout=10)
-    return code, b"".join(chunks["out"]), b"".join(chunks["err"]).decode(errors="replace")[-2000:]
-
-
 class VerifyServer:
-    """The grader's end of the verification server (``verify_runner.py serve``): one process per grading process
-    that imports torch once and runs every job in a process (and jail) forked for it.
+    """Jailed Pythons for the verification, started in advance (``spares`` of them wait): each imports torch while
+    the grader does other work, then runs ONE job in its own fresh jail (``verify_runner.py``) and exits, so no job
+    can leave anything for the next. ``run(files, timeout)`` -> (exit code or None on timeout, stdout, stderr
+    tail). Unjailed (``GPTEDU_UNSANDBOXED=1``): the same runner in a plain process."""
 
-    Started on first use, restarted after anything unexpected (it died, a reply did not come in time, a malformed
-    reply), stopped at exit. ``run(files, timeout)`` returns what a one-shot run returns: (exit code or None on
-    timeout, stdout, stderr tail).
-    """
-
-    def __init__(self, jailed: bool, settings_path: str | None = None):
-        self.jailed = jailed
-        self.settings_path = settings_path
-        self.proc: subprocess.Popen | None = None
-        self._dir: str | None = None
+    def __init__(self, jailed: bool, spares: int = 2):
         import threading
 
+        self.jailed, self.spares = jailed, spares  # a notebook's runs come in pairs (visible, hidden cases)
+        self._waiting: list[subprocess.Popen] = []
+        self._dir: str | None = None
         self.lock = threading.Lock()
 
-    def _start(self) -> None:
+    def _launch(self) -> subprocess.Popen:
         from gptedu.grading import sandbox
 
-        self._dir = tempfile.mkdtemp(prefix="gptedu-verify-server-")
-        script = Path(self._dir) / "verify_runner.py"
-        shutil.copyfile(Path(__file__).with_name("verify_runner.py"), script)
-        cmd = [sys.executable, "-I", str(script), "serve"]
+        if self._dir is None:  # holds only the runner: the jail sees it read-only at /opt/gptedu-verify
+            self._dir = tempfile.mkdtemp(prefix="gptedu-verify-")
+            shutil.copyfile(Path(__file__).with_name("verify_runner.py"), Path(self._dir) / "verify_runner.py")
         env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
-        env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=self._dir, NBGRADER_EXECUTION="autograde")
+        env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=self._dir, TMPDIR=self._dir,
+                   NBGRADER_EXECUTION="autograde")
         if self.jailed:
-            jail_file = Path(self._dir) / "jail.py"
-            shutil.copyfile(sandbox.__file__, jail_file)
-            cmd += ["--sandbox", str(jail_file), "--settings", str(self.settings_path)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env=env, cwd=self._dir, start_new_session=True)
-
-    def stop(self) -> None:
-        import signal
-
-        proc, self.proc = self.proc, None
-        if proc is not None:  # between jobs it holds nothing worth a clean exit
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            for stream in (proc.stdin, proc.stdout):
-                with contextlib.suppress(Exception):
-                    stream.close()
-        if self._dir:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+            cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--ro",
+                   f"{self._dir}:/opt/gptedu-verify", "--", sys.executable, "-I", "/opt/gptedu-verify/verify_runner.py"]
+        else:
+            cmd = [sys.executable, "-I", os.path.join(self._dir, "verify_runner.py")]
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                cwd=self._dir, start_new_session=True)
 
     def start_soon(self) -> None:
-        """Start the server now if it is not running (it imports torch while the caller does other work). Never
-        waits: when a job holds the server, it is running already."""
+        """Start jailed Pythons now, up to ``spares`` waiting (they boot beside the kernel). Never waits."""
         if not self.lock.acquire(blocking=False):
             return
         try:
-            if self.proc is None or self.proc.poll() is not None:
-                self.stop()
-                self._start()
+            self._waiting = [p for p in self._waiting if p.poll() is None]
+            while len(self._waiting) < self.spares:
+                self._waiting.append(self._launch())
         finally:
             self.lock.release()
 
@@ -772,75 +719,98 @@ class VerifyServer:
         from gptedu.grading.verify_runner import pack_files
 
         with self.lock:
-            if self.proc is None or self.proc.poll() is not None:
-                self.stop()
-                self._start()
-            payload = pack_files(files)
-            header = json.dumps({"size": len(payload), "timeout": timeout}).encode()
-            try:
-                self.proc.stdin.write(len(header).to_bytes(4, "big") + header)
-                self.proc.stdin.write(payload)
-                self.proc.stdin.flush()
-                reply = self._read_reply(timeout + 30)
-            except Exception as exc:  # noqa: BLE001 - the server is suspect: start a fresh one next time
-                self.stop()
-                return 1, b"", f"the verification server failed ({type(exc).__name__}: {exc})"
-            return reply["code"], reply["out"], reply["stderr"]
+            self._waiting = [p for p in self._waiting if p.poll() is None]
+            proc = self._waiting.pop(0) if self._waiting else self._launch()
+        try:
+            return _communicate(proc, pack_files(files), timeout)
+        finally:
+            _end(proc)
+            if self.spares:
+                self.start_soon()
 
-    def _read_reply(self, timeout: float) -> dict:
-        import select
-        import time
-
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-
-        def read_exact(size: int) -> bytes:
-            chunks, left = [], size
-            while left:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                    raise TimeoutError("no reply in time")
-                chunk = os.read(fd, min(left, 1 << 20))
-                if not chunk:
-                    raise EOFError("the server stopped")
-                chunks.append(chunk)
-                left -= len(chunk)
-            return b"".join(chunks)
-
-        size = int.from_bytes(read_exact(4), "big")
-        if size > 1 << 20:
-            raise ValueError("malformed reply")
-        reply = json.loads(read_exact(size))
-        if not isinstance(reply.get("size"), int) or reply["size"] > MAX_OUTPUT_FILE:
-            raise ValueError("malformed reply")
-        reply["out"] = read_exact(reply["size"])
-        reply["stderr"] = str(reply.get("stderr", ""))
-        code = reply.get("code")
-        reply["code"] = code if isinstance(code, int) else None
-        return reply
+    def stop(self) -> None:
+        with self.lock:
+            waiting, self._waiting = self._waiting, []
+        for proc in waiting:
+            _end(proc)
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
 
-_SERVERS: dict[tuple, VerifyServer] = {}
+def _communicate(proc: subprocess.Popen, payload: bytes, timeout: float) -> tuple[int | None, bytes, str]:
+    """Send the job, keep at most ``MAX_OUTPUT_FILE`` bytes of stdout and the tail of stderr."""
+    import threading
+
+    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+
+    def send() -> None:
+        with contextlib.suppress(OSError):
+            proc.stdin.write(payload)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+    def drain(stream, key: str, cap: int) -> None:
+        kept = 0
+        for chunk in iter(lambda: stream.read(65536), b""):
+            if kept < cap:
+                chunks[key].append(chunk[: cap - kept])
+                kept += len(chunk)
+            elif key == "err":
+                chunks[key] = [*chunks[key][-4:], chunk]
+
+    threads = [threading.Thread(target=send, daemon=True),
+               threading.Thread(target=drain, args=(proc.stdout, "out", MAX_OUTPUT_FILE), daemon=True),
+               threading.Thread(target=drain, args=(proc.stderr, "err", 64 * 1024), daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        code: int | None = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+        _end(proc)
+    for thread in threads:
+        thread.join(timeout=10)
+    return code, b"".join(chunks["out"]), b"".join(chunks["err"]).decode(errors="replace")[-2000:]
 
 
-def verify_server(jailed: bool, settings_path: str | None) -> VerifyServer:
-    """The process-wide server for this sandbox setting (started lazily, stopped at exit)."""
-    key = (jailed, settings_path)
+def _end(proc: subprocess.Popen) -> None:
+    """End a runner: SIGTERM to its launcher (which ends the jail and removes its cgroup), SIGKILL if it lingers."""
+    import signal
+
+    for signum, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        with contextlib.suppress(Exception):
+            stream.close()
+
+
+_SERVERS: dict[tuple[bool, bool], VerifyServer] = {}
+
+
+def verify_server(prestart: bool = True) -> VerifyServer:
+    """The process-wide runner source: jailed, or unjailed where ``GPTEDU_UNSANDBOXED=1`` says so. Raises
+    :class:`~gptedu.grading.sandbox.SandboxError` (with the fix) when the jail cannot run: never a silent fallback."""
+    from gptedu.grading import sandbox
+
+    jailed = not sandbox.unsandboxed()
+    found = sandbox.problems() if jailed else []
+    if found:
+        raise sandbox.SandboxError("the grading sandbox cannot run here (" + "; ".join(found) + "). See `python -m "
+                                   f"gptedu.grading.sandbox check`; {sandbox.UNSANDBOXED_ENV}=1 grades without it.")
+    key = (jailed, prestart)
     if key not in _SERVERS:
         import atexit
 
         if not _SERVERS:
             atexit.register(stop_servers)
-        _SERVERS[key] = VerifyServer(jailed, settings_path)
+        _SERVERS[key] = VerifyServer(jailed, 2 if prestart else 0)
     return _SERVERS[key]
-
-
-def verify_server_for(problems: list[str]) -> VerifyServer:
-    """The server matching the sandbox's state: jailed with the installed settings, or the unsandboxed fallback."""
-    from gptedu.grading import sandbox
-
-    settings = None if problems else str(sandbox.find_kernelspec_dir() / sandbox.SETTINGS_FILE)
-    return verify_server(not problems, settings)
 
 
 def stop_servers() -> None:
@@ -894,8 +864,9 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
     """Run the student's cells and ``run_case`` on ``cases`` (component name -> [(key, case)], built on the trusted
     side) in the jail, with the reference copy of ``provided`` (alias -> ``gptedu`` path); (outputs, problem).
 
-    ``reuse_process`` (default): through the :class:`VerifyServer` (torch imported once per grading process, a
-    fresh fork and jail per run); False, or ``GPTEDU_VERIFY_ONE_PROCESS_PER_RUN=1``: a new Python per run."""
+    Each run gets a jailed Python of its own (:class:`VerifyServer`); ``reuse_process`` (default) starts the next
+    one in advance, so its torch import overlaps other work. ``require`` is kept for callers: the jail is always
+    required, unless ``GPTEDU_UNSANDBOXED=1``."""
     import torch
 
     from gptedu.grading import runner, sandbox
@@ -909,19 +880,16 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
         _copy_student_files(student_dir, job)  # first: the grader's own files below replace any namesake
         write_reference_copy(job, wanted, withheld)
         shutil.copyfile(runner.__file__, job / "grading_runner.py")
-        shutil.copyfile(Path(__file__).with_name("verify_runner.py"), job / "verify_runner.py")
         torch.save(cases, job / "cases.pt")
         (job / "job.json").write_text(json.dumps({
             "prelude": prelude, "cells": cells, "cell_seconds": max(5, timeout // 4),
             "specs": [{"name": spec.name, "target": spec.target} for spec in specs],
         }))
-        problems = sandbox.problems()
-        if problems and require:
-            return None, "the sandbox is not available (" + "; ".join(problems) + ")"
-        if reuse_process and os.environ.get("GPTEDU_VERIFY_ONE_PROCESS_PER_RUN", "") in ("", "0"):
-            code, stdout, stderr = verify_server_for(problems).run(_read_tree(job), timeout)
-        else:
-            code, stdout, stderr = _run_once(job, problems, timeout, tmp)
+        try:
+            server = verify_server(prestart=reuse_process)
+        except sandbox.SandboxError as exc:
+            return None, str(exc)
+        code, stdout, stderr = server.run(_read_tree(job), timeout)
         if code is None:
             return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
         try:
@@ -929,22 +897,6 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
         except Exception as exc:  # noqa: BLE001 - no or unreadable results: the student's code stopped early
             tail = " ".join(stderr.strip().splitlines()[-3:])
             return None, f"it stopped before producing results ({exc}; exit code {code}). {tail}"
-
-
-def _run_once(job: Path, problems: list[str], timeout: int, tmp: str) -> tuple[int | None, bytes, str]:
-    """The job in a process (and jail) of its own: Python and torch start afresh (the slower, original way)."""
-    from gptedu.grading import sandbox
-
-    if problems:
-        cmd = [sys.executable, "-I", str(job / "verify_runner.py"), str(job)]
-        env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
-        env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=tmp)
-    else:
-        cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--workdir", str(job), "--",
-               "python", "-I", str(job / "verify_runner.py"), str(job)]
-        env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH or k in ("PATH", "JUPYTER_PATH")}
-    env["NBGRADER_EXECUTION"] = "autograde"
-    return _run_capped(cmd, env, str(job), timeout)
 
 
 def check_solutions(course: Path, only: list[str] | None = None, timeout: int = 300,
