@@ -30,7 +30,7 @@ if importlib.util.find_spec("gptedu") is None:
     here = Path.cwd().resolve()
     checkout = next((p for p in (here, *here.parents) if (p / "gptedu" / "__init__.py").is_file()), None)
     where = checkout.as_uri() if checkout else GPTEDU_REPO
-    requirement = os.environ.get("GPTEDU_PIP") or (where and f"gptedu @ {where}")
+    requirement = os.environ.get("GPTEDU_PIP") or (where and f"gptedu[plots] @ {where}")
     if not requirement:
         raise RuntimeError("gptedu is missing and this notebook is not in a gptedu checkout: set GPTEDU_PIP, "
                            "e.g. os.environ['GPTEDU_PIP'] = 'gptedu @ git+https://github.com/<course>/gptedu'")
