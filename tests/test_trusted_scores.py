@@ -296,6 +296,12 @@ c.CourseDirectory.db_url = "sqlite:///{db}"
 '''
 
 
+def _autograde(course, env, *args: str) -> subprocess.CompletedProcess:
+    """The course's way to autograde (intake, then nbgrader autograde with the course's configuration)."""
+    return subprocess.run([sys.executable, "-m", "gptedu.grading.autograde_class", kit.ASSIGNMENT, *args],
+                          cwd=course, env=env, capture_output=True, text=True, timeout=900)
+
+
 def _with_unregistered_test_cell(course):
     """Add a 5-point test cell that no component claims to the source, and release again."""
     path = course / "source" / kit.ASSIGNMENT / f"{kit.NOTEBOOK}.ipynb"
@@ -330,14 +336,15 @@ def test_attacks_fool_plain_nbgrader_and_earn_nothing_here(tmp_path):
     # without the course secret, autograde refuses before grading anything, naming the command to run
     ours = courses["ours"]
     os.rename(ours / ".gptedu" / "secret", ours / ".gptedu" / "moved")
-    refused = kit.nbgrader(ours, "autograde", kit.ASSIGNMENT, env=env)
+    refused = _autograde(ours, env)
     assert refused.returncode != 0 and "python -m gptedu.grading.secret init" in refused.stderr
-    assert not (ours / "autograded").exists()
+    assert not list((ours / "autograded").glob(f"*/{kit.ASSIGNMENT}/*.ipynb")) or all(
+        not any(kit.cell_scores(ours, student).values()) for student in ("correct_with_hook",))
     os.rename(ours / ".gptedu" / "moved", ours / ".gptedu" / "secret")
 
     plain = kit.nbgrader(courses["plain"], "autograde", kit.ASSIGNMENT, env=plain_env)
     assert plain.returncode == 0, plain.stderr[-3000:]
-    graded = kit.nbgrader(ours, "autograde", kit.ASSIGNMENT, env=env)
+    graded = _autograde(ours, env, "--force")
     assert graded.returncode == 0, graded.stderr[-3000:]
     head_cells = ("test_head_visible", "test_head_hidden")
     for student in ATTACKS:
