@@ -28,6 +28,7 @@ from gptedu.grading.components.base import (
     train_mode_failures,
 )
 from gptedu.grading.report import Failure, tensor_failure
+from gptedu.grading.runner import STAND_INS, TinyCausalLM
 
 NB10 = "10_gpt2_blocks"
 NB11 = "11_bpe_tokenizer"
@@ -440,10 +441,7 @@ def _pair_compare(case, outputs):
     if failures:
         return failures
     for call in case["calls"]:
-        ids = call["args"][0]
-        expected: dict[tuple[int, int], int] = {}
-        for pair in zip(ids, ids[1:], strict=False):
-            expected[pair] = expected.get(pair, 0) + 1
+        expected = STAND_INS["get_pair_counts"](call["args"][0])
         want = {repr(k): repr(v) for k, v in expected.items()}
         found = _dict_from(outputs, f"result:{call['name']}")
         if found is None and not expected and outputs.get(f"result:{call['name']}") is not None:
@@ -472,18 +470,6 @@ def _merge_cases(hidden: bool, secret: bytes) -> list[dict]:
     return [_calls_case("bpe_merge", "merge", calls)]
 
 
-def _reference_merge(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
 def _list_result(outputs: dict, name: str):
     value = outputs.get(name)
     if isinstance(value, torch.Tensor):
@@ -498,7 +484,7 @@ def _merge_compare(case, outputs):
     if failures:
         return failures
     for call in case["calls"]:
-        expected = _reference_merge(*call["args"])
+        expected = STAND_INS["merge"](*call["args"])
         found = _list_result(outputs, f"result:{call['name']}")
         if found != expected and not (expected == [] and found in ([], None, "")):
             cause = "walk left to right; when (ids[i], ids[i+1]) is the pair, emit new_id and skip both."
@@ -631,8 +617,6 @@ NB12 = "12_pretraining_sampling"
 
 def _lm_params(init: dict, seed: int, spread: float = 3.0) -> dict[str, torch.Tensor]:
     """Weights for the runner's ``TinyCausalLM`` (logits spread so greedy choices are clear)."""
-    from gptedu.grading.runner import TinyCausalLM
-
     torch.manual_seed(seed)
     lm = TinyCausalLM(**init)
     params = {k: v.detach().clone() for k, v in lm.named_parameters()}
@@ -644,9 +628,7 @@ def _lm_init(cfg: dict) -> dict:
     return dict(vocab_size=cfg["vocab_size"], d_model=cfg["emb_dim"], context_len=cfg["context_len"])
 
 
-def _lm(case: dict):
-    from gptedu.grading.runner import TinyCausalLM
-
+def _lm(case: dict) -> TinyCausalLM:
     lm = TinyCausalLM(**case["init"])
     with torch.no_grad():
         for name, p in lm.named_parameters():
