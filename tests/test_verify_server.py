@@ -1,9 +1,9 @@
-"""The verification server (one per grading process, a fresh fork -- and jail -- per job) keeps jobs apart.
+"""The verification's jailed Pythons (started in advance, ONE job each, a fresh jail per job) keep jobs apart.
 
-Whatever one job does (monkeypatching torch, planting files in its folder or in /tmp, leaving a process behind),
-the next job -- another notebook, or another student -- starts from the server's clean state; a job that never
-ends is killed at its time limit and the server goes on. Run unsandboxed (state only) and, as root with
-namespaces, jailed (state and files), which is how a class is graded.
+Whatever one job does (monkeypatching torch, planting files in its folder, in /tmp or in HOME, leaving a process
+behind), the next job -- another notebook, or another student -- starts from a fresh process in a fresh jail; a job
+that never ends is killed at its time limit and the next one runs; the reference package is not importable in the
+job. Jailed (how a class is graded) and with ``GPTEDU_UNSANDBOXED=1`` (state only: a fresh process per job).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import course_kit as kit
 import pytest
 import torch
 
-from gptedu.grading import runner, verify
+from gptedu.grading import runner, sandbox, verify
 from gptedu.grading.verify_runner import MARKER
 
 pytestmark = pytest.mark.slow
@@ -61,6 +60,19 @@ while True:
     pass
 """
 
+REFERENCE = f"""\
+import importlib, os, sys
+found = [{sandbox.PACKAGE_DIR!r}] if os.path.exists({sandbox.PACKAGE_DIR!r}) else []
+for name in ("gptedu", "gptedu.char.attention", "gptedu.grading.verify"):
+    try:
+        importlib.import_module(name)
+        found.append(name)
+    except ImportError:
+        pass
+found += [path for path in sys.path if os.path.exists(path + "/gptedu/__init__.py")]
+raise RuntimeError("reference: " + (", ".join(found) or "none"))
+"""
+
 
 def _job(cell: str) -> dict[str, bytes]:
     """The files of a job with one student cell and no graded component."""
@@ -80,20 +92,18 @@ def _cell_errors(stdout: bytes) -> list[str]:
     return torch.load(io.BytesIO(stdout[start + len(MARKER):]), weights_only=True)["_cells"]
 
 
-@pytest.fixture(scope="module", params=["unsandboxed", "jailed"])
-def server(request, tmp_path_factory):
-    if request.param == "jailed":
-        if not kit.sandbox_possible():
-            pytest.skip("the grading sandbox needs root on Linux, with namespaces")
-        kernels = tmp_path_factory.mktemp("jupyter") / "kernels"
-        res = subprocess.run([sys.executable, "-m", "gptedu.grading.sandbox", "install", "--kernels-dir",
-                              str(kernels), "--memory-mb", "3072", "--nproc", "64"],
-                             capture_output=True, text=True, timeout=300)
-        assert res.returncode == 0, res.stdout + res.stderr
-        srv = verify.VerifyServer(True, str(kernels / "gptedu-sandbox" / "sandbox.json"))
-    else:
-        srv = verify.VerifyServer(False)
-    srv.jailed_mode = request.param
+def _report(server, cell: str, prefix: str) -> str:
+    code, out, err = server.run(_job(cell), timeout=120)
+    assert code == 0, err
+    (report,) = [e for e in _cell_errors(out) if prefix in e]
+    return report
+
+
+@pytest.fixture(scope="module", params=["jailed", "unsandboxed"])
+def server(request):
+    srv = verify.VerifyServer(request.param == "jailed", spares=1)
+    srv.mode = request.param
+    srv.start_soon()
     yield srv
     srv.stop()
     Path("/tmp/gptedu-planted-by-job-1").unlink(missing_ok=True)  # unsandboxed, job 1 wrote the real /tmp
@@ -101,39 +111,60 @@ def server(request, tmp_path_factory):
 
 def test_a_job_cannot_leave_anything_for_the_next(server):
     start = time.monotonic()
-    code, out, err = server.run(_job(TAMPER), timeout=60)
+    code, out, err = server.run(_job(TAMPER), timeout=120)
     assert code == 0, err
     assert any("job 1 done" in e for e in _cell_errors(out)), err
-    # the process job 1 left behind is killed; its open output gets a short grace, not the whole time limit
-    assert time.monotonic() - start < 30
-    code, out, err = server.run(_job(INSPECT), timeout=60)
-    assert code == 0, err
-    (report,) = [e for e in _cell_errors(out) if "seen:" in e]
-    if server.jailed_mode == "jailed":
+    # the process job 1 left behind is killed; the run does not wait for it
+    assert time.monotonic() - start < 60
+    report = _report(server, INSPECT, "seen:")
+    if server.mode == "jailed":
         assert report.endswith("seen: nothing"), report
-    else:  # no jail: a fresh process per job, but the machine's /tmp and HOME are shared
+    else:  # no jail: a fresh process and folder per job, but the machine's /tmp is shared (the attack works)
+        assert "file in /tmp" in report, report
         assert "torch.allclose patched" not in report and "module state" not in report, report
         assert "file in the job folder" not in report, report
 
 
-def test_a_job_that_never_ends_is_stopped_and_the_server_goes_on(server):
+def test_the_reference_is_not_importable_in_a_job(server):
+    report = _report(server, REFERENCE, "reference:")
+    if server.mode == "jailed":
+        assert report.endswith("reference: none"), report
+    else:  # unjailed the import hook refuses gptedu, but its files are there to read
+        assert report.endswith(f"reference: {sandbox.PACKAGE_DIR}"), report
+
+
+def test_a_job_that_never_ends_is_stopped_and_the_next_runs(server):
     start = time.monotonic()
     code, out, err = server.run(_job(HANG), timeout=3)
     assert code is None  # what run_in_sandbox reports as "did not finish within ..."
-    assert time.monotonic() - start < 20
-    code, out, err = server.run(_job(INSPECT), timeout=60)
-    assert code == 0, err
-    assert any("seen:" in e for e in _cell_errors(out))
+    assert time.monotonic() - start < 60
+    assert "seen:" in _report(server, INSPECT, "seen:")
+
+
+def test_each_job_is_a_new_jailed_process_started_in_advance():
+    """Single use: the Python that ran a job is gone afterwards, and the next one is already waiting."""
+    srv = verify.VerifyServer(True, spares=1)
+    try:
+        srv.start_soon()
+        (first,) = srv._waiting
+        code, _, err = srv.run(_job("x = 1"), timeout=120)
+        assert code == 0, err
+        assert first.poll() is not None  # ended with its job
+        (second,) = srv._waiting
+        assert second is not first and second.poll() is None
+        assert "exec" in second.args and "--no-reference" in second.args  # a jail of its own
+    finally:
+        srv.stop()
 
 
 def test_baseline_switches_every_speed_up_off(monkeypatch):
     """``GPTEDU_GRADING_BASELINE=1`` (what ``bench_autograde.py --baseline`` compares with) is the original pipeline."""
     from traitlets.config import Config
 
-    from gptedu.grading import sandbox
     from gptedu.grading.sandbox_nbgrader import SandboxExecute, configure_nbgrader
 
-    monkeypatch.setattr(sandbox, "problems", lambda: ["test"])
+    monkeypatch.setattr(sandbox, "problems", lambda: [])
+    monkeypatch.setattr(sandbox, "kernelspec_problems", lambda: [])
     fast, base = Config(), Config()
     configure_nbgrader(fast, baseline=False)
     configure_nbgrader(base, baseline=True)
