@@ -510,21 +510,12 @@ def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
             else:
                 out[f"raised:{call['name']}"] = ""
             continue
-        if call.get("soft"):  # a failure here is one finding of the check, not the end of the run
-            try:
-                _store(f"result:{call['name']}", _call(what, fn, *args, **kwargs), out, what)
-            except StudentCodeError as exc:
-                out[f"error:{call['name']}"] = exc.message
-            continue
-        repeat = call.get("repeat", 1)
-        results = []
-        for _ in range(repeat):
-            results.append(_call(what, fn, *args, **kwargs))
-        if repeat == 1:
-            _store(f"result:{call['name']}", results[0], out, what)
-        else:
-            for i, r in enumerate(results):
-                _store(f"result:{call['name']}:{i}", r, out, what)
+        try:
+            _store(f"result:{call['name']}", _call(what, fn, *args, **kwargs), out, what)
+        except StudentCodeError as exc:
+            if not call.get("soft"):
+                raise
+            out[f"error:{call['name']}"] = exc.message  # one finding of the check, not the end of the run
     return out
 
 
