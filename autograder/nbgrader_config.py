@@ -39,10 +39,10 @@ from gptedu.grading.intake import configure_intake  # noqa: E402
 configure_intake(c)
 
 # ---- BEGIN gptedu grading sandbox (block maintained with the sandbox; see autograder/README.md, "Sandbox") ----
-# The sandboxed kernel when it is installed (`python -m gptedu.grading.sandbox install`, once, as root), else the
-# normal kernel with a WARNING; a per-notebook time limit; dead or stuck kernels and output floods graded instead of
-# crashing; out-of-process verification of every registered component; stripped metadata repaired; hidden tests and
-# their tracebacks kept out of the feedback. GPTEDU_REQUIRE_SANDBOX=1 turns the warning into an error.
+# The jailed kernel and jailed verification (bubblewrap; `python -m gptedu.grading.sandbox install`, once, no root);
+# autograde refuses when the sandbox cannot run (GPTEDU_UNSANDBOXED=1 grades without it, with a warning); a
+# per-notebook time limit; dead or stuck kernels and output floods graded instead of crashing; out-of-process
+# verification of every registered component; stripped metadata repaired; hidden tests kept out of the feedback.
 from gptedu.grading.sandbox_nbgrader import configure_nbgrader  # noqa: E402
 
 configure_nbgrader(c, cell_timeout=120, notebook_timeout=900)

@@ -49,7 +49,7 @@ def _inject(nb, entry: Entry) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("GPTEDU_NO_SANDBOX", "1")  # the sandbox has its own tests; set it to "" to use it here
+    os.environ.setdefault("GPTEDU_UNSANDBOXED", "1")  # the sandbox has its own tests; set it to "" to use it here
     catalogue = entries()
     notebooks = sorted({notebook_of(c) for c in PART1})
     students = {
