@@ -262,6 +262,62 @@ def test_hidden_text_drops_any_line_carrying_the_students_strings():
     assert "made-up" not in verify._hidden_text(unknown, {"_status": "made-up status"})
 
 
+# ----------------------------------------------------------------------------------- the gradebook's scores
+def _graded_by(preprocessor_class, tmp_path, outputs, verdicts) -> dict[str, float]:
+    """Scores the gradebook gets from ``preprocessor_class`` for a notebook with one answer cell (graded by hand,
+    2 points) and two 10-point test cells (one registered, one not) whose kernel outputs are ``outputs``."""
+    from nbgrader.api import Gradebook
+
+    tmp_path.mkdir()
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    cells = [
+        nbformat.v4.new_markdown_cell("answer", metadata={"nbgrader": {
+            "grade": True, "solution": True, "grade_id": "explain", "points": 2, "locked": False}}),
+        *(nbformat.v4.new_code_cell("check(...)", outputs=outputs, metadata={"nbgrader": {
+            "grade": True, "solution": False, "grade_id": gid, "points": 10, "locked": True}})
+          for gid in ("test_head_visible", "test_not_registered")),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    with Gradebook(db) as gb:
+        gb.update_or_create_assignment("ps1")
+        gb.update_or_create_notebook("nb", "ps1")
+        gb.update_or_create_grade_cell("explain", "nb", "ps1", max_score=2, cell_type="markdown")
+        gb.update_or_create_solution_cell("explain", "nb", "ps1")
+        for gid in ("test_head_visible", "test_not_registered"):
+            gb.update_or_create_grade_cell(gid, "nb", "ps1", max_score=10, cell_type="code")
+        gb.update_or_create_student("ada")
+        gb.add_submission("ps1", "ada")
+    resources = {"nbgrader": {"notebook": "nb", "assignment": "ps1", "student": "ada", "db_url": db},
+                 "gptedu_grading": {"verdicts": verdicts}}
+    preprocessor_class().preprocess(nb, resources)
+    with Gradebook(db) as gb:
+        found = gb.find_submission_notebook("nb", "ps1", "ada")
+        return {g.name: g.score if g.name.startswith("test_") else ("manual", g.needs_manual_grade)
+                for g in found.grades}
+
+
+PLANTED = [nbformat.v4.new_output("execute_result", data={"text/plain": "'ok'"}, execution_count=1),
+           nbformat.v4.new_output("error", ename="CheckFailed", evalue="not attempted", traceback=[])]
+
+
+def test_the_score_is_set_from_the_verdict_never_from_the_outputs(tmp_path, monkeypatch):
+    from nbgrader.preprocessors import SaveAutoGrades
+
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}")  # alembic
+
+    failed = {"test_head_visible": verify.Verdict(False, "✗ not attempted")}
+    # nbgrader scores a test cell from its outputs: an execute_result before the error is full points
+    assert _graded_by(SaveAutoGrades, tmp_path / "plain", PLANTED, failed) == {
+        "explain": ("manual", True), "test_head_visible": 10, "test_not_registered": 10}
+    # here: the verdict decides, up or down; an unregistered test cell (no verdict) scores 0; answers graded by hand
+    # stay for the grader
+    assert _graded_by(verify.SaveTrustedGrades, tmp_path / "ours", PLANTED, failed) == {
+        "explain": ("manual", True), "test_head_visible": 0, "test_not_registered": 0}
+    passed = {"test_head_visible": verify.Verdict(True, "✓")}
+    error = [nbformat.v4.new_output("error", ename="KernelDied", evalue="", traceback=[])]
+    assert _graded_by(verify.SaveTrustedGrades, tmp_path / "up", error, passed)["test_head_visible"] == 10
+
+
 # ----------------------------------------------------------------------------- the real nbgrader, both ways
 HOOK = 'get_ipython().events.register("pre_run_cell", lambda *a: get_ipython().displayhook("ok"))\n'
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
