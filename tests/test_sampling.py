@@ -54,18 +54,26 @@ def test_bad_settings_are_named(kwargs, match):
 # --- the one generation loop ----------------------------------------------------------------------------------------
 
 
-def _generators():
-    """The package's four generators, each as f(prompt (batch, seq), n, **sampling) -> ids, on small models."""
-    from gptedu.char.kvcache import generate_cached
+def _models():
+    """A small part-1 model (window 8) and a small GPT-2 (window 10), vocabulary 11, in eval mode."""
     from gptedu.char.model import GPTModel
     from gptedu.gpt2.config import GPTConfig
-    from gptedu.gpt2.generate import gen_text
-    from gptedu.gpt2.kvcache import gen_text_cached
     from gptedu.gpt2.model import GPTModel as GPT2Model
 
     torch.manual_seed(0)
     char = GPTModel(vocab_size=11, d_model=16, num_heads=2, d_ff=32, context_len=8, num_layers=2).eval()
     gpt2 = GPT2Model(GPTConfig(context_len=10, vocab_size=11, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.0)).eval()
+    return {"char": char, "gpt2": gpt2}
+
+
+def _generators():
+    """The package's four generators, each as f(prompt (batch, seq), n, **sampling) -> ids, on small models."""
+    from gptedu.char.kvcache import generate_cached
+    from gptedu.gpt2.generate import gen_text
+    from gptedu.gpt2.kvcache import gen_text_cached
+
+    models = _models()
+    char, gpt2 = models["char"], models["gpt2"]
     return {
         "GPTModel.generate": lambda p, n, **kw: char.generate(p, n, **kw),
         "generate_cached": lambda p, n, **kw: generate_cached(char, p, n, **kw),
@@ -157,3 +165,36 @@ def test_the_package_has_one_sampling_loop():
 
     for fn in (model.GPTModel.generate, kvcache.generate_cached, generate.gen_text, kv2.gen_text_cached):
         assert "sample_loop(" in inspect.getsource(fn), fn.__qualname__
+
+
+def _textbook_loop(model_logits, idx, n, temperature, top_k, top_p, generator):
+    """The loop as the notebooks teach it (crop, last position, sample, append), written out independently."""
+    for _ in range(n):
+        logits = model_logits(idx)
+        if temperature == 0:
+            nxt = logits.argmax(dim=-1, keepdim=True)
+        else:
+            probs = torch.softmax(filter_logits(logits / temperature, top_k=top_k, top_p=top_p), dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)
+        idx = torch.cat([idx, nxt], dim=1)
+    return idx
+
+
+SETTINGS = [(0.0, None, None), (1.0, None, None), (0.7, 3, None), (1.3, None, 0.8)]  # temperature, top_k, top_p
+CASES = [(name, st) for name in GENERATORS for st in SETTINGS if st[2] is None or not name.startswith("gen_text")]
+
+
+@pytest.mark.parametrize(("name", "settings"), CASES)  # part 2's gen_text has no top_p
+def test_generators_give_the_same_tokens_as_the_textbook_loop(name, settings):
+    """The autograder compares students' generate / gen_text with the reference: one shared loop must not change a
+    single token for any seed (the prompt grows past the window, so the window slides)."""
+    temperature, top_k, top_p = settings
+    generate = _generators()[name]
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    kwargs = dict(temperature=temperature, top_k=top_k) | ({} if top_p is None else {"top_p": top_p})
+    got = generate(prompt, 12, generator=torch.Generator().manual_seed(9), **kwargs)
+    part1 = name in ("GPTModel.generate", "generate_cached")
+    model, window = (_models()["char"], 8) if part1 else (_models()["gpt2"], 10)
+    expected = _textbook_loop(lambda idx: model(idx[:, -window:])[:, -1, :], prompt, 12, temperature, top_k, top_p,
+                              torch.Generator().manual_seed(9))  # fmt: skip
+    assert torch.equal(got, expected), f"{name}: {got.tolist()} != {expected.tolist()}"
