@@ -128,7 +128,8 @@ def test_the_check_catches_what_renders_wrongly():
     assert any("cell 0: prose renders as a code block" in p and "# 03" in p for p in problems), problems
     assert any("cell 0: the first cell must start with a level-1 heading" in p for p in problems), problems
     assert render_problems(_nb(md("# Title\n\n## Section"), code("x = 1"))) == []
-    fenced = "# Title\n\n```python\nx = 1\n```\n\n~~~\nplain\n~~~\n\n* a list item\n    continued on an indented line\n* and a second item"
+    fenced = ("# Title\n\n```python\nx = 1\n```\n\n~~~\nplain\n~~~\n\n"
+              "* a list item\n    continued on an indented line\n* and a second item")
     assert render_problems(_nb(md(fenced))) == []
     indented_later = render_problems(_nb(md("# Title"), md("Some prose.\n\n    indented prose")))
     assert indented_later and indented_later[0].startswith("cell 1: prose renders as a code block"), indented_later
