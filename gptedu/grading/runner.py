@@ -292,11 +292,11 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """``generate`` on several prompts under fixed seeds (greedy-like, cropped context, sampling statistics)."""
     label = case.get("label", "GPTModel")
     model = build_module(obj, case["init"], case.get("params"), label, guard)
-    model.eval()
-    lengths = _use_stand_in_forward(model)
+    calls = _use_stand_in_forward(model)
     out: dict[str, Any] = {}
     for run in case["runs"]:
-        lengths.clear()
+        calls.clear()
+        model.train()  # the exercise's generate switches to eval mode itself
         prompt = run["prompt"]
         kwargs = {"max_new_tokens": run["max_new_tokens"], "temperature": run["temperature"]}
         what = f"{label}.generate(start_tokens of shape {tuple(prompt.shape)}, {_kwargs_text(kwargs)})"
@@ -305,25 +305,25 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
         torch.manual_seed(run["seed"])
         result = _call(what, model.generate, prompt.clone(), **kwargs)
         out[f"tokens:{run['name']}"] = _require_tensor(what, result)
-        out[f"lengths:{run['name']}"] = torch.tensor(lengths, dtype=torch.long)
+        out[f"forward_calls:{run['name']}"] = torch.tensor(calls, dtype=torch.long).reshape(-1, 3)
     return out
 
 
-def _use_stand_in_forward(model: nn.Module) -> list[int]:
+def _use_stand_in_forward(model: nn.Module) -> list[tuple[int, int, int]]:
     """Give the model a correct ``forward`` built from its own parts, so ``generate`` is graded on its own merits
-    (a ``forward`` mistake costs the ``forward`` points only). Returns the list where each call's sequence length
-    is recorded (to check the crop). Models without the exercise's parts keep theirs (and record nothing)."""
-    lengths: list[int] = []
+    (a ``forward`` mistake costs the ``forward`` points only). Returns the list where each call records
+    ``(sequence length, autograd on, training mode)``. Models without the exercise's parts keep theirs."""
+    calls: list[tuple[int, int, int]] = []
     parts = ("embedding", "pos_encoding", "decoder", "fc_out")
     if not all(isinstance(getattr(model, name, None), nn.Module) for name in parts):
-        return lengths
+        return calls
 
     def forward(x: torch.Tensor) -> torch.Tensor:  # (batch, seq) -> (batch, seq, vocab)
-        lengths.append(int(x.size(1)))
+        calls.append((int(x.size(1)), int(torch.is_grad_enabled()), int(model.training)))
         return model.fc_out(model.decoder(model.pos_encoding(model.embedding(x))))
 
     model.forward = forward  # an instance attribute: nn.Module.__call__ and self.forward both find it first
-    return lengths
+    return calls
 
 
 def _stand_in_top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:

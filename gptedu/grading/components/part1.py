@@ -445,8 +445,16 @@ def _generate_compare(case, outputs):
                                     "keep the ids torch.long (int64): torch.multinomial returns int64; do not convert "
                                     "them.", f"tokens:{name}"))
             continue
-        lengths = outputs.get(f"lengths:{name}")
-        if isinstance(lengths, torch.Tensor) and lengths.numel():
+        calls = outputs.get(f"forward_calls:{name}")
+        if isinstance(calls, torch.Tensor) and calls.numel():
+            lengths, grad, training = calls.T
+            if bool(grad.any()) or bool(training.any()):
+                failures.append(Failure("generate runs in eval mode, under torch.no_grad()", desc,
+                                        "the model ran with autograd on." if bool(grad.any()) else
+                                        "the model ran in training mode.",
+                                        "decorate generate with @torch.no_grad() and call self.eval() first (restore "
+                                        "the mode at the end), as the exercise says.", f"tokens:{name}"))
+                continue
             fed = [min(ctx, prompt.size(1) + step) for step in range(run["max_new_tokens"])]
             if lengths.tolist() != fed[: lengths.numel()]:
                 step = next(i for i, (a, b) in enumerate(zip(lengths.tolist(), fed, strict=False)) if a != b)

@@ -2,8 +2,9 @@
 
 Mistake: ``self.eval()`` is missing, so generation runs in whatever mode the model was left in.
 Component: GPT model (generate).
-Expected effect: none on this model: the exercise's GPT has no dropout or batch norm, so train and eval mode compute
-the same logits. Known undetectable (it matters only once dropout is added, as in part 2).
+Expected effect: the same logits on this model (no dropout), but the exercise asks for eval mode while generating:
+the check records the mode of every forward call (generate is called on a model left in training mode) and names
+self.eval().
 """
 
 import torch
@@ -13,8 +14,8 @@ from gptedu import PositionalEncoding
 from gptedu import TransformerDecoder as ReferenceDecoder
 
 COMPONENT = "gpt_generate"
-EXPECT = "undetectable"
-HINTS = ()
+EXPECT = "caught"
+HINTS = ("self.eval()",)
 
 # --- answer cell ---
 

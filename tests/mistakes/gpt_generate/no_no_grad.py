@@ -3,8 +3,8 @@
 Mistake: the ``@torch.no_grad()`` decorator is missing: every step builds an autograd graph (memory grows with the
 number of new tokens).
 Component: GPT model (generate).
-Expected effect: none on the returned token ids (integers carry no graph); no observable output. Known undetectable
-by output comparison; only memory use (or recording torch.is_grad_enabled() inside forward) would show it.
+Expected effect: the same token ids, but every step builds an autograd graph: the check records
+torch.is_grad_enabled() in every forward call and names torch.no_grad().
 """
 
 import torch
@@ -14,8 +14,8 @@ from gptedu import PositionalEncoding
 from gptedu import TransformerDecoder as ReferenceDecoder
 
 COMPONENT = "gpt_generate"
-EXPECT = "undetectable"
-HINTS = ()
+EXPECT = "caught"
+HINTS = ("no_grad",)
 
 # --- answer cell ---
 
