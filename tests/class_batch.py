@@ -162,6 +162,8 @@ attempt("write_own_folder", lambda: open("scratch.txt", "w").write("x"))
 attempt("network_tcp", lambda: socket.create_connection(("1.1.1.1", 443), timeout=3))
 attempt("network_dns", lambda: socket.getaddrinfo("pypi.org", 443))
 attempt("become_root", lambda: os.setuid(0))
+attempt("read_secret", lambda: open(COURSE + "/.gptedu/secret", "rb").read())
+attempt("read_shadow", lambda: open("/etc/shadow").read())
 results["list_root_home"] = sorted(os.listdir("/root")) if os.path.isdir("/root") else []
 print("PROBE" + json.dumps(results))
 '''

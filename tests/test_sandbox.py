@@ -166,15 +166,30 @@ def test_cpu_spinner_is_stopped_by_its_cpu_time_limit():
     assert "VICTIM DONE" in victim.stdout, victim.stderr
 
 
-def test_no_cgroup_is_left_behind():
+def _stale_cgroups(found) -> list[Path]:
+    """Job cgroups whose launcher has exited (a launcher removes its job's cgroup when the job ends)."""
+    return [p for parent in found.parents.values() for p in parent.glob("gptedu-job-*")
+            if not Path(f"/proc/{p.name.split('-')[2]}").exists()]
+
+
+def test_no_cgroup_or_process_is_left_behind():
     found = sandbox.job_cgroup()
     if found is None:
         assert sandbox.limits_mode() == "rlimit"
         return
-    res = jailed("import os; os.fork() or __import__('time').sleep(30)", limits={"cpu_seconds": 1}, timeout=60)
-    assert res.returncode is not None
-    left = [p for parent in found.parents.values() for p in parent.glob(f"job-{os.getpid()}-*")]
-    assert left == []
+    marker = f"gptedu-left-behind-{os.getpid()}-{time.time_ns()}"
+    code = (f"# {marker}\nimport os, time\nif os.fork() == 0:\n    os.setsid()\n    os.close(1)\n    os.close(2)\n"
+            "    time.sleep(300)\n"
+            "print('LEFT', os.getpid())")
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert "LEFT" in plain.stdout and left, "unjailed, the child outlives its parent (the attack)"
+    for pid in left:
+        os.kill(int(pid), 9)
+    res = jailed(code, timeout=60)
+    assert "LEFT" in res.stdout, res.stderr
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split() == []
+    assert _stale_cgroups(found) == []
 
 
 def test_venv_under_tmp_in_a_path_with_a_space_works(tmp_path_factory):
@@ -383,3 +398,58 @@ def test_a_kernel_that_dies_or_hangs_still_gives_a_graded_notebook(jupyter_path,
                            "    except KeyboardInterrupt:\n        pass", "print('never')"], tmp_path,
                           timeout=3, iopub_timeout=3)
     assert "KernelUnresponsive" in _text(hung) and "NotRun" in _text(hung)
+
+
+# ------------------------------------------------- from inside submissions graded by the real nbgrader (class batch)
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    import class_batch as cb
+
+    return cb.graded_class(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def probe(graded):
+    import class_batch as cb
+
+    line = next(x for x in cb.stream_text(graded["course"], "prober").splitlines() if x.startswith("PROBE"))
+    return json.loads(line[len("PROBE"):])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("action", ["read_source", "read_gradebook", "read_secret", "read_shadow",
+                                    "read_other_submission", "read_other_autograded", "write_course",
+                                    "write_up_from_cwd", "network_tcp", "network_dns", "become_root"])
+def test_submission_cannot_reach_outside_its_jail(probe, action):
+    assert probe[action] != "ALLOWED", probe
+
+
+@pytest.mark.slow
+def test_submission_runs_as_nobody_in_a_private_copy_of_its_folder(graded, probe):
+    import class_batch as cb
+    import course_kit as kit
+
+    assert probe["uid"] == sandbox.JAIL_UID
+    assert probe["list_course"] == ["autograded"]  # just the path down to its own (copied) folder
+    assert set(probe["list_root_home"]) <= {".pyenv"}  # only the Python installation, if it lives there
+    assert probe["write_own_folder"] == "ALLOWED"  # a private copy: writes vanish with the kernel
+    course = graded["course"]
+    assert not (course / "hacked.txt").exists()
+    assert not (course / "autograded" / "prober" / kit.ASSIGNMENT / "scratch.txt").exists()
+    assert cb.total(graded["scores"]["prober"]) == 20
+
+
+@pytest.mark.slow
+def test_memory_and_fork_bombs_in_a_kernel_get_a_defined_grade(graded):
+    import class_batch as cb
+
+    assert cb.total(graded["scores"]["memory_bomb"]) == 0
+    stopped = cb.all_outputs(graded["course"], "memory_bomb")
+    assert "KernelDied" in stopped or "MemoryError" in stopped  # cgroup OOM kill, or the rlimit fallback
+    line = next(x for x in cb.stream_text(graded["course"], "fork_bomb").splitlines() if x.startswith("FORKED"))
+    assert 0 < int(line.split()[1]) < 64  # course_kit installs the kernel with --nproc 64
+    assert graded["scores"]["fork_bomb"] is not None
+    assert cb.total(graded["scores"]["perfect"]) == 20  # graded after them, unaffected
+    found = sandbox.job_cgroup()
+    if found is not None:  # every job's cgroup is gone with its job
+        assert _stale_cgroups(found) == []
