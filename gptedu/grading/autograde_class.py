@@ -150,6 +150,15 @@ class _Autograde:
         return code, "".join(self.lines)
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Identity and time of a file (None when absent): a notebook nbgrader wrote in this run has a new one."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def _failed_students(assignment: str, log: str) -> set[str]:
     """The students nbgrader reports it could not process (it then removed their autograded folder)."""
     return set(re.findall(rf"error processing assignment '{re.escape(assignment)}' for student '(.+?)'", log))
@@ -231,6 +240,16 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
                 failures[(sub.student, nb)] = message
         logs = course / "autograded"
         logs.mkdir(exist_ok=True)
+
+        def path(student: str, nb: str) -> Path:
+            return course / "autograded" / student / assignment / f"{nb}.ipynb"
+
+        before = {(s, nb): _stamp(path(s, nb)) for s, sub in staging.submissions.items() for nb in sub.staged}
+
+        def written(student: str, nb: str) -> bool:  # by this run: an older graded copy does not count
+            now = _stamp(path(student, nb))
+            return now is not None and now != before[(student, nb)]
+
         runs = []
         for k, folder in enumerate(staging.folders):
             if not any(sub.staged for s, sub in staging.submissions.items() if staging.worker_of[s] == k):
@@ -243,21 +262,20 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
             code, log = run.wait()
             failed |= _failed_students(assignment, log)
             for student, sub in staging.submissions.items():
-                dest = course / "autograded" / student / assignment
                 if (staging.worker_of[student] == k and student not in failed
-                        and any(not (dest / f"{nb}.ipynb").is_file() for nb in sub.staged)):
+                        and any(not written(student, nb) for nb in sub.staged)):
                     raise _stopped(code, log, student)
         # nbgrader removes a student's whole assignment when one notebook fails: grade those one by one
         for student in sorted(failed):
             sub = staging.submissions[student]
-            dest = course / "autograded" / student / assignment
             print(f"[autograde_class] {student}: nbgrader failed on this submission; grading its notebooks one by "
                   "one", file=sys.stderr)
             folder = staging.folders[staging.worker_of[student]]
             for nb in sorted(sub.staged):
+                before[(student, nb)] = _stamp(path(student, nb))
                 code, log = _Autograde(course, assignment, folder, extra, student=glob.escape(student),
                                        notebook=glob.escape(nb), echo=False).wait()
-                if (dest / f"{nb}.ipynb").is_file():
+                if written(student, nb):
                     continue
                 if student not in _failed_students(assignment, log):
                     raise _stopped(code, log, f"{student}/{nb}")

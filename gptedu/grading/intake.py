@@ -369,14 +369,16 @@ def configure_intake(c) -> None:
     * ``nbgrader release_feedback``: ``CheckedReleaseFeedback`` releases what it can and names the students it
       cannot reach (no ``timestamp.txt`` / ``submission_secret.txt``: they came by ``zip_collect`` or by hand).
     """
-    staged = os.environ.get(ENV, "")
-    if staged:
-        if os.path.isabs(staged) or ".." in Path(staged).parts or not staged.startswith(STAGING + "/"):
-            raise SystemExit(f"gptedu: {ENV}={staged!r} is not a folder made by gptedu.grading.intake")
+    command = _nbgrader_command()
+    if command == "autograde":
+        staged = os.environ.get(ENV, "")
+        if not staged:
+            raise SystemExit(REFUSAL)
+        if (os.path.isabs(staged) or ".." in Path(staged).parts or not staged.startswith(STAGING + "/")
+                or not os.path.isfile(os.path.join(staged, MARKER))):
+            raise SystemExit(f"gptedu: {ENV}={staged!r} is not a folder made by gptedu.grading.intake here")
         c.CourseDirectory.submitted_directory = staged
-    elif _nbgrader_command() == "autograde":
-        raise SystemExit(REFUSAL)
-    else:
+    elif not command:
         _refuse_formgrader_autograde()
     _quiet_known_warnings()
     c.ExchangeFactory.collect = "gptedu.grading.intake.CheckedCollect"
