@@ -144,7 +144,7 @@ def changed_after(x: torch.Tensor, t: int, seed: int, vocab: int | None = None) 
 
 def module_case(name: str, index: int, label: str, cls: Callable, init: dict, x_shape: tuple, seed: int,
                 methods=("forward",), causal: bool = False, vocab: int | None = None, shortcuts=None,
-                with_params: bool = True, prepare: Callable | None = None, report_buffers=None,
+                with_params: bool = True, report_buffers=None,
                 stand_ins=(), train_mode: bool = False) -> dict:
     """A case for an ``nn.Module``: constructor kwargs, the weights to inject, the inputs (and, for a causal module,
     the same inputs changed after position t), the methods to call. ``train_mode``: also run ``forward`` in training
@@ -152,8 +152,6 @@ def module_case(name: str, index: int, label: str, cls: Callable, init: dict, x_
     torch.manual_seed(seed)
     ref = cls(**init)
     params = reference_params(ref, seed) if with_params else None
-    if prepare is not None and params is not None:
-        params = prepare(params)
     g = gen(seed)
     x = torch.randint(vocab, x_shape, generator=g) if vocab else torch.randn(x_shape, generator=g)
     inputs = {"x": x}

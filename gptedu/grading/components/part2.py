@@ -39,23 +39,6 @@ def _cfg(context_len, vocab_size, emb_dim, n_heads, n_layers, drop_rate=0.1, qkv
                 drop_rate=drop_rate, qkv_bias=qkv_bias, tie_weights=tie_weights)
 
 
-def _randomise_norms(seed: int):
-    """LayerNorm ``scale``/``shift`` start at 1/0; random values make a swapped or missing norm visible."""
-
-    def prepare(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        g = torch.Generator().manual_seed(seed + 2000)
-        out = {}
-        for name, p in params.items():
-            if name.endswith("scale"):
-                p = 1.0 + 0.3 * torch.randn(p.shape, generator=g)
-            elif name.endswith("shift") or name.endswith("bias"):
-                p = 0.2 * torch.randn(p.shape, generator=g)
-            out[name] = p
-        return out
-
-    return prepare
-
-
 def _hidden_cfgs(secret: bytes, name: str, n: int, **fixed) -> list[tuple[dict, tuple[int, int], int]]:
     """``n`` hidden ``(cfg, (batch, seq), seed)`` of a component, drawn from the course secret."""
     d = Draw(secret, name)
@@ -75,16 +58,12 @@ def _att_init(cfg: dict) -> dict:
                 n_heads=cfg["n_heads"], qkv_bias=cfg["qkv_bias"])
 
 
-def _case(spec, i, label, cls, init, shape, seed, **kw):
-    return module_case(spec, i, label, cls, init, shape, seed, prepare=_randomise_norms(seed), **kw)
-
-
 # ============================================================================================== LayerNorm
 def _ln_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(dict(emb_dim=c["emb_dim"] + i), (b, s, c["emb_dim"] + i), seed)
               for i, (c, (b, s), seed) in enumerate(_hidden_cfgs(secret, "gpt2_layer_norm", 3))] if hidden else
              [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)])
-    cases = [_case("gpt2_layer_norm", i, "LayerNorm", layers.LayerNorm, init, shape, seed)
+    cases = [module_case("gpt2_layer_norm", i, "LayerNorm", layers.LayerNorm, init, shape, seed)
              for i, (init, shape, seed) in enumerate(sizes)]
     for i, c in enumerate(cases):
         # inputs far from mean 0 / variance 1, so normalising matters; the last case has a variance close to eps,
@@ -151,8 +130,8 @@ def _ff_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, s, c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_feed_forward", 2)]
              if hidden else
              [(_cfg(8, 10, 16, 2, 1), (2, 5, 16), 131)])
-    return [_case("gpt2_feed_forward", i, "FeedForward", layers.FeedForward, {"cfg": cfg}, shape, seed,
-                  stand_ins=("GELU",))
+    return [module_case("gpt2_feed_forward", i, "FeedForward", layers.FeedForward, {"cfg": cfg}, shape, seed,
+                        stand_ins=("GELU",))
             for i, (cfg, shape, seed) in enumerate(sizes)]
 
 
@@ -178,8 +157,8 @@ def _att_cases(hidden: bool, secret: bytes) -> list[dict]:
               for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_attention", 3, drop_rate=0.3)] if hidden else
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)])
-    return [_case("gpt2_attention", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
-                  causal=True, shortcuts=ATTENTION_SHORTCUTS, train_mode=init["drop_rate"] > 0)
+    return [module_case("gpt2_attention", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
+                        causal=True, shortcuts=ATTENTION_SHORTCUTS, train_mode=init["drop_rate"] > 0)
             for i, (init, shape, seed) in enumerate(sizes)]
 
 
@@ -259,8 +238,8 @@ def _emb_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(dict(context_len=c["context_len"], vocab_size=c["vocab_size"], emb_dim=c["emb_dim"], drop_rate=0.3),
                (b, s), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_embedding", 2)] if hidden else
              [(dict(context_len=8, vocab_size=20, emb_dim=8, drop_rate=0.1), (2, 6), 151)])
-    return [_case("gpt2_embedding", i, "GPTEmbedding", model.GPTEmbedding, init, shape, seed, vocab=init["vocab_size"],
-                  train_mode=True) for i, (init, shape, seed) in enumerate(sizes)]
+    return [module_case("gpt2_embedding", i, "GPTEmbedding", model.GPTEmbedding, init, shape, seed,
+                        vocab=init["vocab_size"], train_mode=True) for i, (init, shape, seed) in enumerate(sizes)]
 
 
 def _emb_variants(ref, x, method):
@@ -285,8 +264,9 @@ def _emb_compare(case, outputs):
 def _block_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, max(2, s), c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_block", 2)]
              if hidden else [(_cfg(8, 10, 16, 2, 1), (2, 8, 16), 161)])
-    return [_case("gpt2_block", i, "TransformerBlock", model.TransformerBlock, {"cfg": cfg}, shape, seed,
-                  causal=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=BLOCK_PARTS, train_mode=cfg["drop_rate"] > 0)
+    return [module_case("gpt2_block", i, "TransformerBlock", model.TransformerBlock, {"cfg": cfg}, shape, seed,
+                        causal=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=BLOCK_PARTS,
+                        train_mode=cfg["drop_rate"] > 0)
             for i, (cfg, shape, seed) in enumerate(sizes)]
 
 
@@ -319,8 +299,8 @@ def _block_compare(case, outputs):
 def _model_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, max(2, s)), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_model", 2)] if hidden else
              [(_cfg(10, 17, 16, 2, 2), (2, 10), 171), (_cfg(8, 11, 8, 2, 1, tie_weights=True), (1, 8), 172)])
-    return [_case("gpt2_model", i, "GPTModel", model.GPTModel, {"cfg": cfg}, shape, seed, causal=True,
-                  vocab=cfg["vocab_size"], shortcuts=ATTENTION_SHORTCUTS, stand_ins=MODEL_PARTS)
+    return [module_case("gpt2_model", i, "GPTModel", model.GPTModel, {"cfg": cfg}, shape, seed, causal=True,
+                        vocab=cfg["vocab_size"], shortcuts=ATTENTION_SHORTCUTS, stand_ins=MODEL_PARTS)
             for i, (cfg, shape, seed) in enumerate(sizes)]
 
 
@@ -908,9 +888,9 @@ def _cached_att_cases(hidden: bool, secret: bytes) -> list[dict]:
               for c, (b, s), seed in _hidden_cfgs(secret, "kv_cached_attention", 3)] if hidden else
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)])
-    return [_case("kv_cached_attention", i, "CachedMultiHeadAttention", CachedAttentionReference, init, shape, seed,
-                  methods=("forward", "step_by_step", "prefill_then_steps"), causal=True,
-                  shortcuts=ATTENTION_SHORTCUTS) for i, (init, shape, seed) in enumerate(sizes)]
+    return [module_case("kv_cached_attention", i, "CachedMultiHeadAttention", CachedAttentionReference, init, shape,
+                        seed, methods=("forward", "step_by_step", "prefill_then_steps"), causal=True,
+                        shortcuts=ATTENTION_SHORTCUTS) for i, (init, shape, seed) in enumerate(sizes)]
 
 
 def _cached_att_variants(ref, x, method):
@@ -972,7 +952,8 @@ def _cached_gen_cases(hidden: bool, secret: bytes) -> list[dict]:
         g = torch.Generator().manual_seed(seed)
         # weights of std 0.5 (not GPT-2's 0.02) so that every position and token visibly changes the argmax
         params = {k: 0.5 * torch.randn(v.shape, generator=g) for k, v in ref.named_parameters()}
-        params = _randomise_norms(seed)(params)
+        params.update({k: 1.0 + 0.3 * torch.randn(v.shape, generator=g) for k, v in params.items()
+                       if k.endswith("scale")})
         vocab, ctx = cfg["vocab_size"], cfg["context_len"]
         runs = [
             {"name": "inside", "prompt": torch.randint(vocab, (2, 3), generator=g), "max_new_tokens": ctx - 3,
