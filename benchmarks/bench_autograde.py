@@ -4,6 +4,7 @@
     python benchmarks/bench_autograde.py                          # both parts (01-09 and 10-14), once
     python benchmarks/bench_autograde.py --baseline --repeats 2   # + the original way, alternating, same run
     python benchmarks/bench_autograde.py --assignment gpt_from_scratch
+    python benchmarks/bench_autograde.py --students 30             # a class: 30 complete submissions
 
 What it times: the course (``autograder/``) is copied into a temporary folder, the real ``nbgrader
 generate_assignment`` makes the release, ONE submission is handed in whose every answer cell holds the instructor's
@@ -138,8 +139,9 @@ def prepare(course: Path, assignments: list[str]) -> dict[str, dict[str, nbforma
     return filled
 
 
-def autograde(course: Path, assignment: str, student: str, env: dict) -> dict:
-    """One ``nbgrader autograde``: per-notebook rows, wall and CPU seconds, the score."""
+def autograde(course: Path, assignment: str, student: str, env: dict, students: list[str] | None = None) -> dict:
+    """One autograde (``student`` is a name or a glob matching ``students``): per-notebook rows, wall and CPU
+    seconds, the score (the lowest of ``students``)."""
     lines: list[tuple[float, str]] = []
     before = CPU.seconds()
     start = time.perf_counter()
@@ -173,8 +175,8 @@ def autograde(course: Path, assignment: str, student: str, env: dict) -> dict:
     score = max_score = None
     with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
         try:
-            submission = gb.find_submission(assignment, student)
-            score, max_score = submission.score, submission.max_score
+            found = [gb.find_submission(assignment, name) for name in (students or [student])]
+            score, max_score = min(s.score for s in found), found[0].max_score
         except Exception:  # noqa: BLE001 - reported as VOID below
             pass
     ok = proc.returncode == 0 and score is not None and score == max_score
@@ -182,22 +184,25 @@ def autograde(course: Path, assignment: str, student: str, env: dict) -> dict:
             "stderr": "\n".join(line for _, line in lines[-30:])}
 
 
-def run_once(course: Path, filled: dict, mode: str, index: int, env: dict) -> dict:
-    student = f"{mode}{index}"
+def run_once(course: Path, filled: dict, mode: str, index: int, env: dict, students: int = 1) -> dict:
+    names = [f"{mode}{index}"] if students == 1 else [f"{mode}{index}s{k:02d}" for k in range(students)]
+    student = names[0] if students == 1 else f"{mode}{index}s*"
     run_env = dict(env)
     if mode == "baseline":
         run_env["GPTEDU_GRADING_BASELINE"] = "1"
     result = {}
     for assignment, notebooks in filled.items():
-        folder = course / "submitted" / student / assignment
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, nb in notebooks.items():
-            nbformat.write(nb, folder / name)
-        result[assignment] = autograde(course, assignment, student, run_env)
+        for each in names:
+            folder = course / "submitted" / each / assignment
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, nb in notebooks.items():
+                nbformat.write(nb, folder / name)
+        result[assignment] = autograde(course, assignment, student, run_env, names)
         r = result[assignment]
         status = "ok" if r["ok"] else "VOID (not full points or nbgrader failed)"
         print(f"  {mode:8s} run {index}: {assignment:17s} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, "
-              f"score {r['score']}/{r['max_score']} {status}", flush=True)
+              f"{'lowest ' if students > 1 else ''}score {r['score']}/{r['max_score']} {status}"
+              + (f" ({students} students, {r['wall'] / students:.1f} s each)" if students > 1 else ""), flush=True)
         if not r["ok"]:
             print(r["stderr"])
     return result
@@ -260,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", action="store_true", help="also run the original way (GPTEDU_GRADING_BASELINE)")
     parser.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--keep", action="store_true", help="keep the temporary course (its path is printed)")
+    parser.add_argument("--students", type=int, default=1,
+                        help="a class: this many complete submissions, graded by one autograde per part")
     args = parser.parse_args(argv)
     for var in ("GPTEDU_DATA", "GPTEDU_GPT2_DIR"):
         if not os.environ.get(var):
@@ -279,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[dict]] = {m: [] for m in modes}
         for index in range(args.repeats):
             for mode in (modes if index % 2 == 0 else modes[::-1]):
-                results[mode].append(run_once(course, filled, mode, index, env))
+                results[mode].append(run_once(course, filled, mode, index, env, args.students))
         report(results, assignments)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
