@@ -45,9 +45,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_REV = "3290d16"
-# tokens/s of one training step on 2 quiet cores (benchmarks/README.md: 27.7k and 30.1k for the default shape;
-# 19.5k for nanoGPT's CPU-recipe shape with 2 threads)
+# tokens/s of a training step of the preset's own batch on 2 quiet cores (benchmarks/README.md: 27.7k and 30.1k for
+# the default shape; 19.5k for nanoGPT's CPU-recipe shape), and the part of a step that does not shrink with the
+# batch (Python, the optimizer, launching kernels): 7.5 ms of CPU per step at 1 thread, measured as
+# 7.5 ms + 8.1 ms per window (batch 2 to 32, default shape), counted here as if threads did not shorten it
 QUIET_TOKENS_PER_S = {"default": 29_000.0, "nanogpt-cpu": 19_500.0}
+STEP_OVERHEAD_S = 0.0075
 VARIANTS = {"new": ("tree", "default"), "baseline": ("baseline", "default"), "nanogpt": ("baseline", "nanogpt-cpu")}
 
 
@@ -75,14 +78,18 @@ def full_split_loss(model, data, seq_len: int, batch: int = 64) -> float:
 class VirtualClock:
     """Stands in for the trainer module's ``time``: the clock of a machine of a given speed, whatever this one does.
 
-    Each training step moves it on by the time the simulated machine needs for the step's tokens, each loss
-    estimate by the time of its forward passes (a third of a training step per batch); nothing else moves it.
-    The model trains for real, at whatever speed this machine manages under its load, but every decision the
-    trainer takes by the clock (the schedule, the stop) sees the simulated machine.
+    A training step of ``t`` tokens moves it on by ``slowdown * (overhead + (full - overhead) * t / full_tokens)``,
+    where ``full`` is the quiet 2-core time of a step of the preset's own batch; a loss estimate by a third of
+    that per batch (forward passes only). Nothing else moves it. The model trains for real, at whatever speed
+    this machine manages under its load, but every decision the trainer takes by the clock (the schedule, the
+    batch it fits to the budget, the stop) sees the simulated machine.
     """
 
-    def __init__(self, tokens_per_s: float) -> None:
-        self.tokens_per_s, self.now = tokens_per_s, 0.0
+    def __init__(self, slowdown: float, quiet_tokens_per_s: float, full_tokens: int) -> None:
+        self.now = 0.0
+        full = full_tokens / quiet_tokens_per_s
+        self.overhead = slowdown * STEP_OVERHEAD_S
+        self.per_token = slowdown * (full - STEP_OVERHEAD_S) / full_tokens
 
     def perf_counter(self) -> float:
         return self.now
@@ -92,11 +99,11 @@ class VirtualClock:
         step, estimate = trainer_cls.train_step, trainer_cls.estimate_loss
 
         def slow_step(self):
-            clock.now += self.config.batch_size * self.seq_len / clock.tokens_per_s
+            clock.now += clock.overhead + clock.per_token * self.config.batch_size * self.seq_len
             return step(self)
 
         def slow_estimate(self):
-            clock.now += 2 * self.config.eval_batches * self.config.batch_size * self.seq_len / (3 * clock.tokens_per_s)
+            clock.now += clock.per_token * 2 * self.config.eval_batches * self.config.batch_size * self.seq_len / 3
             return estimate(self)
 
         trainer_cls.train_step, trainer_cls.estimate_loss = slow_step, slow_estimate
@@ -123,9 +130,10 @@ def worker(spec: dict) -> dict:
     for item in filter(None, spec["variant"].partition(":")[2].split(",")):  # e.g. new:warmup_fraction=0.1
         key, value = item.split("=")
         changes[key] = ast.literal_eval(value)
+    full_tokens = train_cfg.batch_size * model_cfg.context_len  # the preset's own batch, before any change
     train_cfg = dataclasses.replace(train_cfg, **changes)
     if spec["slowdown"]:
-        VirtualClock(QUIET_TOKENS_PER_S[spec["preset"]] / spec["slowdown"]).install(trainer_module)
+        VirtualClock(spec["slowdown"], QUIET_TOKENS_PER_S[spec["preset"]], full_tokens).install(trainer_module)
     start = time.perf_counter()
     trainer = trainer_module.Trainer(train_cfg, model_cfg)
     trainer.train()

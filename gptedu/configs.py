@@ -73,7 +73,7 @@ class TrainConfig:
     batch_size: int = 32  # windows per step (per rank under torchrun)
     # A time budget too short for this many steps at batch_size trains smaller batches (powers of two, at least
     # min_batch_size) so that it buys about as many updates: measured on the first steps (fitted_batch_size).
-    target_steps: int | None = None
+    target_steps: int | None = 1000
     min_batch_size: int = 8
     lr: float = 5e-3  # peak learning rate, reached at the end of warmup
     min_lr: float = 5e-4  # the cosine ends here

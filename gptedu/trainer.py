@@ -448,7 +448,8 @@ class Trainer:
                     fit_batch = False
                     seconds_per_step = (self.elapsed - probe_from) / _PROBE_STEPS
                     projected = self.step + (cfg.max_time - self.elapsed) / max(seconds_per_step, 1e-9)
-                    batch = fitted_batch_size(cfg, projected)
+                    time_ends_it = cfg.max_steps is None or projected < cfg.max_steps
+                    batch = fitted_batch_size(cfg, projected) if time_ends_it else cfg.batch_size
                     if batch != cfg.batch_size:
                         if main and cfg.log_evals:
                             tqdm.write(
@@ -456,6 +457,7 @@ class Trainer:
                                 f"{cfg.batch_size} windows; training batches of {batch} instead (about "
                                 f"{cfg.batch_size // batch}x the updates; TrainConfig.target_steps)."
                             )
+                        self.last_run["fitted_from"] = cfg.batch_size
                         cfg.batch_size = batch
                 done = self.progress() >= 1.0
                 at_interval = cfg.eval_interval > 0 and self.step % cfg.eval_interval == 0
@@ -480,6 +482,7 @@ class Trainer:
         seconds = time.perf_counter() - run_start
         tokens = steps * cfg.batch_size * self.seq_len * self.dist.world_size
         self.last_run = {
+            **self.last_run,
             "steps": steps,
             "seconds": seconds,
             "tokens": tokens,
@@ -518,6 +521,8 @@ class Trainer:
         ended = "time" if cfg.max_time is not None and self.elapsed >= cfg.max_time else "steps"
         what = f"{cfg.max_time:g} s budget" if ended == "time" else f"{cfg.max_steps:,}-step budget"
         text += f" The plan is complete: its {what} ended it, the learning rate warmed up and decayed over it."
+        if "fitted_from" in run:
+            text += f" It trained batches of {cfg.batch_size} windows, not {run['fitted_from']}, to buy more updates."
         if run["steps"] == 0:
             text += " Nothing left to train: give a larger budget to go on (--max-time / --steps, totals)."
         passes = self.step * cfg.batch_size * self.seq_len * self.dist.world_size / max(1, len(self.train_data))

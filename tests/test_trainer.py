@@ -430,9 +430,14 @@ def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_mac
     slow.train()  # 1 s per step: the budget buys 100 steps of 32, a quarter of the target
     assert slow.config.batch_size == 8 and slow.step == 100
     assert slow.state_dict()["train_config"]["batch_size"] == 8  # a resume goes on with the batch it chose
+    assert "batches of 8 windows, not 32" in slow.summary()
     fast = Trainer(default_plan(max_time=100.0, batch_size=32, target_steps=50), TINY_MODEL, text=text)
     fast.train()
     assert fast.config.batch_size == 32
+    stepped_plan = default_plan(max_time=100.0, max_steps=50, batch_size=32, target_steps=400)
+    stepped = Trainer(stepped_plan, TINY_MODEL, text=text)
+    stepped.train()  # the step budget ends this plan first: its batches are the user's
+    assert stepped.config.batch_size == 32 and stepped.step == 50
 
 
 # --- checkpoints are never lost (issue 14, finding 2) ----------------------------------------------------------------
