@@ -558,25 +558,35 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
     sources = [source for _, source in cells]
     uses_reference = sorted(imported_reference_modules(sources))
     forbidden = [n for n in FORBIDDEN_NAMES if n in used_names(sources)]
-    results: dict[tuple[str, str], Verdict] = {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []
     for withheld, group in withheld_groups(components).items():
         provided = provided_names(source_nb, group, cells)
         for which in WHICH:
             cases = {c.name: [(case_key(c, which, i), case) for i, case in enumerate(
                 c.cases(hidden=which == "hidden", secret=secret if which == "hidden" else None))] for c in group}
-            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, require, withheld=set(withheld),
-                                              student_dir=student_dir, reuse_process=reuse_process, cases=cases,
-                                              provided=provided)
-            for component in group:
-                static = ""
-                if uses_reference:
-                    static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the "
-                              "graded components must be your own code.")
-                elif forbidden and _forbids_torch_attention(component):
-                    static = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute "
-                              "attention yourself.")
-                results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
-                                                         static)
+            jobs.append((withheld, group, which, cases, provided))
+
+    def run(job):
+        withheld, group, which, cases, provided = job
+        return run_in_sandbox(group, cells, source_nb, timeout, require, withheld=set(withheld),
+                              student_dir=student_dir, reuse_process=reuse_process, cases=cases, provided=provided)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gptedu-job") as pool:  # two jailed runs at once
+        ran = list(pool.map(run, jobs))
+    results: dict[tuple[str, str], Verdict] = {}
+    for (_, group, which, cases, _), (outputs, problem) in zip(jobs, ran, strict=True):
+        for component in group:
+            static = ""
+            if uses_reference:
+                static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the "
+                          "graded components must be your own code.")
+            elif forbidden and _forbids_torch_attention(component):
+                static = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute "
+                          "attention yourself.")
+            results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
+                                                     static)
     return results
 
 
