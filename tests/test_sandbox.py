@@ -319,14 +319,22 @@ def jupyter_path(tmp_path_factory):
         os.environ["JUPYTER_PATH"] = old
 
 
-def _run_in_kernel(cells: list[str], folder: Path, client_class=None, **kw) -> nbformat.NotebookNode:
+IPC_DIRS: list[str] = []  # the host folders of the kernels' socket links, as the kernel manager made them
+
+
+def _run_in_kernel(cells: list[str], folder: Path, **kw) -> nbformat.NotebookNode:
     from gptedu.grading.sandbox_nbgrader import SandboxExecute, SandboxKernelManager
 
+    class Recording(SandboxKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            found = await super()._async_pre_start_kernel(**kw)
+            IPC_DIRS.append(self._ipc_dir)
+            return found
+
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    client_class = client_class or SandboxExecute
     kw = {"timeout": 60, "prestart_kernel": False, **kw}
-    client = client_class(kernel_name=sandbox.KERNEL_NAME, kernel_manager_class=SandboxKernelManager,
-                          allow_errors=True, **kw)
+    client = SandboxExecute(kernel_name=sandbox.KERNEL_NAME, kernel_manager_class=Recording, allow_errors=True,
+                            **kw)
     client.preprocess(nb, {"metadata": {"path": str(folder)}})
     return nb
 
@@ -355,8 +363,7 @@ def test_jailed_kernel_private_folders_per_kernel(jupyter_path, tmp_path):
     second = _run_in_kernel([KERNEL_LOOK], folder)
     assert "SEEN []" in _text(second), _text(second)
     assert sorted(p.name for p in folder.iterdir()) == ["03.ipynb", "data.txt", "link"]
-    assert not list(Path("/tmp").glob("gptedu-ipc-*/kernel-*")) or all(
-        not p.exists() for p in Path("/tmp").glob("gptedu-ipc-*/kernel-*"))
+    assert len(IPC_DIRS) >= 2 and not any(os.path.exists(d) for d in IPC_DIRS)  # removed with their kernels
 
 
 FLOODS = {

@@ -163,37 +163,23 @@ class JobCgroup:
     def create(self, limits: Limits) -> None:
         self._sweep()
         name = f"gptedu-job-{os.getpid()}-{secrets.token_hex(4)}"
-        mb = limits.memory_mb * 2**20
         for controller, parent in self.parents.items():
-            path = parent / name
-            path.mkdir()
-            self.dirs[controller] = path
+            (parent / name).mkdir()
+            self.dirs[controller] = parent / name
+        memory, quota = limits.memory_mb * 2**20, int(limits.cpus * 100000)  # quota per 100 ms period
         if self.mode == "cgroup-v2":
-            path = self.dirs[""]
-            settings = {"memory.max": mb, "memory.swap.max": 0, "pids.max": limits.nproc,
-                        "cpu.max": f"{int(limits.cpus * 100000)} 100000"}
+            wanted = [("", "memory.max", memory, True), ("", "memory.swap.max", 0, False),
+                      ("", "pids.max", limits.nproc, True), ("", "cpu.max", f"{quota} 100000", False)]
         else:
-            path = None
-            settings = {}
-            self._write(self.dirs["memory"] / "memory.limit_in_bytes", mb)
-            with contextlib.suppress(OSError):
-                self._write(self.dirs["memory"] / "memory.memsw.limit_in_bytes", mb)
-            self._write(self.dirs["pids"] / "pids.max", limits.nproc)
-            if "cpu" in self.dirs:
-                with contextlib.suppress(OSError):
-                    self._write(self.dirs["cpu"] / "cpu.cfs_period_us", 100000)
-                    self._write(self.dirs["cpu"] / "cpu.cfs_quota_us", int(limits.cpus * 100000))
-        for key, value in settings.items():
+            wanted = [("memory", "memory.limit_in_bytes", memory, True),
+                      ("memory", "memory.memsw.limit_in_bytes", memory, False),
+                      ("pids", "pids.max", limits.nproc, True), ("cpu", "cpu.cfs_quota_us", quota, False)]
+        for controller, key, value, required in wanted:
             try:
-                self._write(path / key, value)
-            except OSError:
-                if key in ("memory.max", "pids.max"):
+                (self.dirs[controller] / key).write_text(str(value))
+            except (OSError, KeyError):
+                if required:
                     raise
-
-    @staticmethod
-    def _write(path: Path, value) -> None:
-        with open(path, "w") as f:
-            f.write(str(value))
 
     def join(self) -> None:
         """Move the calling process (the job's launcher child) into the job's cgroup."""
@@ -400,11 +386,13 @@ def bwrap_path() -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ the launcher
-def run(jail: Jail, populate=None, stdin=None, stdout=None, stderr=None) -> int:
+def run(jail: Jail, populate=None, log_cap: int | None = None) -> int:
     """Run ``jail`` to its end in this process's child and clean up (cgroup, leftover processes); its exit code.
 
     ``populate(root)``, if given, runs while the jail is built but before the command starts; ``root`` is the jail's
-    root as seen from here (``/proc/<pid>/root``). SIGTERM, SIGINT or SIGHUP to this process end the jail."""
+    root as seen from here (``/proc/<pid>/root``). ``log_cap``: the jail's stdout and stderr reach this process's
+    stderr up to that many bytes (a kernel's raw writes to fd 1/2 must not fill nbgrader's log). SIGTERM, SIGINT or
+    SIGHUP to this process end the jail."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxError(f"bwrap was not found on PATH: {FIX_BWRAP}")
@@ -449,10 +437,15 @@ def run(jail: Jail, populate=None, stdin=None, stdout=None, stderr=None) -> int:
     proc = None
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        proc = subprocess.Popen(argv, pass_fds=tuple(fds.values()), preexec_fn=child_setup, stdin=stdin,
-                                stdout=stdout, stderr=stderr)
+        pipe = subprocess.PIPE if log_cap is not None else None
+        proc = subprocess.Popen(argv, pass_fds=tuple(fds.values()), preexec_fn=child_setup, stdout=pipe,
+                                stderr=subprocess.STDOUT if pipe else None)
         for fd in fds.values():
             os.close(fd)
+        if pipe:
+            import threading
+
+            threading.Thread(target=_forward, args=(proc.stdout, log_cap), daemon=True).start()
         if stopping:
             proc.kill()
         if populate is not None:
@@ -464,7 +457,8 @@ def run(jail: Jail, populate=None, stdin=None, stdout=None, stderr=None) -> int:
                 try:
                     populate(f"/proc/{info['child-pid']}/root")
                 finally:
-                    os.write(go_w, b"go\n")
+                    with contextlib.suppress(OSError):  # the jail may be gone already
+                        os.write(go_w, b"go\n")
             os.close(go_w)
         while True:
             try:
@@ -481,6 +475,16 @@ def run(jail: Jail, populate=None, stdin=None, stdout=None, stderr=None) -> int:
             cgroup.remove()
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+def _forward(stream, cap: int) -> None:
+    """Copy ``stream`` to stderr up to ``cap`` bytes, then drop the rest (reading on, so the writer never blocks)."""
+    for chunk in iter(lambda: stream.read1(65536), b""):
+        if cap > 0:
+            with contextlib.suppress(OSError):
+                sys.stderr.buffer.write(chunk[:cap])
+                sys.stderr.buffer.flush()
+            cap -= len(chunk)
 
 
 def _read_json(fd: int) -> dict | None:
@@ -545,7 +549,7 @@ def kernel_main(connection_file: str, limits: Limits, preload: str, extra: list[
             os.symlink(f"{root}/ipc/kernel-{port}", link)
 
     try:
-        return run(jail, populate=populate)
+        return run(jail, populate=populate, log_cap=64 * 1024)
     finally:
         for link in links:
             with contextlib.suppress(OSError):
