@@ -12,10 +12,7 @@ import course_kit as kit
 import nbformat
 import pytest
 
-from gptedu.grading import verify
-from gptedu.grading.components import all_components
-
-SPECS = {c.name: c for c in all_components()}
+from gptedu.grading import components, verify
 
 pytestmark = pytest.mark.slow
 
