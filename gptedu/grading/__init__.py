@@ -4,7 +4,8 @@ In a notebook::
 
     from gptedu.grading import check
     check("head", Head)                 # visible self-check: prints a report, raises CheckFailed on failure
-    check("head", Head, hidden=True)    # what the hidden test cell runs
+    check("head", Head, hidden=True)    # the hidden test cell: says the hidden tests run when graded (they
+                                        # derive from the course secret; the grader sets the cell's score)
 
 Programmatically::
 
