@@ -69,11 +69,20 @@ def test_what_the_tampered_kernel_displayed_is_not_in_the_graded_notebook(graded
     ("import_error", "ModuleNotFoundError"),
     ("kernel_suicide", "KernelDied"),
     ("loop_plain", "KeyboardInterrupt"),
-    ("loop_swallows_interrupt", "KernelUnresponsive"),
-    ("loop_slow_cells", "time limit"),
 ])
 def test_bad_code_gets_zero_with_a_reason(graded, student, reason):
     assert cb.total(graded["scores"][student]) == 0
+    assert reason in cb.all_outputs(graded["course"], student)
+
+
+@pytest.mark.parametrize("student,reason", [
+    ("loop_swallows_interrupt", "KernelUnresponsive"),
+    ("loop_slow_cells", "time limit"),
+])
+def test_a_stopped_kernel_costs_the_cells_it_stopped_not_the_scores(graded, student, reason):
+    """The kernel was stopped after the answer was defined: the message stays in the notebook, and the scores come
+    from the trusted run of the student's functions (correct here), as for everyone."""
+    assert cb.total(graded["scores"][student]) == 20
     assert reason in cb.all_outputs(graded["course"], student)
 
 
