@@ -1,9 +1,10 @@
-"""The verification's jailed Pythons (started in advance, ONE job each, a fresh jail per job) keep jobs apart.
+"""The verification's jailed Pythons (started in advance; a jail serves one student's code only) keep jobs apart.
 
 Whatever one job does (monkeypatching torch, planting files in its folder, in /tmp or in HOME, leaving a process
-behind), the next job -- another notebook, or another student -- starts from a fresh process in a fresh jail; a job
-that never ends is killed at its time limit and the next one runs; the reference package is not importable in the
-job. Jailed (how a class is graded) and with ``GPTEDU_UNSANDBOXED=1`` (state only: a fresh process per job).
+behind), the next job -- another notebook, or another student -- starts from a fresh process in a fresh jail, and
+the next run of the same code from a fresh fork in an emptied jail; a job that never ends is killed at its time
+limit and the next one runs; the reference package is not importable in the job. Jailed (how a class is graded)
+and with ``GPTEDU_UNSANDBOXED=1`` (state only: a fresh process per job).
 """
 
 from __future__ import annotations
@@ -141,18 +142,27 @@ def test_a_job_that_never_ends_is_stopped_and_the_next_runs(server):
     assert "seen:" in _report(server, INSPECT, "seen:")
 
 
-def test_each_job_is_a_new_jailed_process_started_in_advance():
-    """Single use: the Python that ran a job is gone afterwards, and the next one is already waiting."""
+def test_a_jail_serves_one_key_and_keeps_its_runs_apart():
+    """Runs of the same code and reference copy (a notebook's visible, then hidden cases) share a jail started in
+    advance, but each is a fresh fork: what the first left (patched torch, files in /tmp and HOME, a process) is
+    gone for the second. Another key gets another jail, and the first one is ended."""
     srv = verify.VerifyServer(True, spares=1)
     try:
         srv.start_soon()
         (first,) = srv._waiting
-        code, _, err = srv.run(_job("x = 1"), timeout=120)
+        code, out, err = srv.run(_job(TAMPER), timeout=120, key="student-a")
         assert code == 0, err
-        assert first.poll() is not None  # ended with its job
-        (second,) = srv._waiting
-        assert second is not first and second.poll() is None
-        assert "exec" in second.args and "--no-reference" in second.args  # a jail of its own
+        assert srv._bound == ("student-a", first) and first.poll() is None
+        code, out, err = srv.run(_job(INSPECT), timeout=120, key="student-a")
+        assert code == 0, err
+        (report,) = [e for e in _cell_errors(out) if "seen:" in e]
+        assert report.endswith("seen: nothing"), report
+        assert srv._bound[1] is first
+        code, _, err = srv.run(_job("x = 1"), timeout=120, key="student-b")
+        assert code == 0, err
+        assert first.poll() is not None  # ended: it never serves other code
+        assert srv._bound[0] == "student-b" and srv._bound[1] is not first
+        assert "exec" in srv._bound[1].args and "--no-reference" in srv._bound[1].args  # a jail of its own
     finally:
         srv.stop()
 

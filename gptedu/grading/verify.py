@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -684,20 +685,27 @@ def _parse_outputs(stdout: bytes) -> dict:
 
 
 class VerifyServer:
-    """Jailed Pythons for the verification, started in advance (``spares`` of them wait): each imports torch while
-    the grader does other work, then runs ONE job in its own fresh jail (``verify_runner.py``) and exits, so no job
-    can leave anything for the next. ``run(files, timeout)`` -> (exit code or None on timeout, stdout, stderr
-    tail). Unjailed (``GPTEDU_UNSANDBOXED=1``): the same runner in a plain process."""
+    """Jailed Pythons for the verification, started in advance (``spares`` of them wait), each in a jail of its own:
+    it imports torch while the grader does other work, then runs what it is sent, each run in a child forked for
+    it. One jail serves ONE ``key`` only (one student's code with one reference copy: a notebook group's visible
+    and hidden cases) and is ended when a run with another key comes, so nothing passes between students,
+    notebooks or reference copies; between two runs of the same key everything the first left is killed.
+    ``run(files, timeout, key)`` -> (exit code or None on timeout, stdout, stderr tail). Unjailed
+    (``GPTEDU_UNSANDBOXED=1``): the same runner in a plain process."""
 
     def __init__(self, jailed: bool, spares: int = 2):
         import threading
 
-        self.jailed, self.spares = jailed, spares  # a notebook's runs come in pairs (visible, hidden cases)
+        self.jailed, self.spares = jailed, spares
         self._waiting: list[subprocess.Popen] = []
+        self._bound: tuple[str, subprocess.Popen] | None = None  # (key, the jail serving it)
         self._dir: str | None = None
         self.lock = threading.Lock()
 
     def _launch(self) -> subprocess.Popen:
+        import collections
+        import threading
+
         from gptedu.grading import sandbox
 
         if self._dir is None:  # holds only the runner: the jail sees it read-only at /opt/gptedu-verify
@@ -711,8 +719,12 @@ class VerifyServer:
                    f"{self._dir}:/opt/gptedu-verify", "--", sys.executable, "-I", "/opt/gptedu-verify/verify_runner.py"]
         else:
             cmd = [sys.executable, "-I", os.path.join(self._dir, "verify_runner.py")]
-        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 cwd=self._dir, start_new_session=True)
+        proc.tail = collections.deque(maxlen=32)  # the last chunks of its stderr
+        threading.Thread(target=lambda: [proc.tail.append(c) for c in iter(lambda: proc.stderr.read1(4096), b"")],
+                         daemon=True).start()
+        return proc
 
     def start_soon(self) -> None:
         """Start jailed Pythons now, up to ``spares`` waiting (they boot beside the kernel). Never waits."""
@@ -725,63 +737,82 @@ class VerifyServer:
         finally:
             self.lock.release()
 
-    def run(self, files: dict[str, bytes], timeout: float) -> tuple[int | None, bytes, str]:
+    def run(self, files: dict[str, bytes], timeout: float, key: str | None = None) -> tuple[int | None, bytes, str]:
         from gptedu.grading.verify_runner import pack_files
 
+        stale = None
         with self.lock:
-            self._waiting = [p for p in self._waiting if p.poll() is None]
-            proc = self._waiting.pop(0) if self._waiting else self._launch()
+            bound, self._bound = self._bound, None
+            if bound is not None and key is not None and bound[0] == key and bound[1].poll() is None:
+                proc = bound[1]
+            else:
+                stale = bound[1] if bound else None
+                self._waiting = [p for p in self._waiting if p.poll() is None]
+                proc = self._waiting.pop(0) if self._waiting else self._launch()
+        if stale is not None:
+            _end(stale)
         try:
-            return _communicate(proc, pack_files(files), timeout)
-        finally:
+            code, out = _exchange(proc, pack_files(files), timeout)
+        except Exception as exc:  # noqa: BLE001 - timeout, crash, malformed reply: this jail is done
             _end(proc)
-            if self.spares:
-                self.start_soon()
+            tail = b"".join(proc.tail).decode(errors="replace")[-2000:]
+            return (None if isinstance(exc, TimeoutError) else 1), b"", tail or f"{type(exc).__name__}: {exc}"
+        tail = b"".join(proc.tail).decode(errors="replace")[-2000:]
+        proc.tail.clear()
+        if key is not None and self.spares:
+            self._bound = (key, proc)
+        else:
+            _end(proc)
+        if self.spares:
+            self.start_soon()
+        return code, out, tail
 
     def stop(self) -> None:
         with self.lock:
-            waiting, self._waiting = self._waiting, []
-        for proc in waiting:
+            procs, self._waiting = self._waiting, []
+            if self._bound:
+                procs.append(self._bound[1])
+            self._bound = None
+        for proc in procs:
             _end(proc)
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
 
-def _communicate(proc: subprocess.Popen, payload: bytes, timeout: float) -> tuple[int | None, bytes, str]:
-    """Send the job, keep at most ``MAX_OUTPUT_FILE`` bytes of stdout and the tail of stderr."""
+def _exchange(proc: subprocess.Popen, payload: bytes, timeout: float) -> tuple[int, bytes]:
+    """Send one run (8-byte length + payload); read its reply (8-byte length, 4-byte exit code, stdout) within
+    ``timeout`` seconds. Raises TimeoutError, EOFError or ValueError."""
+    import select
     import threading
-
-    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+    import time
 
     def send() -> None:
         with contextlib.suppress(OSError):
-            proc.stdin.write(payload)
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
+            proc.stdin.write(len(payload).to_bytes(8, "big") + payload)
+            proc.stdin.flush()
 
-    def drain(stream, key: str, cap: int) -> None:
-        kept = 0
-        for chunk in iter(lambda: stream.read(65536), b""):
-            if kept < cap:
-                chunks[key].append(chunk[: cap - kept])
-                kept += len(chunk)
-            elif key == "err":
-                chunks[key] = [*chunks[key][-4:], chunk]
+    threading.Thread(target=send, daemon=True).start()
+    fd, deadline = proc.stdout.fileno(), time.monotonic() + timeout
 
-    threads = [threading.Thread(target=send, daemon=True),
-               threading.Thread(target=drain, args=(proc.stdout, "out", MAX_OUTPUT_FILE), daemon=True),
-               threading.Thread(target=drain, args=(proc.stderr, "err", 64 * 1024), daemon=True)]
-    for thread in threads:
-        thread.start()
-    try:
-        code: int | None = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        code = None
-        _end(proc)
-    for thread in threads:
-        thread.join(timeout=10)
-    return code, b"".join(chunks["out"]), b"".join(chunks["err"]).decode(errors="replace")[-2000:]
+    def read_exact(size: int) -> bytes:
+        chunks, left = [], size
+        while left:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise TimeoutError("no reply in time")
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise EOFError("the runner stopped")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    head = read_exact(12)
+    size = int.from_bytes(head[:8], "big")
+    if size > MAX_OUTPUT_FILE:
+        raise ValueError("malformed reply")
+    return int.from_bytes(head[8:], "big", signed=True), read_exact(size)
 
 
 def _end(proc: subprocess.Popen) -> None:
@@ -795,7 +826,7 @@ def _end(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signum)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=wait)
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
+    for stream in (proc.stdin, proc.stdout):
         with contextlib.suppress(Exception):
             stream.close()
 
@@ -899,7 +930,11 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
             server = verify_server(prestart=reuse_process)
         except sandbox.SandboxError as exc:
             return None, str(exc)
-        code, stdout, stderr = server.run(_read_tree(job), timeout)
+        files = _read_tree(job)
+        # one jail serves the runs of the same code with the same reference copy (visible, then hidden cases)
+        key = hashlib.sha256(json.dumps(sorted((k, v.hex()) for k, v in files.items() if k != "cases.pt"))
+                             .encode()).hexdigest()
+        code, stdout, stderr = server.run(files, timeout, key)
         if code is None:
             return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
         try:

@@ -1,13 +1,15 @@
-"""Runs inside a jail (no ``gptedu``, no network, ``nobody``): the student's code on the grading cases. ONE job.
+"""Runs inside a jail (no ``gptedu``, no network, ``nobody``): the student's code on the grading cases.
 
-The grader starts this file in a fresh jail *before* it has a job for it (``VerifyServer`` in
-:mod:`gptedu.grading.verify`): it imports torch while the grader does other work, then reads one job
-from its standard input (``pack_files`` bytes: ``job.json`` with the student's code cells and the imports,
-``cases.pt``, ``grading_runner.py`` (a copy of :mod:`gptedu.grading.runner`), the reference-copy package of
-prerequisite classes, the files handed in beside the notebook), writes them into a fresh folder of its private
-``/tmp``, runs them, and writes to its standard output, after ``MARKER``, a ``torch.save`` of
-``{case key: run_case outputs}`` plus ``"_cells"`` (what each code cell raised, if anything). Then it exits, and its
-jail (memory, ``/tmp``, processes) ends with it: no job can leave anything for the next.
+The grader starts this file in a fresh jail *before* it has work for it (``VerifyServer`` in
+:mod:`gptedu.grading.verify`): it imports torch while the grader does other work, then reads runs from its
+standard input, all of ONE student's code with ONE reference copy. A run is ``pack_files`` bytes: ``job.json``
+(the student's code cells, the imports), ``cases.pt``, ``grading_runner.py`` (a copy of
+:mod:`gptedu.grading.runner`), the reference-copy package of prerequisite classes, the files handed in beside the
+notebook. Each run is a child forked for it: it writes the files into a fresh folder of the private ``/tmp``, runs
+them, and writes, after ``MARKER``, a ``torch.save`` of ``{case key: run_case outputs}`` plus ``"_cells"`` (what
+each code cell raised, if anything). After each run every process it left is killed and ``/tmp`` and ``/dev/shm``
+are emptied; the jail itself ends when the grader moves on to other code, so nothing passes between students,
+notebooks or reference copies.
 
 Nothing in here is trusted by the grader: whatever this process writes is only ever *compared* with the
 reference, in nbgrader's own process, which never ran student code.
@@ -15,6 +17,7 @@ reference, in nbgrader's own process, which never ran student code.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -150,22 +153,120 @@ def unpack_files(data: bytes, dest: str) -> None:
         offset += length
 
 
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _in_jail() -> bool:
+    """Run by bubblewrap: pid 2 of a pid namespace whose init is bwrap's."""
+    try:
+        return os.getpid() == 2 and open("/proc/1/comm").read().strip() == "bwrap"
+    except OSError:
+        return False
+
+
+def _run_forked(data: bytes, jailed: bool) -> tuple[int, bytes]:
+    """One run in a child forked from this process (torch loaded, no student code run yet): (exit code, stdout).
+    Afterwards nothing of it is left: in the jail every other process is killed (``kill(-1)``)."""
+    import threading
+
+    job_dir = tempfile.mkdtemp(prefix="job-")  # in the jail: its private /tmp; removed after the run
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(out_r)
+            os.dup2(out_w, 1)  # the run's own stdout: the reply channel stays with the parent
+            os.close(out_w)
+            os.close(0)
+            os.setsid()
+            unpack_files(data, job_dir)
+            os.chdir(job_dir)
+            _write_all(1, run_job(job_dir))
+            code = 0
+        except BaseException:  # noqa: BLE001 - reported on stderr, the parent goes on
+            traceback.print_exc()
+        os._exit(code)
+    os.close(out_w)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        kept = 0
+        for chunk in iter(lambda: os.read(out_r, 1 << 20), b""):
+            if kept < STDOUT_CAP:
+                chunks.append(chunk[: STDOUT_CAP - kept])
+            kept += len(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    _, status = os.waitpid(pid, 0)
+    try:
+        if jailed:
+            os.kill(-1, signal.SIGKILL)  # every process of the jail but init and this one: what the run left
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    reader.join(timeout=10)
+    os.close(out_r)
+    for folder in ((job_dir,) if not jailed else ("/tmp", "/dev/shm")):  # the next run finds nothing of this one
+        _wipe(folder, keep_top=jailed)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks)
+
+
+def _wipe(folder: str, keep_top: bool) -> None:
+    """Remove everything in ``folder`` (and ``folder`` itself unless ``keep_top``), whatever its permissions."""
+    import shutil
+
+    for root, dirs, _ in os.walk(folder):
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, name), 0o700)
+    for entry in (os.listdir(folder) if os.path.isdir(folder) else []):
+        path = os.path.join(folder, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    if not keep_top:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+STDOUT_CAP = 256 * 2**20
+
+
 def main() -> int:
+    """Import torch, then answer runs from stdin (8-byte length + ``pack_files`` bytes) with replies on stdout
+    (8-byte length, 4-byte exit code, the run's stdout); each run in a child forked for it. The grader sends this
+    process only runs of ONE student's code with ONE reference copy (a notebook's visible and hidden cases)."""
     _block_reference()
     import torch
 
     torch.set_num_threads(1)
-    data = sys.stdin.buffer.read()  # waits for the job; the grader closes the pipe after it
-    if not data:
-        return 0
-    job_dir = tempfile.mkdtemp(prefix="job-")  # in the jail: its private /tmp
-    unpack_files(data, job_dir)
-    del data
-    os.chdir(job_dir)
-    out = memoryview(run_job(job_dir))
-    while out:  # straight to fd 1: the grader reads everything after the last marker
-        out = out[os.write(1, out):]
-    return 0
+    jailed = _in_jail()
+    while True:
+        head = _read_exact(0, 8)
+        data = _read_exact(0, int.from_bytes(head, "big")) if head else None
+        if data is None:
+            return 0
+        code, out = _run_forked(data, jailed)
+        del data
+        _write_all(1, len(out).to_bytes(8, "big") + code.to_bytes(4, "big", signed=True) + out)
 
 
 if __name__ == "__main__":
