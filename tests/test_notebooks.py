@@ -8,6 +8,7 @@ release as handed out).
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -32,7 +33,10 @@ ASSIGNMENTS = [PART1, PART2]
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
     """A temporary course: generated release, two submissions per assignment, autograded once."""
+    from gptedu.grading import secret
+
     course = build.copy_course(ROOT, tmp_path_factory.mktemp("course") / "course")
+    secret.init(course)  # the hidden cases derive from the course's secret; autograde refuses without one
     timings = {}
     releases = {}
     for assignment in ASSIGNMENTS:
@@ -47,7 +51,16 @@ def graded_course(tmp_path_factory):
                 nb = build.fill_with_solutions(release_nb, sources[name]) if student == "solver" else release_nb
                 nbformat.write(nb, folder / name)
         start = time.perf_counter()
-        proc = build.run_nbgrader(course, "autograde", assignment, "--force", check=False)
+        # the sandbox has its own tests (tests/test_sandbox.py); this one is about the notebooks and their points
+        previous = os.environ.get("GPTEDU_UNSANDBOXED")
+        os.environ["GPTEDU_UNSANDBOXED"] = "1"
+        try:
+            proc = build.run_nbgrader(course, "autograde", assignment, "--force", check=False)
+        finally:
+            if previous is None:
+                os.environ.pop("GPTEDU_UNSANDBOXED")
+            else:
+                os.environ["GPTEDU_UNSANDBOXED"] = previous
         timings[f"autograde {assignment} (2 students)"] = time.perf_counter() - start
         assert proc.returncode == 0, proc.stderr[-4000:]
     print("\nnbgrader timings:", {k: round(v, 1) for k, v in timings.items()})

@@ -427,7 +427,10 @@ def time_autograde(root: Path = REPO_ROOT, assignment: str = "gpt_from_scratch",
     Returns wall seconds of ``generate_assignment`` and ``autograde``, the score, and each notebook's cell time.
     """
     with tempfile.TemporaryDirectory(prefix="gptedu-time-") as tmp:
+        from gptedu.grading import secret
+
         course = copy_course(root, Path(tmp) / "course", [assignment])
+        secret.init(course)  # a fresh secret: the hidden cases derive from it
         start = time.perf_counter()
         release = generate_release(course, assignment)
         figures = {"generate_assignment": time.perf_counter() - start}
