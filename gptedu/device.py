@@ -129,12 +129,13 @@ def pick_threads(task: str = "train") -> int:
     """A good ``torch.set_num_threads`` for ``task`` ("train" or "generate") on this machine, right now.
 
     * ``OMP_NUM_THREADS`` set (torchrun sets 1 per process): that.
-    * ``"generate"``: 1. Sampling one sequence runs thousands of tiny matrix products; threads only add waiting
-      (500 characters: 1 thread no slower than 2 on a quiet machine, 8x faster on a busy one).
+    * ``"generate"``: 1. Sampling one sequence runs thousands of tiny matrix products, each too small to split
+      well, and on a busy machine a second thread only adds waiting (200 characters with the default model on a
+      busy 2-core machine: 4.0 s with 1 thread, 58 s with PyTorch's 2; ``benchmarks/bench_threads.py``).
     * ``"train"``: the CPUs that are idle now (at least 1, at most ``usable_cpus()``). PyTorch's own default is
-      one thread per core, which is right on a quiet machine and ruinous on a busy one: its threads wait for each
-      other at every operation, so one thread descheduled by another program stalls them all (2 threads on a busy
-      2-core machine ran 5x slower than 1).
+      one thread per core, which is right on a quiet machine (1.8x faster than one thread on 2 cores) and ruinous
+      on a busy one: its threads wait for each other at every operation, so one thread descheduled by another
+      program stalls them all (a training step on that busy machine: 2.0 s with 1 thread, 10.1 s with 2).
     """
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
