@@ -756,9 +756,12 @@ class VerifyServer:
             return (None if isinstance(exc, TimeoutError) else 1), b"", tail or f"{type(exc).__name__}: {exc}"
         tail = b"".join(proc.tail).decode(errors="replace")[-2000:]
         proc.tail.clear()
-        if key is not None and self.spares:
-            self._bound = (key, proc)
-        else:
+        keep = key is not None and self.spares
+        with self.lock:  # runs may come two at a time: the jail kept last wins, any other is ended
+            old, self._bound = self._bound, ((key, proc) if keep else self._bound)
+        if keep and old is not None and old[1] is not proc:
+            _end(old[1])
+        if not keep:
             _end(proc)
         if self.spares:
             self.start_soon()
