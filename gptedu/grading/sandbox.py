@@ -40,6 +40,7 @@ import platform
 import secrets
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -512,8 +513,6 @@ def copy_folder(src: str, dst: str, budget: int = KERNEL_COPY_BUDGET) -> None:
                 st = os.lstat(path)
             except OSError:
                 continue
-            import stat
-
             if name.endswith(".ipynb") or not stat.S_ISREG(st.st_mode) or st.st_size > budget:
                 continue
             budget -= st.st_size
@@ -559,18 +558,13 @@ def kernel_main(connection_file: str, limits: Limits, preload: str, extra: list[
 # ------------------------------------------------------------------------------------------- diagnosis, setup
 _PROBLEMS: dict = {}
 
-# Known bwrap failures -> what to do.
-_BWRAP_ERRORS = (
-    ("setting up uid map", FIX_USERNS), ("No permissions to creating new namespace", FIX_USERNS),
-    ("Creating new namespace failed", FIX_USERNS), ("Operation not permitted", FIX_USERNS),
-)
+_USERNS_ERRORS = ("setting up uid map", "No permissions to creat", "Creating new namespace failed",
+                  "Operation not permitted")  # bwrap's words when user namespaces are not allowed
 
 
 def _explain(stderr: str) -> str:
-    for needle, fix in _BWRAP_ERRORS:
-        if needle in stderr:
-            return f"{stderr.strip()} -> {fix}"
-    return stderr.strip()
+    text = stderr.strip()
+    return f"{text} -> {FIX_USERNS}" if any(e in text for e in _USERNS_ERRORS) else text
 
 
 def problems() -> list[str]:

@@ -879,26 +879,6 @@ def withheld_groups(components) -> dict[tuple[str, ...], list]:
     return groups
 
 
-def _copy_student_files(src: str | None, dest: Path, budget: int = 64 * 2**20) -> None:
-    """The files next to the notebook (data the code may read by a relative path); no links, no notebooks."""
-    if not src or not os.path.isdir(src):
-        return
-    for root, dirs, files in os.walk(src, followlinks=False):
-        rel = os.path.relpath(root, src)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
-        for name in files:
-            path = os.path.join(root, name)
-            if name.endswith(".ipynb") or os.path.islink(path) or not os.path.isfile(path):
-                continue
-            size = os.path.getsize(path)
-            if size > budget:
-                continue
-            budget -= size
-            target = dest / rel / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-
-
 def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withheld: set[str] | None = None,
                    student_dir: str | None = None, reuse_process: bool = True, *, cases: dict[str, list],
                    provided: dict[str, str]) -> tuple[dict | None, str]:
@@ -918,7 +898,8 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
     with tempfile.TemporaryDirectory(prefix="gptedu-verify-") as tmp:
         job = Path(tmp) / "job"
         job.mkdir()
-        _copy_student_files(student_dir, job)  # first: the grader's own files below replace any namesake
+        if student_dir and os.path.isdir(student_dir):  # first: the grader's own files below replace any namesake
+            sandbox.copy_folder(student_dir, str(job))  # regular files only, no notebooks, size-capped
         write_reference_copy(job, wanted, withheld)
         shutil.copyfile(runner.__file__, job / "grading_runner.py")
         torch.save(cases, job / "cases.pt")
