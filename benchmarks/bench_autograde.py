@@ -18,7 +18,7 @@ The out-of-process verification always runs.
 Modes (same grades, the tests check both):
 
 * ``fast``: the configuration as shipped: the verification of a notebook starts in the background while its kernel
-  runs, every verification job goes through one server that imported torch once (a fresh fork and jail per job),
+  runs, the verification's jailed Pythons are started in advance (torch imported; one jail per student's code),
   the next notebook's kernel boots, and imports torch (and torch._dynamo where that notebook builds an optimizer),
   while the current one runs;
 * ``baseline`` (``--baseline``; ``GPTEDU_GRADING_BASELINE=1``): a fresh Python (and jail) per verification job,
