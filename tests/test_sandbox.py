@@ -140,9 +140,11 @@ def _concurrently(hostile: tuple, victim_code: str = "import time; [x * x for x 
 
 
 def test_memory_hog_is_stopped_and_a_concurrent_job_is_not():
-    hog = "blocks = []\nwhile True:\n    blocks.append(bytearray(20_000_000))\n"
+    hog = ("blocks = []\nwhile len(blocks) < 200:\n    blocks.append(bytearray(20_000_000))\n"
+           "    print('MB', 20 * len(blocks), flush=True)\n")
     hostile, victim = _concurrently((hog, {"memory_mb": 400}))
-    assert hostile.returncode != 0
+    reached = max([int(x.split()[1]) for x in hostile.stdout.splitlines() if x.startswith("MB")] or [0])
+    assert hostile.returncode != 0 and reached <= 400, (reached, hostile.stderr[-500:])  # stopped at its limit
     assert "VICTIM DONE" in victim.stdout, victim.stderr
 
 
