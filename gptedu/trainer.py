@@ -66,7 +66,6 @@ __all__ = [
 
 _EVAL_SEED_OFFSET = 1_000_003  # eval batches come from their own fixed stream, the same at every eval
 _RANK_SEED_STRIDE = 7_919  # each rank's batch stream is seeded differently
-_PROBE_STEPS = 4  # steps timed (after the first) before fitted_batch_size chooses the batch
 
 
 # --- model, optimizer, schedule ------------------------------------------------------------------------------------
@@ -407,7 +406,10 @@ class Trainer:
             return start_elapsed + time.perf_counter() - run_start
 
         if self.step == 0 and not self.history["eval_step"]:
+            estimate_start = clock()
             self._record_estimate()
+            if cfg.max_time is not None and cfg.target_steps is not None:
+                self._fit_batch(clock() - estimate_start, clock())
         bar = tqdm(
             total=1000,  # thousandths of the plan: whichever budget ends the run fills the bar
             desc=f"train ({budget_text(cfg)})",
@@ -417,10 +419,7 @@ class Trainer:
             disable=not (cfg.progress and main),
         )
         saved_at, ended_by = None, "complete"
-        # a fresh run with a time budget times its first steps, then may choose a smaller batch (fitted_batch_size)
-        fit_batch = start_step == 0 and cfg.max_time is not None and cfg.target_steps is not None
         self.elapsed = clock()
-        probe_from = None
         try:
             while True:
                 if until_step is not None and self.step >= until_step:
@@ -442,23 +441,6 @@ class Trainer:
                 self.history["step"].append(self.step)
                 self.history["loss"].append(loss_value)
                 self.history["lr"].append(self.lr)
-                if fit_batch and self.step - start_step == 1:
-                    probe_from = self.elapsed  # the first step pays for warming up: time the next ones
-                elif fit_batch and self.step - start_step == 1 + _PROBE_STEPS:
-                    fit_batch = False
-                    seconds_per_step = (self.elapsed - probe_from) / _PROBE_STEPS
-                    projected = self.step + (cfg.max_time - self.elapsed) / max(seconds_per_step, 1e-9)
-                    time_ends_it = cfg.max_steps is None or projected < cfg.max_steps
-                    batch = fitted_batch_size(cfg, projected) if time_ends_it else cfg.batch_size
-                    if batch != cfg.batch_size:
-                        if main and cfg.log_evals:
-                            tqdm.write(
-                                f"At {seconds_per_step:.2f} s per step this budget buys ~{projected:,.0f} steps of "
-                                f"{cfg.batch_size} windows; training batches of {batch} instead (about "
-                                f"{cfg.batch_size // batch}x the updates; TrainConfig.target_steps)."
-                            )
-                        self.last_run["fitted_from"] = cfg.batch_size
-                        cfg.batch_size = batch
                 done = self.progress() >= 1.0
                 at_interval = cfg.eval_interval > 0 and self.step % cfg.eval_interval == 0
                 if at_interval or done:
@@ -492,6 +474,31 @@ class Trainer:
         if main and cfg.log_evals:
             tqdm.write(self.summary())
         return self.history
+
+    def _fit_batch(self, estimate_seconds: float, elapsed: float) -> None:
+        """Choose the batch for this time budget (``fitted_batch_size``) from the speed of the first loss estimate.
+
+        An estimate is ``2 * eval_batches`` forward passes shared by the ranks; a training step is about three
+        forward passes (forward, backward, update), so it is timed for free, before any step is taken.
+        """
+        cfg = self.config
+        stats = all_reduce_sum(torch.tensor([estimate_seconds], device=self.device), self.dist)
+        per_rank = 2 * cfg.eval_batches / self.dist.world_size
+        seconds_per_step = 3 * stats[0].item() / self.dist.world_size / per_rank
+        projected = (cfg.max_time - elapsed) / max(seconds_per_step, 1e-9)
+        if cfg.max_steps is not None and projected >= cfg.max_steps:
+            return  # the step budget ends this plan first: its batches are the user's
+        batch = fitted_batch_size(cfg, projected)
+        if batch == cfg.batch_size:
+            return
+        if self.dist.is_main and cfg.log_evals:
+            tqdm.write(
+                f"At ~{seconds_per_step:.2f} s per step this budget buys ~{projected:,.0f} steps of {cfg.batch_size} "
+                f"windows; training batches of {batch} instead, for about {cfg.batch_size // batch}x the updates "
+                "(TrainConfig.target_steps)."
+            )
+        self.last_run["fitted_from"] = cfg.batch_size
+        cfg.batch_size = batch
 
     def summary(self) -> str:
         """What the last ``train()`` did, in words: how far it got, whether the schedule completed, what to do next.

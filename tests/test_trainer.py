@@ -419,16 +419,24 @@ def test_threads_follow_the_idle_cpus(monkeypatch, text):
         torch.set_num_threads(1)
 
 
-def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_machine):
+def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_machine, monkeypatch):
     from gptedu.trainer import fitted_batch_size
+
+    estimate = Trainer.estimate_loss
+
+    def slow_estimate(self):  # 2 forward passes (eval_batches=1) in 1 s: a training step takes ~1.5 s
+        slow_machine.now += 1.0
+        return estimate(self)
+
+    monkeypatch.setattr(Trainer, "estimate_loss", slow_estimate)
 
     cfg = TrainConfig(batch_size=32, target_steps=1000, min_batch_size=8)
     assert fitted_batch_size(cfg, 2000) == 32 == fitted_batch_size(cfg, 1000)
     assert fitted_batch_size(cfg, 500) == 16 and fitted_batch_size(cfg, 300) == 8 == fitted_batch_size(cfg, 20)
     assert fitted_batch_size(dataclasses.replace(cfg, target_steps=None), 20) == 32
     slow = Trainer(default_plan(max_time=100.0, batch_size=32, target_steps=400), TINY_MODEL, text=text)
-    slow.train()  # 1 s per step: the budget buys 100 steps of 32, a quarter of the target
-    assert slow.config.batch_size == 8 and slow.step == 100
+    slow.train()  # the first estimate says the budget buys ~66 steps of 32, a sixth of the target
+    assert slow.config.batch_size == 8 and slow.history["step"][0] == 1
     assert slow.state_dict()["train_config"]["batch_size"] == 8  # a resume goes on with the batch it chose
     assert "batches of 8 windows, not 32" in slow.summary()
     fast = Trainer(default_plan(max_time=100.0, batch_size=32, target_steps=50), TINY_MODEL, text=text)
