@@ -6,10 +6,10 @@ One *step* is one batch and one optimizer update. Batches are random windows of 
     from gptedu.trainer import Trainer, TrainConfig
     from gptedu import CharGPTConfig
     trainer = Trainer(TrainConfig(max_steps=500, out_dir="runs/demo"), CharGPTConfig(num_heads=4))
-    history = trainer.train()          # also writes runs/demo/ckpt.pt at every eval and at the end
+    history = trainer.train()          # 500 steps or 285 s, whichever first; writes runs/demo/ckpt.pt at each eval
     print(trainer.sample("ROMEO:", 200))
 
-    trainer = Trainer.from_checkpoint("runs/demo/ckpt.pt", max_steps=1000)   # resume, with a longer plan
+    trainer = Trainer.from_checkpoint("runs/demo/ckpt.pt", max_steps=1000)   # resume; a larger budget decays on
     model, tokenizer = load_for_generation("runs/demo/ckpt.pt")              # just generate
 
 Presets: ``presets()`` returns named ``(CharGPTConfig, TrainConfig)`` pairs (``"default"``, ``"tiny"``, ...); the
