@@ -203,8 +203,10 @@ assert losses[-1] < losses[0], "the validation loss did not go down: check train
 # parameter count; its fused attention computes the same function as your modules, with the same weights)
 # trains for a fixed budget of time, on a GPU when there is one. How far it gets therefore depends on the
 # machine: the cell prints the machine, the steps it managed and the final train and validation estimates
-# (`benchmarks/README.md` records the figures of a quiet 2-core machine). Under the autograder a tiny preset
-# runs for a few steps instead.
+# (`benchmarks/README.md` records the figures of a quiet 2-core machine). In the run saved in `solutions/`, on 2
+# CPU cores shared with other jobs (load average 20 to 40), training stopped at its 285-second budget after the
+# 685 steps printed below, and the whole notebook took 30 minutes: the first loop, the estimates and the
+# attention measurements ran slowly too. Under the autograder a tiny preset runs for a few steps instead.
 
 # %% id="c11"
 import dataclasses
@@ -319,17 +321,19 @@ for layer, head in itertools.product(range(num_layers), range(num_heads)):
 # %% [markdown] id="h13i"
 # ### Reading the result
 #
-# The picture and the numbers above come from your run. Here is what we saw in ours, with the default preset
-# trained for its five minutes on a 2-core CPU (about 400 steps on a busy machine, about 2,000 on a quiet one):
+# The picture and the numbers above come from your run. Here is what we saw in ours: models of the default
+# preset trained for 300 to 850 steps on a 2-core CPU shared with other jobs (`benchmarks/README.md` records how
+# many steps a quiet machine gets in the five minutes).
 #
-# * Most heads of the first two layers attend most to the character just before the one they stand on, or to
-#   that character itself: they gather the last few letters, the context a trigram model would use. In the
-#   grid, that is the bright band along the diagonal.
-# * Higher up, heads reach further back. One head of the third layer reads the start of the current line, the
-#   newline where the line (after a speaker's name, the speech) began, wherever it is: it tells the layers
-#   above where in the line the text stands. In the grid it is a vertical stripe shared by every character of
-#   a line.
-# * The others spread their weight in ways these five labels do not name ("elsewhere").
+# * In the first layer, of the targets the cell names, the character just before is the one every head picks
+#   most often (a third to a half of the positions), then the character itself or the one two back: these heads gather the last few letters,
+#   the context a trigram model would use. In the grid, that is the bright band along the diagonal.
+# * A head in a higher layer reads the start of the current line, the newline where the line (after a
+#   speaker's name, the speech) began, wherever it is: at a quarter to a half of the positions in our runs. It
+#   tells the layers above where in the line the text stands; in the grid it is a vertical stripe shared by the
+#   characters of a line.
+# * Many heads, above all in the higher layers, spread their weight in ways these labels do not name
+#   ("elsewhere").
 #
 # Which head takes which role changes from run to run, and a longer run sharpens the patterns. With
 # `GPTEDU_QUICK=1` the tiny model (1 layer of 2 heads, 20 steps) shows none of this yet.
