@@ -19,8 +19,9 @@
 #
 # How to work: fill in every cell that says `raise NotImplementedError()`, run it, then run the check cell below
 # it. A check prints a report; when something is wrong it names the check, the tensor and position, expected and
-# found values, and the most likely cause. Hidden tests run the same checks on sizes you have not seen. The classes
-# build on each other inside this notebook (the block uses your attention), so fix the first failing check first.
+# found values, and the most likely cause. Hidden tests run the same checks on sizes you have not seen. The block's
+# and the model's checks run with correct stand-ins for your earlier classes, so a mistake costs points in its own
+# exercise only; a check says when an earlier class of yours failed.
 
 # %% id="09214552"
 # Setup (JupyterLab, Notebook 7, Colab): installs gptedu if it is missing, from $GPTEDU_PIP, else from
@@ -177,7 +178,7 @@ plt.title("GELU vs ReLU")
 plt.show()
 
 # %% id="baa64ea2" nbgrader={"grade": true, "grade_id": "test_gpt2_gelu_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `GELU` against the reference with the same weights (3 points).
+# Self-check: `GELU` against the reference (3 points).
 from gptedu.grading import check
 
 check("gpt2_gelu", globals())
@@ -529,7 +530,7 @@ print(f"the output head alone: {GPT_CONFIG_124M['vocab_size'] * GPT_CONFIG_124M[
 # checkpoint also has the QKV biases: 124,439,808.) Almost a quarter of the untied model is the output head.
 
 # %% id="9b53352d" nbgrader={"grade": true, "grade_id": "test_gpt2_param_count_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `gpt_param_count` against the reference with the same weights (3 points).
+# Self-check: `gpt_param_count` against the reference (3 points).
 from gptedu.grading import check
 
 check("gpt2_param_count", globals())

@@ -94,7 +94,7 @@ def get_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]:
 print(get_pair_counts([1, 2, 3, 1, 2]))  # {(1, 2): 2, (2, 3): 1, (3, 1): 1}
 
 # %% id="7143caad" nbgrader={"grade": true, "grade_id": "test_bpe_pair_counts_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `get_pair_counts` against the reference with the same weights (3 points).
+# Self-check: `get_pair_counts` against the reference (3 points).
 from gptedu.grading import check
 
 check("bpe_pair_counts", globals())
@@ -134,7 +134,7 @@ print(merge([1, 2, 3, 1, 2], (1, 2), 256))  # [256, 3, 256]
 print(merge([5, 5, 5], (5, 5), 256))        # [256, 5]
 
 # %% id="4e5135d2" nbgrader={"grade": true, "grade_id": "test_bpe_merge_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `merge` against the reference with the same weights (3 points).
+# Self-check: `merge` against the reference (3 points).
 from gptedu.grading import check
 
 check("bpe_merge", globals())
@@ -206,7 +206,7 @@ for (a, b), new_id in merges.items():
 print("first 15 tokens learned:", [vocab[i].decode("utf-8", errors="replace") for i in range(256, 271)])
 
 # %% id="130b213f" nbgrader={"grade": true, "grade_id": "test_bpe_train_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `train_bpe` against the reference with the same weights (5 points).
+# Self-check: `train_bpe` against the reference (5 points).
 from gptedu.grading import check
 
 check("bpe_train", globals())
@@ -248,7 +248,7 @@ def encode(text: str, merges: dict[tuple[int, int], int]) -> list[int]:
 
 
 # %% id="33b6515e" nbgrader={"grade": true, "grade_id": "test_bpe_encode_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `encode` against the reference with the same weights (5 points).
+# Self-check: `encode` against the reference (5 points).
 from gptedu.grading import check
 
 check("bpe_encode", globals())
@@ -287,7 +287,7 @@ ids = encode(probe, merges)
 print(len(probe), "characters ->", len(ids), "tokens; round trip:", decode(ids, merges) == probe)
 
 # %% id="47686655" nbgrader={"grade": true, "grade_id": "test_bpe_decode_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `decode` against the reference with the same weights (3 points).
+# Self-check: `decode` against the reference (3 points).
 from gptedu.grading import check
 
 check("bpe_decode", globals())

@@ -95,7 +95,7 @@ def calc_loss_batch(input_batch, target_batch, model, device):
 
 
 # %% id="aeb3e810" nbgrader={"grade": true, "grade_id": "test_gpt2_calc_loss_batch_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `calc_loss_batch` against the reference with the same weights (3 points).
+# Self-check: `calc_loss_batch` against the reference (3 points).
 from gptedu.grading import check
 
 check("gpt2_calc_loss_batch", globals())
@@ -131,7 +131,7 @@ def calc_loss_loader(data_loader, model, device, num_batches=None):
 
 
 # %% id="55ee0238" nbgrader={"grade": true, "grade_id": "test_gpt2_calc_loss_loader_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `calc_loss_loader` against the reference with the same weights (3 points).
+# Self-check: `calc_loss_loader` against the reference (3 points).
 from gptedu.grading import check
 
 check("gpt2_calc_loss_loader", globals())
@@ -172,7 +172,8 @@ with torch.no_grad():
 # 3. **temperature**: `0` means greedy, `logits.argmax(dim=-1, keepdim=True)`; otherwise sample from
 #    `softmax(logits / temperature)` with `torch.multinomial(probs, num_samples=1)` — below 1 sharpens the
 #    distribution, above 1 flattens it;
-# 4. **end of text**: if `eos_id` is given and the chosen token is `eos_id`, stop *without* appending it;
+# 4. **end of text**: if `eos_id` is given and every row chose `eos_id` (compare the whole `(batch, 1)` tensor),
+#    stop *without* appending it;
 # 5. append with `torch.cat([idx, idx_next], dim=1)`.
 
 # %% id="91af7a05" nbgrader={"grade": false, "grade_id": "gpt2_gen_text_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -198,7 +199,7 @@ def gen_text(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=No
 
 
 # %% id="d8ad6bf8" nbgrader={"grade": true, "grade_id": "test_gpt2_gen_text_visible", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `gen_text` (greedy, crop, top-k, eos, temperature) against the reference with the same weights (8 points).
+# Self-check: `gen_text` (greedy, crop, top-k, eos, temperature) against the reference (8 points).
 from gptedu.grading import check
 
 check("gpt2_gen_text", globals())

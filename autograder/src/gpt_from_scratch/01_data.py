@@ -126,7 +126,7 @@ ids = tokenizer.encode("ROMEO:")
 print(ids, "->", repr(tokenizer.decode(ids)), "| vocab_size =", tokenizer.vocab_size)
 
 # %% id="c09" nbgrader={"grade": true, "grade_id": "test_tokenizer_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `CharTokenizer` (s2i, i2s, encode, decode, unknown characters) against the reference with the same weights (3 points).
+# Self-check: `CharTokenizer` (s2i, i2s, encode, decode, unknown characters) against the reference (3 points).
 from gptedu.grading import check
 
 check("tokenizer", globals())
@@ -183,7 +183,7 @@ class TextDataset(Dataset):
 
 
 # %% id="c13" nbgrader={"grade": true, "grade_id": "test_text_dataset_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `TextDataset` (length, items, dtype) against the reference with the same weights (3 points).
+# Self-check: `TextDataset` (length, items, dtype) against the reference (3 points).
 from gptedu.grading import check
 
 check("text_dataset", globals())
@@ -270,7 +270,7 @@ print(repr(tokenizer.decode(x[0])))
 print(repr(tokenizer.decode(y[0])))
 
 # %% id="c22" nbgrader={"grade": true, "grade_id": "test_get_batch_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `get_batch` (windows, shift by one, shapes, generator) against the reference with the same weights (3 points).
+# Self-check: `get_batch` (windows, shift by one, shapes, generator) against the reference (3 points).
 from gptedu.grading import check
 
 check("get_batch", globals())

@@ -109,7 +109,7 @@ class PositionalEncoding(nn.Module):
 
 
 # %% id="c05" nbgrader={"grade": true, "grade_id": "test_positional_encoding_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `PositionalEncoding` (closed form, buffer, forward) against the reference with the same weights (5 points).
+# Self-check: `PositionalEncoding` (closed form, buffer, forward) against the reference (5 points).
 from gptedu.grading import check
 
 check("positional_encoding", globals())

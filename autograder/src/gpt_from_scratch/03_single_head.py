@@ -109,8 +109,9 @@ print(torch.softmax(scores.masked_fill(mask == 0, float("-inf")), dim=-1).round(
 #
 # * `self.query`, `self.key`: `nn.Linear(d_model, d_k, bias=False)`; `self.value`: `nn.Linear(d_model, d_v, bias=False)`
 #   (the checks load known weights by these names);
-# * a buffer `mask` of shape `(context_len, context_len)`, lower-triangular ones, registered with
-#   `self.register_buffer("mask", ...)` so that it follows the module to the GPU but is not trained;
+# * the causal mask: lower-triangular ones of shape `(context_len, context_len)`. Keep it as a buffer,
+#   `self.register_buffer("mask", ...)`: it then follows the module to the GPU and is not trained (the checks run
+#   on the CPU, where a plain tensor attribute would work too);
 # * `attention_weights(x)`: `x` of shape `(batch, seq, d_model)` with `seq <= context_len` → the softmax weights
 #   `(batch, seq, seq)`; use the top-left `seq × seq` corner of the mask;
 # * `forward(x)` → `(batch, seq, d_v)`.

@@ -108,7 +108,7 @@ x = torch.randn(2, 10, 32)
 print(tuple(mha(x).shape), "parameters:", sum(p.numel() for p in mha.parameters()))
 
 # %% id="c06" nbgrader={"grade": true, "grade_id": "test_multi_head_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `MultiHeadAttention` (same weights, causality) against the reference with the same weights (5 points).
+# Self-check: `MultiHeadAttention` (causality) against the reference with the same weights (5 points).
 from gptedu.grading import check
 
 check("multi_head", globals())

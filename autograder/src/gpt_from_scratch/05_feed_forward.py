@@ -135,7 +135,7 @@ class FeedForward(nn.Module):
 
 
 # %% id="c08" nbgrader={"grade": true, "grade_id": "test_feed_forward_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `FeedForward` (same weights) against the reference with the same weights (5 points).
+# Self-check: `FeedForward` against the reference with the same weights (5 points).
 from gptedu.grading import check
 
 check("feed_forward", globals())

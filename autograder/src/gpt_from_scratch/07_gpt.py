@@ -126,7 +126,8 @@ check("decoder", globals(), hidden=True)
 #
 # `torch.multinomial` draws from a distribution; `torch.cat` appends. The checks use a temperature close to 0
 # (the result must then be the greedy, argmax continuation), a prompt longer than `context_len`, and
-# thousands of samples whose frequencies must match $\text{softmax}(z/T)$.
+# thousands of samples whose frequencies must match $\text{softmax}(z/T)$; they also record the tokens fed to
+# the model at each step (the crop), and that it runs in eval mode under `torch.no_grad()`.
 
 # %% id="c07" nbgrader={"grade": false, "grade_id": "gpt_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class GPTModel(nn.Module):
@@ -174,7 +175,7 @@ print("logits:", tuple(model(ids).shape))
 print("generated:", tuple(model.generate(ids, max_new_tokens=40).shape))
 
 # %% id="c09" nbgrader={"grade": true, "grade_id": "test_gpt_forward_visible", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `GPTModel.forward` (same weights, causality) against the reference with the same weights (8 points).
+# Self-check: `GPTModel.forward` (causality) against the reference with the same weights (8 points).
 from gptedu.grading import check
 
 check("gpt_forward", globals())

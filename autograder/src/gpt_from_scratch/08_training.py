@@ -119,7 +119,7 @@ def evaluate(model, dataloader, criterion, device) -> float:
 
 
 # %% id="c04" nbgrader={"grade": true, "grade_id": "test_train_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `train` (mean loss, updated weights, training mode) against the reference with the same weights (5 points).
+# Self-check: `train` (mean loss, updated weights, training mode) against the reference (5 points).
 from gptedu.grading import check
 
 check("train", globals())
@@ -133,7 +133,7 @@ check("train", globals(), hidden=True)
 ### END HIDDEN TESTS
 
 # %% id="c06" nbgrader={"grade": true, "grade_id": "test_evaluate_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `evaluate` (mean loss, eval mode, no gradients, weights untouched) against the reference with the same weights (3 points).
+# Self-check: `evaluate` (mean loss, eval mode, no gradients, weights untouched) against the reference (3 points).
 from gptedu.grading import check
 
 check("evaluate", globals())

@@ -131,7 +131,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 # %% id="c08" nbgrader={"grade": true, "grade_id": "test_top_k_filter_visible", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `top_k_filter` against the reference with the same weights (3 points).
+# Self-check: `top_k_filter` against the reference (3 points).
 from gptedu.grading import check
 
 check("top_k_filter", globals())
@@ -155,7 +155,7 @@ check("top_k_filter", globals(), hidden=True)
 #   softmax and sample with `torch.multinomial(probs, num_samples=1, generator=generator)`.
 #
 # The checks draw thousands of samples and compare their frequencies with the distribution they should
-# follow, so any correct sampling code passes.
+# follow, so any correct sampling code passes; a generator with another seed must give other samples.
 
 # %% id="c11" nbgrader={"grade": false, "grade_id": "sample_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k=None, generator=None) -> torch.Tensor:
@@ -172,7 +172,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k=None
 
 
 # %% id="c12" nbgrader={"grade": true, "grade_id": "test_sample_next_token_visible", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-# Self-check: `sample_next_token` (greedy, temperature, top-k, generator) against the reference with the same weights (5 points).
+# Self-check: `sample_next_token` (greedy, temperature, top-k, generator) against the reference (5 points).
 from gptedu.grading import check
 
 check("sample_next_token", globals())
