@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gptedu.data import get_batch
-from gptedu.trainer import Trainer, lr_at, presets
+from gptedu.trainer import Trainer, presets, step_lr
 
 
 class ReferenceBlock(nn.Module):
@@ -100,7 +100,7 @@ class ReferenceLoop:
 
     def train_step(self) -> torch.Tensor:
         for group in self.opt.param_groups:
-            group["lr"] = lr_at(self.step, self.cfg)
+            group["lr"] = step_lr(self.step, 0.0, self.cfg)
         x, y = get_batch(self.data, self.cfg.batch_size, self.seq, self.gen)
         logits = self.model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))

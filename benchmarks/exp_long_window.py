@@ -91,7 +91,7 @@ def main() -> None:
     model_cfg, train_cfg = presets()["default"]
     model_cfg = dataclasses.replace(model_cfg, context_len=args.context_len)
     train_cfg = dataclasses.replace(
-        train_cfg, max_steps=args.steps, max_time=None, schedule_by_time=False, out_dir=None, progress=False,
+        train_cfg, max_steps=args.steps, max_time=None, out_dir=None, progress=False,
         num_threads=1, eval_interval=0, log_evals=False,
     )  # fmt: skip
     MixedWindowTrainer.long_every = args.long_every
