@@ -44,7 +44,24 @@ FORBIDDEN_MODULES = (
     nn.TransformerDecoderLayer,
 )
 REFERENCE_PACKAGE = "gptedu"
+REFERENCE_COPY = "reference_copy"  # the verification's copy of the prerequisites (``gptedu.grading.verify``)
 _THIS_MODULE = __name__
+
+
+def _is_reference(module: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in (REFERENCE_PACKAGE, REFERENCE_COPY))
+
+
+def _code_objects(obj: Any) -> set:
+    """The code objects of a function, or of every method of a class (what runs when it is used)."""
+    if isinstance(obj, type):
+        found = set()
+        for value in vars(obj).values():
+            value = getattr(value, "__func__", value)
+            if hasattr(value, "__code__"):
+                found.add(value.__code__)
+        return found
+    return {obj.__code__} if hasattr(obj, "__code__") else set()
 
 
 class StudentCodeError(Exception):
@@ -82,9 +99,16 @@ class ShortcutGuard:
       (``allowed`` lists qualified-name prefixes such as ``"Head."``).
     """
 
-    def __init__(self, forbid_torch_attention: bool, allowed: list[str] | tuple[str, ...] = ()):
+    def __init__(self, forbid_torch_attention: bool, allowed: list[str] | tuple[str, ...] = (),
+                 stand_ins: list[str] | tuple[str, ...] = ()):
         self.forbid_torch_attention = forbid_torch_attention
         self.allowed = tuple(allowed)
+        # the grader's own correct versions that this case did not bind: the student's code must never run them
+        bound = set(stand_ins)
+        for name in list(bound):
+            bound.update(STAND_IN_PARTS.get(name, ()))
+        self.borrowed = {name: obj for name, obj in STAND_INS.items() if name not in bound}
+        self._borrowed_codes = {code: name for name, obj in self.borrowed.items() for code in _code_objects(obj)}
         self.seen: list[str] = []
         self._recorder = _CallRecorder(FORBIDDEN_TORCH_FUNCTIONS if forbid_torch_attention else ())
         self._old_profile = None
@@ -92,7 +116,12 @@ class ShortcutGuard:
     def _profile(self, frame, event, arg):
         if event == "call":
             module = frame.f_globals.get("__name__", "") or ""
-            if (module == REFERENCE_PACKAGE or module.startswith(REFERENCE_PACKAGE + ".")) and module != _THIS_MODULE:
+            borrowed = self._borrowed_codes.get(frame.f_code)
+            if borrowed is not None:
+                label = f"the grader's own {borrowed}"
+                if label not in self.seen:
+                    self.seen.append(label)
+            if _is_reference(module) and module != _THIS_MODULE:
                 qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
                 if not qualname.startswith(self.allowed) and not module.startswith(REFERENCE_PACKAGE + ".grading"):
                     label = f"{module}.{qualname}"
@@ -122,9 +151,12 @@ class ShortcutGuard:
                     self.seen.append(label)
             for cls in type(sub).__mro__:
                 mod = getattr(cls, "__module__", "") or ""
-                if mod == _THIS_MODULE:  # a correct stand-in for an earlier exercise (STAND_INS)
+                if mod == _THIS_MODULE:  # a correct stand-in for an earlier exercise (STAND_INS), when bound
+                    name = next((n for n, obj in self.borrowed.items() if obj is cls), None)
+                    if name is not None and f"the grader's own {name}" not in self.seen:
+                        self.seen.append(f"the grader's own {name}")
                     continue
-                from_reference = mod == REFERENCE_PACKAGE or mod.startswith(REFERENCE_PACKAGE + ".")
+                from_reference = _is_reference(mod)
                 if from_reference and not (cls.__name__ + ".").startswith(self.allowed):
                     label = f"{mod}.{cls.__name__} (at {where})"
                     if label not in self.seen:
@@ -437,6 +469,9 @@ STAND_INS: dict[str, Callable] = {"top_k_filter": _stand_in_top_k_filter, "Layer
                                   "GPTEmbedding": _GPTEmbedding, "TransformerBlock": _TransformerBlock,
                                   "get_pair_counts": _get_pair_counts, "merge": _merge,
                                   "calc_loss_batch": _calc_loss_batch}
+# the stand-ins that a stand-in builds inside itself (bound with it)
+STAND_IN_PARTS = {"TransformerBlock": ("MultiHeadAttention", "FeedForward", "LayerNorm", "GELU"),
+                  "FeedForward": ("GELU",)}
 
 
 def _rebind(fn: Any, names: list[str]) -> Any:
@@ -699,7 +734,8 @@ def run_case(student_obj: Any, case: dict) -> dict:
     docstring, with ``"_status"``, ``"_message"`` and ``"_forbidden"`` always present.
     """
     shortcut = case.get("shortcuts", {})
-    guard = ShortcutGuard(bool(shortcut.get("forbid_torch_attention")), shortcut.get("allowed_reference", ()))
+    guard = ShortcutGuard(bool(shortcut.get("forbid_torch_attention")), shortcut.get("allowed_reference", ()),
+                          case.get("stand_ins", ()))
     status, message = "ok", ""
     outputs: dict[str, Any] = {}
     if student_obj is None:

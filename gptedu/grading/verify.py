@@ -666,6 +666,23 @@ def case_key(component, which: str, index: int) -> str:
     return f"{component.name}:{which}:{index}"
 
 
+def _check_archive(data: bytes) -> None:
+    """Refuse results that could expand in nbgrader's process: ``torch.save`` writes every entry uncompressed, so a
+    compressed entry (a zip bomb: a few KB declaring GBs of tensors) or entries larger than the bytes received can
+    only come from the student's code."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"the results are not a torch archive ({exc})") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise ValueError("the results contain a compressed entry (torch.save never writes one)")
+    if sum(e.file_size for e in entries) > len(data):
+        raise ValueError("the results declare more bytes than were received")
+
+
 def _parse_outputs(stdout: bytes) -> dict:
     """The outputs after the runner's last marker (``torch.load`` with ``weights_only``: plain data only)."""
     import torch
@@ -675,7 +692,9 @@ def _parse_outputs(stdout: bytes) -> dict:
     start = stdout.rfind(MARKER)
     if start < 0:
         raise ValueError("no results were written")
-    outputs = torch.load(io.BytesIO(stdout[start + len(MARKER):]), weights_only=True)
+    data = stdout[start + len(MARKER):]
+    _check_archive(data)
+    outputs = torch.load(io.BytesIO(data), weights_only=True)
     if not isinstance(outputs, dict):
         raise ValueError("the results are not a dict")
     return outputs
