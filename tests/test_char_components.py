@@ -221,9 +221,12 @@ def test_generation_crops_the_context():
 def test_eos_stops_generation():
     model = small_model()
     prompt = torch.randint(0, 11, (1, 3))
-    first = model.generate(prompt, 1, temperature=0)[0, -1].item()
-    out = model.generate(prompt, 50, temperature=0, eos_id=first)
-    assert out.shape == (1, 4) and out[0, -1].item() == first
+    greedy = model.generate(prompt, 10, temperature=0)[0, 3:]
+    eos = greedy[2].item()
+    stop = greedy.tolist().index(eos)  # the first time the greedy continuation produces it
+    out = model.generate(prompt, 50, temperature=0, eos_id=eos)
+    # stops at eos without appending it (gptedu.sampling.sample_loop's one end-of-sequence behaviour)
+    assert out.tolist() == [prompt[0].tolist() + greedy[:stop].tolist()]
 
 
 def test_generate_accepts_a_1d_prompt_and_rejects_an_empty_one():
