@@ -193,3 +193,57 @@ def test_the_nbgrader_glue_loads_without_torch():
             "from gptedu import Head\nassert 'torch' in sys.modules and Head.__module__ == 'gptedu.char.attention'\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+
+
+ORPHAN_PARENT = r"""
+import io, json, signal, sys, torch
+from gptedu.grading import verify_runner
+cases = io.BytesIO(); torch.save({}, cases)
+prelude = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: pass  # gptedu-orphan-probe"
+files = {"job.json": json.dumps({"prelude": prelude, "cells": [], "specs": []}).encode(),
+         "cases.pt": cases.getvalue(), "grading_runner.py": b""}
+verify_runner._run_forked(verify_runner.pack_files(files), jailed=False)
+"""
+
+
+def test_an_unjailed_run_never_outlives_its_runner(tmp_path):
+    """Unjailed (GPTEDU_UNSANDBOXED=1, or a runner killed by its grader) nothing ends an orphaned run but the run
+    itself: a spinning run whose runner is killed must end within seconds (a leaked one spun on through a whole
+    suite)."""
+    import os
+    import signal
+
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not _probe_pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _probe_pids(), "the run never started"
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while _probe_pids() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _probe_pids()
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the run outlived its runner"
+
+
+def _probe_pids() -> list[int]:
+    """Processes whose job folder holds the probe's job (the forked run keeps the runner's command line)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            job = Path(cwd) / "job.json"
+            if "gptedu-orphan-probe" in job.read_text():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found

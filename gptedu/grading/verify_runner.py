@@ -178,6 +178,26 @@ def _in_jail() -> bool:
         return False
 
 
+RUN_CPU_SECONDS = 900  # a run's CPU time, whatever it does with signals (the grader's own timeout comes first)
+
+
+def _end_with_parent(parent: int) -> None:
+    """A run never outlives its runner: it watches its parent (unjailed, nothing else would end an orphan) and a
+    hard CPU-time limit, inherited by whatever it starts, ends it even if it ignores signals."""
+    import resource
+    import threading
+    import time
+
+    resource.setrlimit(resource.RLIMIT_CPU, (RUN_CPU_SECONDS, RUN_CPU_SECONDS + 5))
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _run_forked(data: bytes, jailed: bool) -> tuple[int, bytes]:
     """One run in a child forked from this process (torch loaded, no student code run yet): (exit code, stdout).
     Afterwards nothing of it is left: in the jail every other process is killed (``kill(-1)``)."""
@@ -185,6 +205,7 @@ def _run_forked(data: bytes, jailed: bool) -> tuple[int, bytes]:
 
     job_dir = tempfile.mkdtemp(prefix="job-")  # in the jail: its private /tmp; removed after the run
     out_r, out_w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -194,6 +215,7 @@ def _run_forked(data: bytes, jailed: bool) -> tuple[int, bytes]:
             os.close(out_w)
             os.close(0)
             os.setsid()
+            _end_with_parent(parent)
             unpack_files(data, job_dir)
             os.chdir(job_dir)
             _write_all(1, run_job(job_dir))
