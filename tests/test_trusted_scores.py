@@ -170,9 +170,9 @@ BORROW_FROM_COPY = {
 }
 
 
-def test_a_copy_that_held_the_graded_reference_would_be_borrowed():
-    """The control: had the copy held ``filter_logits`` (the whole module, as before), the wrapped import would
-    have passed every check, visible and hidden."""
+def test_a_copy_that_held_the_graded_reference_is_still_not_borrowed():
+    """Two layers: had the copy held ``filter_logits`` (the whole module, as before the pruning), the wrapped import
+    still fails every check, visible and hidden, because a call into the reference copy counts as the reference."""
     source_nb = nbformat.read(NB09, as_version=4)
     top_k = components.get("top_k_filter")
     cells = [(0, BORROW_FROM_COPY["wrapped"])]
@@ -181,7 +181,8 @@ def test_a_copy_that_held_the_graded_reference_would_be_borrowed():
             top_k.cases(hidden=which == "hidden", secret=COURSE_SECRET))]}
         outputs, problem = verify.run_in_sandbox([top_k], cells, source_nb, 120, False, withheld={"top_k_filter"},
                                                  cases=cases, provided={"f": "gptedu.sampling.filter_logits"})
-        assert verify.judge(top_k, which, cases[top_k.name], outputs, problem).passed, problem
+        verdict = verify.judge(top_k, which, cases[top_k.name], outputs, problem)
+        assert not verdict.passed, verdict.text
 
 
 @pytest.mark.parametrize("how", sorted(BORROW_FROM_COPY))
