@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -157,6 +158,55 @@ def test_a_lookup_table_built_from_the_public_package_scores_zero_on_hidden_test
         ("head", "visible"): True, ("head", "hidden"): True}
     # with the course's secret the hidden cases are new: the memorised outputs are worth nothing there
     assert _scores(_verdicts(NB03, {"head_solution": public_table})) == {
+        ("head", "visible"): True, ("head", "hidden"): False}
+
+
+def _planned_secret(tmp_path, course_secret: bytes, answer: str, beside: dict[str, bytes] | None = None) -> bytes:
+    """The hidden cases' secret that autograde's plan gives 03 with ``answer`` as the Head cell (files ``beside``)."""
+    from traitlets.config import Config
+
+    course = tmp_path / "course"
+    folder = course / "autograded" / "student" / "a"
+    shutil.rmtree(course, ignore_errors=True)
+    (course / "source" / "a").mkdir(parents=True)
+    folder.mkdir(parents=True)
+    shutil.copyfile(NB03, course / "source" / "a" / NB03.name)
+    (course / ".gptedu").mkdir()
+    (course / ".gptedu" / "secret").write_text(course_secret.hex())
+    for name, content in (beside or {}).items():
+        (folder / name).write_bytes(content)
+    nb = nbformat.read(NB03, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "head_solution":
+            cell.source = answer
+    config = Config()
+    config.CourseDirectory.root = str(course)
+    plan = verify.VerifyAnswers(config=config).plan(nb, {"nbgrader": {"assignment": "a", "notebook": NB03.stem},
+                                                         "metadata": {"path": str(folder)}})
+    return plan["secret"]
+
+
+def test_hidden_cases_that_leak_are_worth_nothing_in_a_resubmission(tmp_path):
+    """Hidden cases are keyed to everything the submission's code can read: a grading run that leaks them (the
+    review found a timing channel between concurrent jails) teaches nothing usable, because a resubmission that
+    carries what leaked, in its code or in a file beside the notebook, is graded on other cases."""
+    first = kit.head_solution()
+    leaked = _planned_secret(tmp_path, COURSE_SECRET, first)
+    assert leaked not in (COURSE_SECRET, components.PUBLIC_DEV_SECRET)
+    assert _planned_secret(tmp_path, COURSE_SECRET, first) == leaked  # a regrade of the same submission: same cases
+    assert _planned_secret(tmp_path, COURSE_SECRET, first + "\n# v2") != leaked
+    assert _planned_secret(tmp_path, COURSE_SECRET, first, {"table.bin": b"x"}) != leaked
+    assert _planned_secret(tmp_path, COURSE_SECRET, first, {"other.ipynb": b"{}"}) == leaked  # notebooks aside
+    assert _planned_secret(tmp_path, bytes(32), first) != leaked  # and the course secret still counts
+    head = components.get("head")
+    assert repr(head.cases(hidden=True, secret=leaked)) != repr(head.cases(hidden=True, secret=COURSE_SECRET))
+
+    table = _lookup_table_head(leaked)  # the memorised outputs of the leaked cases
+    # the attack is real: on the cases that leaked, the table passes every hidden check...
+    assert _scores(_verdicts(NB03, {"head_solution": table}, leaked))[("head", "hidden")]
+    # ...but the resubmission that carries it is graded on its own cases
+    resubmitted = _planned_secret(tmp_path, COURSE_SECRET, table)
+    assert _scores(_verdicts(NB03, {"head_solution": table}, resubmitted)) == {
         ("head", "visible"): True, ("head", "hidden"): False}
 
 

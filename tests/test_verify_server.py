@@ -167,6 +167,65 @@ def test_a_jail_serves_one_key_and_keeps_its_runs_apart():
         srv.stop()
 
 
+# Job 2 of a student: count, in this process's own writable memory (inherited from the jail's server by fork),
+# the copies of what an earlier run of the same jail was sent (e.g. a reference copy that this notebook withholds),
+# beside a control never sent anywhere (the search itself leaves a few copies of each needle).
+MEMORY_SCAN = """\
+def count(needle):
+    found = 0
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "rw" not in fields[1] or (len(fields) > 5 and not fields[5].startswith("[heap")):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                found += mem.read(end - start).count(needle)
+            except (OSError, OverflowError, ValueError):
+                pass
+    return found
+sent, control = count(bytes.fromhex("{sent}")), count(bytes.fromhex("{control}"))
+raise RuntimeError(f"copies: {{sent - control}}")
+"""
+
+
+def _copies(server, marker: bytes, key: str, extra: dict[str, bytes] | None = None) -> int:
+    import secrets
+
+    control = marker[:20] + secrets.token_hex(16).encode()
+    report = _report_keyed(server, MEMORY_SCAN.format(sent=marker.hex(), control=control.hex()), "copies:", key,
+                           extra)
+    return int(report.rsplit(" ", 1)[1])
+
+
+def test_a_run_cannot_find_an_earlier_runs_files_in_its_memory():
+    """One jail serves every notebook of one student, and notebooks hand it different reference copies: the jail's
+    server never holds a run's bytes (each forked child reads its own), so a later run that searches the memory it
+    inherited finds nothing of an earlier one."""
+    import secrets
+
+    srv = verify.VerifyServer(True, spares=1)
+    try:
+        marker = b"gptedu-memory-probe-" + secrets.token_hex(16).encode()
+        first = {**_job("x = 1"), "reference_copy/withheld.py": marker * 64}  # a withheld class's source (3 KB)
+        code, _, err = srv.run(first, timeout=120, key="student-a")
+        assert code == 0, err
+        assert _copies(srv, marker, "student-a") < 8  # none of the 64 copies the earlier run was sent
+        # the search works: it finds the copies that its own run was sent
+        own = b"gptedu-memory-probe-" + secrets.token_hex(16).encode()
+        assert _copies(srv, own, "student-a", {"mine.txt": own * 64}) >= 64
+    finally:
+        srv.stop()
+
+
+def _report_keyed(server, cell: str, prefix: str, key: str, extra: dict[str, bytes] | None = None) -> str:
+    code, out, err = server.run({**_job(cell), **(extra or {})}, timeout=120, key=key)
+    assert code == 0, err
+    (report,) = [e for e in _cell_errors(out) if prefix in e]
+    return report
+
+
 def test_baseline_switches_every_speed_up_off(monkeypatch):
     """``GPTEDU_GRADING_BASELINE=1`` (what ``bench_autograde.py --baseline`` compares with) is the original pipeline."""
     from traitlets.config import Config
@@ -196,13 +255,15 @@ def test_the_nbgrader_glue_loads_without_torch():
 
 
 ORPHAN_PARENT = r"""
-import io, json, signal, sys, torch
+import io, json, os, signal, sys, torch
 from gptedu.grading import verify_runner
 cases = io.BytesIO(); torch.save({}, cases)
 prelude = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: pass  # gptedu-orphan-probe"
 files = {"job.json": json.dumps({"prelude": prelude, "cells": [], "specs": []}).encode(),
          "cases.pt": cases.getvalue(), "grading_runner.py": b""}
-verify_runner._run_forked(verify_runner.pack_files(files), jailed=False)
+data = verify_runner.pack_files(files)  # the child reads the run from standard input
+read, write = os.pipe(); os.write(write, data); os.dup2(read, 0)
+verify_runner._run_forked(len(data), jailed=False)
 """
 
 

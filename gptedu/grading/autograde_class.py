@@ -41,7 +41,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gptedu.grading import intake
+# jsonschema (imported by nbformat and nbgrader) compiles 39 Lark grammars at import when rfc3987-syntax is installed
+# (jupyter-events pulls it in): 1.4 CPU seconds in each grading process, for "iri" formats no notebook schema uses.
+# This process and the nbgrader it starts skip them.
+SKIP_IRI_GRAMMARS = "import sys; sys.modules.setdefault('rfc3987_syntax', None)"
+exec(SKIP_IRI_GRAMMARS)
+
+from gptedu.grading import intake  # noqa: E402
 
 SELF_CHECK_STUDENT = "gptedu-selfcheck"
 PLACEHOLDER_KEY = "gptedu_could_not_grade"
@@ -123,7 +129,8 @@ class _Autograde:
 
         env = _env()
         env[intake.ENV] = folder
-        args = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", f"--student={student}",
+        nbgrader = f"{SKIP_IRI_GRAMMARS}; from nbgrader.apps.nbgraderapp import main; main()"
+        args = [sys.executable, "-c", nbgrader, "autograde", assignment, "--force", f"--student={student}",
                 f"--notebook={notebook}", *extra]
         self.lines: list[str] = []
         self.proc = subprocess.Popen(args, cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -40,6 +40,29 @@ def derive(secret: bytes, *labels: str | int, low: int = 0, high: int = 2**31 - 
     return low + value % (high - low + 1)
 
 
+def for_submission(secret: bytes, code: list[str], folder: str | os.PathLike | None = None) -> bytes:
+    """The secret of one submission's hidden cases: the course ``secret`` keyed with everything the student's code
+    can read (its ``code`` cells and the regular files beside the notebook in ``folder``, notebooks aside).
+
+    Regrading the same submission gives the same cases, but any change to what the code can read gives new ones,
+    so hidden cases that leak during a grading run (through a timing channel, say) are worth nothing afterwards:
+    a submission that carries what leaked is a different submission with different cases."""
+    digest = hashlib.sha256()
+    for source in code:
+        digest.update(b"cell\x00" + hashlib.sha256(source.encode()).digest())
+    if folder is not None and os.path.isdir(folder):
+        for root, dirs, files in os.walk(folder, followlinks=False):
+            dirs.sort()
+            for name in sorted(files):
+                where = os.path.join(root, name)
+                if name.endswith(".ipynb") or os.path.islink(where) or not os.path.isfile(where):
+                    continue
+                with open(where, "rb") as f:
+                    content = hashlib.file_digest(f, "sha256").digest()
+                digest.update(os.path.relpath(where, folder).encode() + b"\x00" + content)
+    return hmac.new(secret, b"submission\x00" + digest.digest(), hashlib.sha256).digest()
+
+
 def path(course: str | os.PathLike) -> Path:
     """Where the course's secret lives: ``<course>/.gptedu/secret``."""
     return Path(course) / FOLDER / FILE

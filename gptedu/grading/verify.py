@@ -507,7 +507,8 @@ class VerifyAnswers(NbGraderPreprocessor):
     def plan(self, nb, resources) -> dict:
         """What to verify: the student's code (plain strings), the notebook's registered components and their
         cases (built here, the hidden ones from the course secret)."""
-        secret = course_secret(self.config)
+        from gptedu.grading.secret import for_submission
+
         components = {}
         for cell in nb.cells:
             if is_test_cell(cell):
@@ -516,8 +517,10 @@ class VerifyAnswers(NbGraderPreprocessor):
                     components[found[0].name] = found[0]
         source_nb, release_nb = self._instructor_notebooks(resources)
         cells = [(i, to_python(s)) for i, s in student_code_cells(nb, source_nb, release_nb)]
+        student_dir = (resources.get("metadata") or {}).get("path")
+        secret = for_submission(course_secret(self.config), [source for _, source in cells], student_dir)
         return {"components": components, "cells": cells, "source_nb": source_nb, "secret": secret,
-                "student_dir": (resources.get("metadata") or {}).get("path")}
+                "student_dir": student_dir}
 
     def run_plan(self, plan: dict) -> dict[tuple[str, str], Verdict]:
         """(component name, "visible"|"hidden") -> :class:`Verdict` for the plan's components."""
@@ -703,13 +706,14 @@ def _parse_outputs(stdout: bytes) -> dict:
 class VerifyServer:
     """Jailed Pythons for the verification, started in advance (``spares`` of them wait), each in a jail of its own:
     it imports torch while the grader does other work, then runs what it is sent, each run in a child forked for
-    it. One jail serves ONE ``key`` only (one student's code with one reference copy: a notebook group's visible
-    and hidden cases) and is ended when a run with another key comes, so nothing passes between students,
-    notebooks or reference copies; between two runs of the same key everything the first left is killed.
+    it. One jail serves ONE ``key`` only (one student: every run of one submission's notebooks) and is ended when a
+    run with another key comes, so nothing passes between students; between two runs of the same key everything
+    the first left is killed and emptied, and the jail's server never holds a run's bytes (each child reads its
+    own), so a run never finds another run's reference copy.
     ``run(files, timeout, key)`` -> (exit code or None on timeout, stdout, stderr tail). Unjailed
     (``GPTEDU_UNSANDBOXED=1``): the same runner in a plain process."""
 
-    def __init__(self, jailed: bool, spares: int = 2):
+    def __init__(self, jailed: bool, spares: int = 1):
         import threading
 
         self.jailed, self.spares = jailed, spares
@@ -869,7 +873,7 @@ def verify_server(prestart: bool = True) -> VerifyServer:
 
         if not _SERVERS:
             atexit.register(stop_servers)
-        _SERVERS[key] = VerifyServer(jailed, 2 if prestart else 0)
+        _SERVERS[key] = VerifyServer(jailed, 1 if prestart else 0)
     return _SERVERS[key]
 
 
@@ -931,10 +935,13 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
         except sandbox.SandboxError as exc:
             return None, str(exc)
         files = _read_tree(job)
-        # one jail serves the runs of the same code with the same reference copy (visible, then hidden cases)
-        key = hashlib.sha256(json.dumps(sorted((k, v.hex()) for k, v in files.items() if k != "cases.pt"))
-                             .encode()).hexdigest()
+        # one jail serves one student (every run of the submission); without a student folder, one code + copy
+        key = os.path.realpath(student_dir) if student_dir else hashlib.sha256(json.dumps(sorted(
+            (k, v.hex()) for k, v in files.items() if k != "cases.pt")).encode()).hexdigest()
+        import time as _t; _t0 = _t.time()
         code, stdout, stderr = server.run(files, timeout, key)
+        if os.environ.get("DBG_LAUNCH"):
+            open(os.environ["DBG_LAUNCH"], "a").write(f"run {_t0:.2f} {_t.time()-_t0:.2f}s {[s.name for s in specs]} {len(files['cases.pt'])}\n")
         if code is None:
             return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
         try:

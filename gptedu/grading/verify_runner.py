@@ -2,14 +2,15 @@
 
 The grader starts this file in a fresh jail *before* it has work for it (``VerifyServer`` in
 :mod:`gptedu.grading.verify`): it imports torch while the grader does other work, then reads runs from its
-standard input, all of ONE student's code with ONE reference copy. A run is ``pack_files`` bytes: ``job.json``
+standard input, all of ONE student's code (every notebook of one submission). A run is ``pack_files`` bytes: ``job.json``
 (the student's code cells, the imports), ``cases.pt``, ``grading_runner.py`` (a copy of
 :mod:`gptedu.grading.runner`), the reference-copy package of prerequisite classes, the files handed in beside the
 notebook. Each run is a child forked for it: it writes the files into a fresh folder of the private ``/tmp``, runs
 them, and writes, after ``MARKER``, a ``torch.save`` of ``{case key: run_case outputs}`` plus ``"_cells"`` (what
 each code cell raised, if anything). After each run every process it left is killed and ``/tmp`` and ``/dev/shm``
-are emptied; the jail itself ends when the grader moves on to other code, so nothing passes between students,
-notebooks or reference copies.
+are emptied, and this process never holds a run's bytes (the child reads them from standard input itself), so a
+run cannot find an earlier run's reference copy in its memory; the jail ends when the grader moves on to another
+student, so nothing passes between students.
 
 Nothing in here is trusted by the grader: whatever this process writes is only ever *compared* with the
 reference, in nbgrader's own process, which never ran student code.
@@ -198,9 +199,10 @@ def _end_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_forked(data: bytes, jailed: bool) -> tuple[int, bytes]:
+def _run_forked(size: int, jailed: bool) -> tuple[int, bytes]:
     """One run in a child forked from this process (torch loaded, no student code run yet): (exit code, stdout).
-    Afterwards nothing of it is left: in the jail every other process is killed (``kill(-1)``)."""
+    The child reads the run's ``size`` bytes from standard input. Afterwards nothing of it is left: in the jail
+    every other process is killed (``kill(-1)``)."""
     import threading
 
     job_dir = tempfile.mkdtemp(prefix="job-")  # in the jail: its private /tmp; removed after the run
@@ -210,6 +212,7 @@ def _run_forked(data: bytes, jailed: bool) -> tuple[int, bytes]:
     if pid == 0:
         code = 1
         try:
+            data = _read_exact(0, size) or b""  # first, before anything can fail: the stream stays in step
             os.close(out_r)
             os.dup2(out_w, 1)  # the run's own stdout: the reply channel stays with the parent
             os.close(out_w)
@@ -275,7 +278,7 @@ STDOUT_CAP = 256 * 2**20
 def main() -> int:
     """Import torch, then answer runs from stdin (8-byte length + ``pack_files`` bytes) with replies on stdout
     (8-byte length, 4-byte exit code, the run's stdout); each run in a child forked for it. The grader sends this
-    process only runs of ONE student's code with ONE reference copy (a notebook's visible and hidden cases)."""
+    process only runs of ONE student's code (the visible and hidden cases of each notebook of one submission)."""
     _block_reference()
     import torch
 
@@ -283,11 +286,9 @@ def main() -> int:
     jailed = _in_jail()
     while True:
         head = _read_exact(0, 8)
-        data = _read_exact(0, int.from_bytes(head, "big")) if head else None
-        if data is None:
+        if not head:
             return 0
-        code, out = _run_forked(data, jailed)
-        del data
+        code, out = _run_forked(int.from_bytes(head, "big"), jailed)
         _write_all(1, len(out).to_bytes(8, "big") + code.to_bytes(4, "big", signed=True) + out)
 
 
