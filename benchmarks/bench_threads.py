@@ -8,20 +8,37 @@ program holds one of the cores, a step waits for a thread that is not running: o
 far slower than one. ``gptedu.device.pick_threads`` counts the CPUs idle right now (training) and uses one thread for
 generation. The contenders take turns round by round (so a change in the load hits all of them alike); the table
 gives medians and the paired ratio to one thread, with the load average and the idle CPUs seen by ``pick_threads``.
+
+Two contenders run PyTorch's default thread count: as ``import torch`` sets it up, and set again by
+``torch.set_num_threads``, which also turns MKL's dynamic threading off (so MKL no longer runs a small matrix
+product on fewer threads than the maximum). ``gptedu.device.use_threads`` leaves the first alone for that reason;
+this table says what it is worth (the dynamic flag is switched back on through MKL's own ``MKL_Set_Dynamic``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from gptedu.char.kvcache import generate_cached
 from gptedu.device import idle_cpus, pick_threads, usable_cpus
 from gptedu.trainer import Trainer, presets
+
+
+def mkl_set_dynamic(on: bool) -> bool:
+    """MKL's dynamic threading on or off (``MKL_Set_Dynamic`` in libtorch_cpu); False where this PyTorch has no MKL."""
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        lib.MKL_Set_Dynamic(ctypes.c_int(int(on)))
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def main() -> None:
@@ -42,13 +59,17 @@ def main() -> None:
     trainer = Trainer(train_cfg, model_cfg)  # the default preset (its thread count is set per contender below)
     model = trainer.model
     prompt = torch.tensor([trainer.tokenizer.encode("ROMEO:")])
-    contenders = {"1 thread": 1, f"PyTorch default ({default_threads})": default_threads}
+    untouched = f"{default_threads}, MKL dynamic (as imported)"
+    contenders = {"1 thread": 1, f"{default_threads}, set_num_threads": default_threads}
+    if mkl_set_dynamic(True):
+        contenders[untouched] = default_threads
     times: dict[str, dict[str, list[float]]] = {k: {"train": [], "generate": []} for k in contenders}
     picks: list[tuple[int, int]] = []
     for _ in range(args.rounds):
         picks.append((pick_threads("train"), pick_threads("generate")))
         for name, threads in contenders.items():
             torch.set_num_threads(threads)
+            mkl_set_dynamic(name == untouched)  # set_num_threads has just turned it off
             start = time.perf_counter()
             for _ in range(args.steps):
                 trainer.train_step()
@@ -64,7 +85,7 @@ def main() -> None:
         for name in contenders:
             ts = times[name][task]
             paired = statistics.median(a / b for a, b in zip(ts, base[task], strict=True))
-            print(f"{task:>8} | {name:<22} | median {statistics.median(ts):.3f} {unit} | vs 1 thread {paired:.2f}x")
+            print(f"{task:>8} | {name:<32} | median {statistics.median(ts):.3f} {unit} | vs 1 thread {paired:.2f}x")
 
 
 if __name__ == "__main__":

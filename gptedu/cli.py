@@ -513,10 +513,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from gptedu.checkpoint import load_for_generation
-    from gptedu.device import pick_device, pick_threads
+    from gptedu.device import pick_device, pick_threads, use_threads
     from gptedu.trainer import generate_ids
 
-    torch.set_num_threads(args.threads or pick_threads("generate"))
+    use_threads(args.threads or pick_threads("generate"))
     device = pick_device(args.device)
     model, tokenizer = load_for_generation(args.checkpoint, device=device)
     unknown = sorted({ch for ch in args.prompt if ch not in tokenizer.s2i})

@@ -151,3 +151,17 @@ def pick_threads(task: str = "train") -> int:
     if idle is None:
         return cpus
     return max(1, min(cpus, math.floor(idle + 0.25)))
+
+
+def use_threads(n: int) -> None:
+    """Run PyTorch's CPU operations on ``n`` threads, leaving its own setup alone when it already has ``n``.
+
+    ``torch.set_num_threads`` does more than set the count: it also turns off MKL's dynamic threading (MKL may then
+    no longer run a small matrix product on fewer threads than the maximum), so even setting the count PyTorch
+    already uses changes how the model's matrix products split over the cores. A quiet 2-core machine therefore
+    trains with exactly what ``import torch`` set up, and only a busy one (fewer idle CPUs) is changed.
+    """
+    if n < 1:
+        raise ValueError(f"use_threads: the thread count must be >= 1, got {n}.")
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)

@@ -47,7 +47,7 @@ from gptedu.checkpoint import (
 )
 from gptedu.configs import CharGPTConfig, TrainConfig, default_configs, presets
 from gptedu.data import CharTokenizer, get_batch, load_tinyshakespeare, split_contiguous
-from gptedu.device import pick_device, pick_threads, seed_everything
+from gptedu.device import pick_device, pick_threads, seed_everything, use_threads
 from gptedu.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
 
 __all__ = [
@@ -274,7 +274,7 @@ class Trainer:
             device = torch.device("cuda", self.dist.local_rank)
         self.device = device
         if device.type == "cpu":  # PyTorch's default (a thread per core) stalls on a busy machine: see pick_threads
-            torch.set_num_threads(config.num_threads or pick_threads("train"))
+            use_threads(config.num_threads or pick_threads("train"))
         seed_everything(config.seed)  # the same on every rank, so every rank builds the same initial model
 
         if text is None:

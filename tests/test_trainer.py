@@ -419,6 +419,26 @@ def test_threads_follow_the_idle_cpus(monkeypatch, text):
         torch.set_num_threads(1)
 
 
+def test_threads_already_right_leave_pytorchs_setup_alone(monkeypatch, text):
+    """torch.set_num_threads also turns MKL's dynamic threading off: a quiet machine keeps what import torch set up."""
+    from gptedu.device import use_threads
+
+    calls: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n)))
+    real(1)
+    use_threads(1)
+    Trainer(tiny_train_config(num_threads=1), TINY_MODEL, text=text)
+    assert calls == [], "set_num_threads was called with the count PyTorch already had"
+    try:
+        use_threads(2)
+        assert calls == [2] and torch.get_num_threads() == 2  # a different count is set
+    finally:
+        real(1)
+    with pytest.raises(ValueError, match=">= 1"):
+        use_threads(0)
+
+
 def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_machine, monkeypatch):
     from gptedu.trainer import fitted_batch_size
 
