@@ -130,7 +130,7 @@ MISTAKES = [
     ("sample_next_token", {"    if temperature == 0:\n        return logits.argmax(dim=-1, keepdim=True)\n":
                            "    if temperature == 0:\n        temperature = 1.0\n"}, "argmax"),
     ("sample_next_token", {"logits = filter_logits(logits / temperature, top_k=top_k, top_p=top_p)":
-                           "logits = filter_logits(logits, top_k=top_k, top_p=top_p)"}, "temperature has no effect"),
+                           "logits = filter_logits(logits, top_k=top_k, top_p=top_p)"}, "temperature is not applied"),
     ("sample_next_token", {"return torch.multinomial(probs, num_samples=1, generator=generator)":
                            "return torch.multinomial(probs, num_samples=1)"}, "generator"),
 ]

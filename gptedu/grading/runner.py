@@ -210,7 +210,7 @@ def _require_tensor(what: str, value: Any) -> torch.Tensor:
     return value.detach().clone()
 
 
-def _kwargs_text(kwargs: dict) -> str:
+def kwargs_text(kwargs: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in kwargs.items())
 
 
@@ -241,7 +241,7 @@ def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | No
     student's module must have no other parameters. Buffers are not injected (a causal mask or a positional table
     is recomputed by the student's code and checked through the outputs).
     """
-    what = f"{label}({_kwargs_text(init)})"
+    what = f"{label}({kwargs_text(init)})"
     module = _call(what, cls, **init)
     if module is None:
         raise StudentCodeError("not_attempted", f"{what} returned None.")
@@ -331,7 +331,7 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
         model.train()  # the exercise's generate switches to eval mode itself
         prompt = run["prompt"]
         kwargs = {"max_new_tokens": run["max_new_tokens"], "temperature": run["temperature"]}
-        what = f"{label}.generate(start_tokens of shape {tuple(prompt.shape)}, {_kwargs_text(kwargs)})"
+        what = f"{label}.generate(start_tokens of shape {tuple(prompt.shape)}, {kwargs_text(kwargs)})"
         if not hasattr(model, "generate"):
             raise StudentCodeError("error", f"{label} has no `generate` method.")
         torch.manual_seed(run["seed"])

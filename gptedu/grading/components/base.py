@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from gptedu.grading.report import Failure, tensor_failure
+from gptedu.grading.runner import kwargs_text
 from gptedu.grading.secret import derive
 
 # The secret of the public development course: tests and the mistakes suite use it, and anyone can recompute its
@@ -67,8 +68,9 @@ class Component:
         return [dict(c) for c in self._cache[key]]  # copies: a run can never alter the cached cases
 
     def compare(self, case: dict, outputs: dict) -> list[Failure]:
-        """Run the reference on ``case`` and list how ``outputs`` (from ``run_case``) differ from it."""
-        return self.compare_fn(case, outputs)
+        """Run the reference on ``case`` and list how ``outputs`` (from ``run_case``) differ from it; a run that did
+        not finish (not attempted, an error, wrong parameter names, a shortcut) is that one failure."""
+        return status_failures(case, outputs) or self.compare_fn(case, outputs)
 
 
 def component(name: str, title: str, target: str, notebook: str, visible: int, hidden: int,
@@ -124,10 +126,6 @@ def build_reference(cls: Callable, init: dict, params: dict[str, torch.Tensor] |
     return ref.eval()
 
 
-def kwargs_text(init: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in init.items())
-
-
 def shape_text(t: torch.Tensor) -> str:
     return "(" + ", ".join(str(s) for s in t.shape) + ")"
 
@@ -144,34 +142,33 @@ def changed_after(x: torch.Tensor, t: int, seed: int, vocab: int | None = None) 
     return changed
 
 
-def module_case(name: str, index: int, label: str, cls: Callable, init: dict, x_shape: tuple, seed: int,
-                methods=("forward",), causal: bool = False, vocab: int | None = None, shortcuts=None,
-                with_params: bool = True, report_buffers=None,
-                stand_ins=(), train_mode: bool = False) -> dict:
-    """A case for an ``nn.Module``: constructor kwargs, the weights to inject, the inputs (and, for a causal module,
-    the same inputs changed after position t), the methods to call. ``train_mode``: also run ``forward`` in training
-    mode, twice under one seed and once under another (to see where dropout acts)."""
-    torch.manual_seed(seed)
-    ref = cls(**init)
-    params = reference_params(ref, seed) if with_params else None
-    g = gen(seed)
-    x = torch.randint(vocab, x_shape, generator=g) if vocab else torch.randn(x_shape, generator=g)
-    inputs = {"x": x}
-    t = x_shape[1] // 2
-    if causal and x_shape[1] > 1:
-        inputs["x_changed"] = changed_after(x, t, seed, vocab)
-    case = {
-        "spec": name, "id": f"{name}/{index}", "kind": "module", "label": label, "init": dict(init),
-        "params": params, "inputs": inputs, "methods": list(methods), "seed": seed, "causal_t": t,
-        "shortcuts": dict(shortcuts or {}), "stand_ins": list(stand_ins),
-        "describe": f"{label}({kwargs_text(init)}) on {'token ids' if vocab else 'x'} of shape {shape_text(x)}, "
-                    f"seed {seed}",
-    }
-    if report_buffers:
-        case["report_buffers"] = list(report_buffers)
-    if train_mode:
-        case["train_seeds"] = [seed + 11, seed + 11, seed + 12]
-    return case
+def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]], *, label: str | None = None,
+                 methods=("forward",), causal: bool = False, token_ids: bool = False, shortcuts=None,
+                 with_params: bool = True, report_buffers=(), stand_ins=(), train_mode: bool = False) -> list[dict]:
+    """One case per ``(init, x_shape, seed)`` of an ``nn.Module``: constructor kwargs, the weights to inject, the
+    inputs (for a causal module also ``x_changed``, the same after position t), the methods to call.
+    ``token_ids``: the inputs are ids below ``init``'s ``vocab_size`` (or ``cfg["vocab_size"]``), not floats.
+    ``train_mode``: cases with a ``drop_rate`` > 0 also run ``forward`` in training mode, twice under one seed (to
+    see where dropout acts)."""
+    label = label or cls.__name__
+    cases = []
+    for index, (init, x_shape, seed) in enumerate(sizes):
+        vocab = init.get("vocab_size") or init["cfg"]["vocab_size"] if token_ids else None
+        torch.manual_seed(seed)
+        params = reference_params(cls(**init), seed) if with_params else None
+        x = torch.randint(vocab, x_shape, generator=gen(seed)) if vocab else torch.randn(x_shape, generator=gen(seed))
+        t = x_shape[1] // 2
+        inputs = {"x": x, "x_changed": changed_after(x, t, seed, vocab)} if causal and x_shape[1] > 1 else {"x": x}
+        cases.append({
+            "spec": name, "id": f"{name}/{index}", "kind": "module", "label": label, "init": dict(init),
+            "params": params, "inputs": inputs, "methods": list(methods), "seed": seed, "causal_t": t,
+            "shortcuts": dict(shortcuts or {}), "stand_ins": list(stand_ins), "report_buffers": list(report_buffers),
+            "describe": f"{label}({kwargs_text(init)}) on {'token ids' if vocab else 'x'} of shape {shape_text(x)}, "
+                        f"seed {seed}",
+        })
+        if train_mode and init.get("drop_rate", init.get("cfg", {}).get("drop_rate", 0)) > 0:
+            cases[-1]["train_seeds"] = [seed + 11, seed + 11]
+    return cases
 
 
 # ============================================================================================== comparing
@@ -188,7 +185,9 @@ STATUS_CAUSES = {
 
 
 def status_failures(case: dict, outputs: dict) -> list[Failure]:
-    """The failure for a run that did not finish (not attempted, an error, wrong parameter names, a shortcut)."""
+    """The failure for a run that did not finish (not attempted, an error, wrong parameter names, a shortcut).
+
+    ``case["error_causes"]`` (optional) maps a status, or a phrase of the error message, to a more precise cause."""
     status = outputs.get("_status", "error")
     if status == "ok":
         return []
@@ -197,6 +196,9 @@ def status_failures(case: dict, outputs: dict) -> list[Failure]:
     if status == "error":
         cause = outputs.get("_cause") or ("read the error above: it names the line of your code that failed."
                                           if outputs.get("_in_student_code", True) else "")
+    for key, text in case.get("error_causes", {}).items():
+        if key == status or key in message:
+            cause = text
     return [Failure(STATUS_CHECKS.get(status, status), case["describe"], message, cause, status=status)]
 
 
@@ -209,77 +211,91 @@ def match_variant(found, variants: list[tuple[str, torch.Tensor]], atol: float) 
     return ""
 
 
-def compare_module(case: dict, outputs: dict, cls: Callable, atol: float, rtol: float, default_cause: str,
-                   variants: Callable | None = None, causal: bool = False,
-                   extra: Callable | None = None) -> list[Failure]:
-    """Every method on every input equals the reference with the same weights; causality; ``extra`` checks."""
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
-    ref = build_reference(cls, case["init"], case.get("params"))
-    for input_name, x in case["inputs"].items():
-        for method in case["methods"]:
-            key = f"{method}:{input_name}"
-            with torch.no_grad():
-                expected = (ref if method == "forward" else getattr(ref, method))(x.clone())
-            failure = tensor_failure(f"`{method}` matches the reference (same weights)", case["describe"],
-                                     f"{method}({input_name})", expected, outputs.get(key), atol, rtol, "")
-            if failure is not None:
-                cause = ""
-                if variants is not None:
-                    with torch.no_grad():
-                        cause = match_variant(outputs.get(key), variants(ref, x.clone(), method), atol)
-                failure.cause = cause or default_cause
-                failures.append(failure)
-    if causal and "x_changed" in case["inputs"] and "forward:x_changed" in outputs and "forward:x" in outputs:
-        t = case["causal_t"]
-        a, b = outputs["forward:x"], outputs["forward:x_changed"]
-        if a.shape == b.shape and a.dim() >= 2:
-            fail = tensor_failure("causality: positions <= t ignore every position after t", case["describe"],
-                                  f"forward(x)[:, :{t + 1}] vs forward(x with positions > {t} changed)",
-                                  a[:, : t + 1].double(), b[:, : t + 1], 1e-5, 0.0,
-                                  "positions after t receive attention: is the causal mask applied, and before "
-                                  "the softmax?")
-            if fail is not None:
-                fail.message = "changing positions after t changed the output at positions <= t. " + fail.message
-                failures.append(fail)
-    if extra is not None:
-        failures.extend(extra(case, outputs, ref))
-    return failures
+Variants = Callable[[nn.Module, torch.Tensor, str], list[tuple[str, torch.Tensor]]]
 
 
-def train_mode_failures(case: dict, outputs: dict, ref: nn.Module, expected_train: Callable | None = None,
-                        wrong_places: Callable | None = None) -> list[Failure]:
-    """Dropout in training mode: the same seed gives the same output, another seed another one (when p > 0), and
-    ``expected_train(ref, x, seed)`` (the reference in training mode under that seed) equals the output; when it does
-    not, ``wrong_places(ref, x, seed)`` lists ``(cause, output)`` of dropout applied elsewhere."""
-    runs = [outputs.get(f"train:{i}") for i in range(3)]
-    if "train_seeds" not in case or not all(isinstance(r, torch.Tensor) for r in runs):
-        return []
-    x, seeds = case["inputs"]["x"], case["train_seeds"]
-    desc = case["describe"] + ", training mode"
-    if not torch.allclose(runs[0], runs[1], rtol=0, atol=0, equal_nan=True):
-        return [Failure("training mode: the same seed gives the same output", desc,
-                        "two training-mode runs under torch.manual_seed with the same seed differ.",
-                        "draw the dropout masks from torch's global generator (nn.Dropout does).")]
-    if expected_train is None:
-        return []
-    with torch.random.fork_rng():
-        torch.manual_seed(seeds[0])
-        expected = expected_train(ref, x.clone())
-    fail = tensor_failure("training mode: dropout where the exercise puts it", desc, "forward(x) in train mode",
-                          expected, runs[0], 1e-5, 1e-4, "")
-    if fail is None:
-        return []
-    fail.cause = "apply self.dropout exactly where the exercise says, once, and nowhere else."
-    for cause, fn in (wrong_places(ref, x) if wrong_places else []):
+@dataclass(frozen=True)
+class ModuleCheck:
+    """The comparison of an ``nn.Module`` exercise, a component's ``compare``: every method on every input equals the
+    reference with the same weights (``atol + rtol * |expected|``); outputs at positions <= t ignore positions after
+    t (cases with ``x_changed``); ``extra(case, outputs, ref)`` checks more; in training mode (cases with
+    ``train_seeds``), dropout acts where the exercise puts it.
+
+    ``variants(ref, x, method)`` lists ``(cause, output)`` of typical mistakes: the cause of the first one equal to
+    the student's output is shown, else ``cause``. ``dropout_elsewhere(ref, x)`` lists ``(cause, thunk)`` of dropout
+    applied in other places."""
+
+    cls: Callable
+    atol: float
+    rtol: float
+    cause: str
+    variants: Variants | None = None
+    extra: Callable[[dict, dict, nn.Module], list[Failure]] | None = None
+    dropout_elsewhere: Callable | None = None
+
+    def __call__(self, case: dict, outputs: dict) -> list[Failure]:
+        ref = build_reference(self.cls, case["init"], case.get("params"))
+        failures = []
+        for input_name, x in case["inputs"].items():
+            for method in case["methods"]:
+                key = f"{method}:{input_name}"
+                with torch.no_grad():
+                    expected = (ref if method == "forward" else getattr(ref, method))(x.clone())
+                    failure = tensor_failure(f"`{method}` matches the reference (same weights)", case["describe"],
+                                             f"{method}({input_name})", expected, outputs.get(key), self.atol,
+                                             self.rtol, "")
+                    if failure is not None:
+                        failure.cause = self.cause
+                        if self.variants is not None:
+                            failure.cause = match_variant(outputs.get(key), self.variants(ref, x.clone(), method),
+                                                          self.atol) or self.cause
+                        failures.append(failure)
+        failures += self._causality(case, outputs)
+        if self.extra is not None:
+            failures += self.extra(case, outputs, ref)
+        return failures or self._train_mode(case, outputs, ref)
+
+    @staticmethod
+    def _causality(case: dict, outputs: dict) -> list[Failure]:
+        a, b, t = outputs.get("forward:x"), outputs.get("forward:x_changed"), case["causal_t"]
+        if a is None or b is None or a.shape != b.shape or a.dim() < 2:
+            return []
+        fail = tensor_failure("causality: positions <= t ignore every position after t", case["describe"],
+                              f"forward(x)[:, :{t + 1}] vs forward(x with positions > {t} changed)",
+                              a[:, : t + 1].double(), b[:, : t + 1], 1e-5, 0.0,
+                              "positions after t receive attention: is the causal mask applied, and before the "
+                              "softmax?")
+        if fail is None:
+            return []
+        fail.message = "changing positions after t changed the output at positions <= t. " + fail.message
+        return [fail]
+
+    def _train_mode(self, case: dict, outputs: dict, ref: nn.Module) -> list[Failure]:
+        """The same seed gives the same output, equal to the reference's in training mode under that seed."""
+        runs = [outputs.get(f"train:{i}") for i in range(2)]
+        if "train_seeds" not in case or not all(isinstance(r, torch.Tensor) for r in runs):
+            return []
+        x, seed, desc = case["inputs"]["x"], case["train_seeds"][0], case["describe"] + ", training mode"
+        if not torch.allclose(runs[0], runs[1], rtol=0, atol=0, equal_nan=True):
+            return [Failure("training mode: the same seed gives the same output", desc,
+                            "two training-mode runs under torch.manual_seed with the same seed differ.",
+                            "draw the dropout masks from torch's global generator (nn.Dropout does).")]
         with torch.random.fork_rng(), torch.no_grad():
-            torch.manual_seed(seeds[0])
-            value = fn()
-        if value.shape == runs[0].shape and torch.allclose(value, runs[0], atol=1e-5, equal_nan=True):
-            fail.cause = cause
-            break
-    return [fail]
+            torch.manual_seed(seed)
+            expected = ref.train()(x.clone())
+        fail = tensor_failure("training mode: dropout where the exercise puts it", desc, "forward(x) in train mode",
+                              expected, runs[0], 1e-5, 1e-4,
+                              "apply self.dropout exactly where the exercise says, once, and nowhere else.")
+        if fail is None:
+            return []
+        for cause, fn in (self.dropout_elsewhere(ref, x) if self.dropout_elsewhere else []):
+            with torch.random.fork_rng(), torch.no_grad():
+                torch.manual_seed(seed)
+                value = fn()
+            if value.shape == runs[0].shape and torch.allclose(value, runs[0], atol=1e-5, equal_nan=True):
+                fail.cause = cause
+                break
+        return [fail]
 
 
 # ============================================================================================== sampling statistics
@@ -314,3 +330,22 @@ def frequency_failure(check: str, describe: str, ids: torch.Tensor, probs: torch
                    f"over {n} draws, token {worst} came {int(counts[worst])} times ({float(freq[worst]):.3f}); its "
                    f"probability is {float(probs[worst]):.3f} (a correct sampler misses by this much less than once "
                    f"in a million runs).", cause, tensor)
+
+
+def sampling_failure(check: str, describe: str, ids: torch.Tensor, logits: torch.Tensor, temperature: float,
+                     cause: str, tensor: str = "") -> Failure | None:
+    """:func:`frequency_failure` of ``ids`` (n draws) against ``softmax(logits / temperature)`` (``logits``:
+    ``(vocab,)``), with the cause named when every draw is the same token (an argmax) or the draws follow
+    temperature 1 (the temperature is not applied)."""
+    logits = logits.double()
+    fail = frequency_failure(check, describe, ids, torch.softmax(logits / temperature, -1), cause, tensor)
+    if fail is None:
+        return None
+    if bool((ids == ids.flatten()[0]).all()):
+        fail.cause = "every row picked the same token: sample with torch.multinomial(probs, 1) instead of taking " \
+                     "the argmax."
+    elif temperature != 1.0 and frequency_failure("", "", ids, torch.softmax(logits, -1), "") is None:
+        fail.cause = ("the temperature is not applied, the samples follow temperature 1: divide the logits by it "
+                      "BEFORE the softmax (dividing the probabilities after it changes nothing once they are "
+                      "renormalised).")
+    return fail

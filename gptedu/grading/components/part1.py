@@ -18,19 +18,17 @@ from gptedu.data import CharTokenizer, TextDataset
 from gptedu.grading.components.base import (
     ATTENTION_SHORTCUTS,
     Draw,
+    ModuleCheck,
     build_reference,
-    compare_module,
     component,
-    frequency_failure,
     gen,
-    kwargs_text,
-    module_case,
+    module_cases,
     reference_params,
+    sampling_failure,
     shape_text,
-    status_failures,
 )
 from gptedu.grading.report import Failure, tensor_failure
-from gptedu.grading.runner import TinyCausalLM
+from gptedu.grading.runner import TinyCausalLM, kwargs_text
 from gptedu.sampling import filter_logits
 
 
@@ -55,8 +53,8 @@ def _pe_cases(hidden: bool, secret: bytes) -> list[dict]:
             d_model, seq = 2 * d(i, "half_d", low=2, high=32), d(i, "seq", low=1, high=300)
             init = dict(d_model=d_model) if i == 0 else dict(d_model=d_model, num_range=seq + d(i, "spare", high=40))
             sizes.append((init, (d(i, "batch", low=1, high=3), seq, d_model), d.seed(i)))
-    return [module_case("positional_encoding", i, "PositionalEncoding", positional.PositionalEncoding, init, shape,
-                         seed, with_params=False, report_buffers=["pe"]) for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("positional_encoding", positional.PositionalEncoding, sizes, with_params=False,
+                        report_buffers=["pe"])
 
 
 def _pe_variants(ref, x, method):
@@ -102,10 +100,9 @@ def _pe_extra(case, outputs, ref) -> list[Failure]:
     return failures
 
 
-def _pe_compare(case, outputs):
-    return compare_module(case, outputs, positional.PositionalEncoding, 1e-4, 0.0,
-                           "compare your table with the formula; plot it next to the reference heatmap.",
-                           _pe_variants, extra=_pe_extra)
+_pe_compare = ModuleCheck(positional.PositionalEncoding, 1e-4, 0.0,
+                          "compare your table with the formula; plot it next to the reference heatmap.",
+                          _pe_variants, _pe_extra)
 
 
 # ============================================================================================== 03 head
@@ -182,15 +179,13 @@ def _head_cases(hidden: bool, secret: bytes) -> list[dict]:
                         d_v=d(i, "d_v", low=2, high=16), context_len=d(i, "ctx", low=4, high=64))
             seq = init["context_len"] if i == 1 else d(i, "seq", low=2, high=init["context_len"])
             sizes.append((init, (d(i, "batch", low=1, high=4), seq, init["d_model"]), d.seed(i)))
-    return [module_case("head", i, "Head", attention.Head, init, shape, seed,
-                         methods=("forward", "attention_weights"), causal=True, shortcuts=ATTENTION_SHORTCUTS)
-            for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("head", attention.Head, sizes, methods=("forward", "attention_weights"), causal=True,
+                        shortcuts=ATTENTION_SHORTCUTS)
 
 
-def _head_compare(case, outputs):
-    return compare_module(case, outputs, attention.Head, 1e-5, 1e-4,
-                           "compare each step with the formula softmax(mask(q k^T / sqrt(d_k))) v.",
-                           _head_variants, causal=True, extra=_head_extra)
+_head_compare = ModuleCheck(attention.Head, 1e-5, 1e-4,
+                            "compare each step with the formula softmax(mask(q k^T / sqrt(d_k))) v.",
+                            _head_variants, _head_extra)
 
 
 # ============================================================================================== 04 multi-head
@@ -206,9 +201,8 @@ def _mha_cases(hidden: bool, secret: bytes) -> list[dict]:
                         context_len=d(i, "ctx", low=4, high=40))
             sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=2, high=init["context_len"]),
                                  init["d_model"]), d.seed(i)))
-    shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": ["Head."]}
-    return [module_case("multi_head", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
-                         causal=True, shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("multi_head", attention.MultiHeadAttention, sizes, causal=True,
+                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": ["Head."]})
 
 
 def _mha_variants(ref, x, method):
@@ -222,10 +216,9 @@ def _mha_variants(ref, x, method):
     ]
 
 
-def _mha_compare(case, outputs):
-    return compare_module(case, outputs, attention.MultiHeadAttention, 1e-5, 1e-4,
+_mha_compare = ModuleCheck(attention.MultiHeadAttention, 1e-5, 1e-4,
                            "concatenate the heads' outputs along the last axis (dim=-1) in the order of self.heads, "
-                           "then apply self.proj.", _mha_variants, causal=True)
+                           "then apply self.proj.", _mha_variants)
 
 
 # ============================================================================================== 05 feed-forward
@@ -240,8 +233,7 @@ def _ffn_cases(hidden: bool, secret: bytes) -> list[dict]:
                 init["d_ff"] = d(i, "d_ff", low=4, high=96)
             sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=1, high=12), init["d_model"]),
                           d.seed(i)))
-    return [module_case("feed_forward", i, "FeedForward", feedforward.FeedForward, init, shape, seed)
-            for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("feed_forward", feedforward.FeedForward, sizes)
 
 
 def _ffn_variants(ref, x, method):
@@ -256,8 +248,7 @@ def _ffn_variants(ref, x, method):
     ]
 
 
-def _ffn_compare(case, outputs):
-    return compare_module(case, outputs, feedforward.FeedForward, 1e-5, 1e-4,
+_ffn_compare = ModuleCheck(feedforward.FeedForward, 1e-5, 1e-4,
                            "self.ffn must be nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), "
                            "nn.Linear(d_ff, d_model)).", _ffn_variants)
 
@@ -285,9 +276,8 @@ def _layer_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = (_stack_sizes(secret, "decoder_layer", 2) if hidden else
              [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10), (2, 10, 16), 41),
               (dict(d_model=8, num_heads=4, d_ff=8, context_len=12), (1, 6, 8), 42)])
-    shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": LAYER_PREREQS}
-    return [module_case("decoder_layer", i, "TransformerDecoderLayer", decoder.TransformerDecoderLayer, init, shape,
-                         seed, causal=True, shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("decoder_layer", decoder.TransformerDecoderLayer, sizes, causal=True,
+                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": LAYER_PREREQS})
 
 
 def _layer_variants(ref, x, method):
@@ -308,10 +298,8 @@ def _layer_variants(ref, x, method):
     ]
 
 
-def _layer_compare(case, outputs):
-    return compare_module(case, outputs, decoder.TransformerDecoderLayer, 1e-5, 1e-4,
-                           "pre-norm: x = x + attn(norm1(x)); then x = x + ffn(norm2(x)).", _layer_variants,
-                           causal=True)
+_layer_compare = ModuleCheck(decoder.TransformerDecoderLayer, 1e-5, 1e-4,
+                             "pre-norm: x = x + attn(norm1(x)); then x = x + ffn(norm2(x)).", _layer_variants)
 
 
 # ============================================================================================== 07 decoder + GPT
@@ -324,9 +312,8 @@ GPT_PREREQ_NAMES = {"ReferenceDecoder": "gptedu.char.decoder.TransformerDecoder"
 def _decoder_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = (_stack_sizes(secret, "decoder", 2, layers=True) if hidden else
              [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10, num_layers=2), (2, 10, 16), 51)])
-    shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": DECODER_PREREQS}
-    return [module_case("decoder", i, "TransformerDecoder", decoder.TransformerDecoder, init, shape, seed,
-                         causal=True, shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("decoder", decoder.TransformerDecoder, sizes, causal=True,
+                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": DECODER_PREREQS})
 
 
 def _decoder_variants(ref, x, method):
@@ -341,10 +328,9 @@ def _decoder_variants(ref, x, method):
     ]
 
 
-def _decoder_compare(case, outputs):
-    return compare_module(case, outputs, decoder.TransformerDecoder, 1e-5, 1e-4,
-                           "apply every layer in order, then the final norm: for layer in self.layers: x = layer(x); "
-                           "return self.norm(x).", _decoder_variants, causal=True)
+_decoder_compare = ModuleCheck(decoder.TransformerDecoder, 1e-5, 1e-4,
+                               "apply every layer in order, then the final norm: for layer in self.layers: "
+                               "x = layer(x); return self.norm(x).", _decoder_variants)
 
 
 def _gpt_sizes(secret: bytes, name: str, n: int) -> list[tuple[dict, int]]:
@@ -357,9 +343,8 @@ def _gpt_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(init, (1 + i, Draw(secret, "gpt_forward")(i, "seq", low=2, high=init["context_len"])), seed)
               for i, (init, seed) in enumerate(_gpt_sizes(secret, "gpt_forward", 2))] if hidden else
              [(dict(vocab_size=11, d_model=16, num_heads=2, d_ff=32, context_len=12, num_layers=2), (2, 12), 61)])
-    shortcuts = {**ATTENTION_SHORTCUTS, "allowed_reference": GPT_PREREQS}
-    return [module_case("gpt_forward", i, "GPTModel", model.GPTModel, init, shape, seed, causal=True,
-                         vocab=init["vocab_size"], shortcuts=shortcuts) for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("gpt_forward", model.GPTModel, sizes, causal=True, token_ids=True,
+                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": GPT_PREREQS})
 
 
 def _gpt_variants(ref, x, method):
@@ -375,10 +360,8 @@ def _gpt_variants(ref, x, method):
     ]
 
 
-def _gpt_compare(case, outputs):
-    return compare_module(case, outputs, model.GPTModel, 2e-5, 1e-4,
-                           "embedding -> positional encoding -> decoder -> fc_out, returning logits "
-                           "(batch, seq, vocab_size).", _gpt_variants, causal=True)
+_gpt_compare = ModuleCheck(model.GPTModel, 2e-5, 1e-4, "embedding -> positional encoding -> decoder -> fc_out, "
+                           "returning logits (batch, seq, vocab_size).", _gpt_variants)
 
 
 GEN_TEMPERATURE_GREEDY = 1e-4  # notebook 07's generate() divides by the temperature, so "greedy" is T -> 0
@@ -416,9 +399,7 @@ def _generate_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _generate_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     ref = build_reference(model.GPTModel, case["init"], case["params"])
     vocab, ctx = case["init"]["vocab_size"], case["init"]["context_len"]
     runs = {r["name"]: r for r in case["runs"]}
@@ -491,18 +472,12 @@ def _generate_compare(case, outputs):
     prompt = run["prompt"]
     if isinstance(found, torch.Tensor) and found.shape == (prompt.size(0), prompt.size(1) + 1):
         with torch.no_grad():
-            logits = ref(prompt[:1])[0, -1].double()
-        ids = found[:, -1]
-        cause = "sample from softmax(logits[:, -1, :] / temperature) with torch.multinomial(probs, num_samples=1)."
-        if frequency_failure("", "", ids, torch.softmax(logits, -1), "") is None:
-            cause = ("the samples follow temperature 1: divide the logits by the temperature BEFORE the softmax "
-                     "(dividing probabilities after the softmax changes nothing once they are renormalised).")
-        elif int(torch.bincount(ids.long().clamp(0, vocab - 1)).max()) == len(ids):
-            cause = "every row picked the same token: sample with torch.multinomial(probs, 1) instead of argmax."
-        fail = frequency_failure("sampled tokens follow softmax(logits / temperature)",
-                                 f"{case['describe']}: {len(ids)} identical prompts, one new token each, "
-                                 f"temperature={run['temperature']}", ids,
-                                 torch.softmax(logits / run["temperature"], -1), cause, "tokens:sample")
+            logits = ref(prompt[:1])[0, -1]
+        fail = sampling_failure("sampled tokens follow softmax(logits / temperature)",
+                                f"{case['describe']}: {len(found)} identical prompts, one new token each, "
+                                f"temperature={run['temperature']}", found[:, -1], logits, run["temperature"],
+                                "sample from softmax(logits[:, -1, :] / temperature) with torch.multinomial(probs, "
+                                "num_samples=1).", "tokens:sample")
         if fail:
             failures.append(fail)
     return failures
@@ -522,7 +497,8 @@ def _tokenizer_cases(hidden: bool, secret: bytes) -> list[dict]:
             start = d(i, "start", high=len(SAMPLE_TEXT) - 60)
             corpus = SAMPLE_TEXT[start:start + d(i, "length", low=30, high=60)]
             a = d(i, "text", high=len(corpus) - 12)
-            texts.append((corpus, corpus[a:a + d(i, "text_len", low=4, high=12)], d.choice(["ZQ#", "é", "7", "~x"], i)))
+            text = corpus[a:a + d(i, "text_len", low=4, high=12)]
+            texts.append((corpus, text, d.choice(["ZQ#", "é", "7", "~x"], i)))
     cases = []
     for i, (corpus, text, unknown) in enumerate(texts):
         chars = sorted(set(corpus))
@@ -546,9 +522,7 @@ def _tokenizer_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _tokenizer_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     ref = CharTokenizer(case["chars"])
     desc = case["describe"]
     vs = outputs.get("attr:vocab_size")
@@ -622,9 +596,7 @@ def _dataset_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _dataset_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     ref = TextDataset(case["src"], case["tgt"])
     desc = case["describe"]
     n = outputs.get("result:len")
@@ -675,18 +647,15 @@ def _get_batch_cases(hidden: bool, secret: bytes) -> list[dict]:
                   "describe": "same generator seed again"},
                  {"name": "many", "args": [data, 256, seq], "generator_seed": seed + 2, "describe": "256 windows"}]
         cases.append({"spec": "get_batch", "id": f"get_batch/{i}", "kind": "calls", "label": "get_batch",
-                      "calls": calls, "data": data, "batch": batch, "seq": seq,
+                      "calls": calls, "data": data, "batch": batch, "seq": seq, "error_causes": {
+                          "equal size": "a window ran past the end of the data, so its target is one token short: "
+                                        "draw the starts from torch.randint(len(data) - seq_len, ...)."},
                       "describe": f"get_batch(data of length {n}, batch_size={batch}, seq_len={seq}, generator)"})
     return cases
 
 
 def _get_batch_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        if "equal size" in failures[0].message:  # (cause added by the mistakes suite: data/start_overruns_end)
-            failures[0].cause = ("a window ran past the end of the data, so its target is one token short: draw "
-                                 "the starts from torch.randint(len(data) - seq_len, ...).")
-        return failures
+    failures = []
     data, batch, seq = case["data"], case["batch"], case["seq"]
     n = len(data)
     desc = case["describe"]
@@ -794,9 +763,7 @@ def _loop_reference(case, variant: str | None = None) -> tuple[float, list[float
 
 
 def _loop_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     desc = case["describe"]
     expected_loss, _, expected_params = _loop_reference(case)
     found = outputs.get("loss")
@@ -895,9 +862,6 @@ def _topk_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _topk_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
     logits, k = case["logits"], case["k"]
     expected = filter_logits(logits, top_k=k)
     found = outputs.get("result:out")
@@ -981,9 +945,7 @@ def _sample_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _sample_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     desc = case["describe"]
     for name in ("greedy", "temp"):
         found = outputs.get(f"result:{name}")
@@ -1010,7 +972,6 @@ def _sample_compare(case, outputs):
                                     "torch.multinomial(probs, num_samples=1) returns (batch, 1)."))
             continue
         filtered = filter_logits(row[None], top_k=top_k)[0] if top_k else row
-        expected_p = torch.softmax(filtered / temp, -1)
         ids = found[:, 0].long()
         if top_k:
             outside = ids[~torch.isfinite(filtered)[ids.clamp(0, len(row) - 1)]]
@@ -1020,15 +981,9 @@ def _sample_compare(case, outputs):
                                         f"token {int(outside[0])}).",
                                         "set the logits outside the top k to -inf before the softmax."))
                 continue
-        cause = "sample from softmax(logits / temperature) with torch.multinomial(probs, 1, generator=generator)."
-        counts = torch.bincount(ids.clamp(0, len(row) - 1), minlength=len(row)).double()
-        if float(counts.max()) == SAMPLE_DRAWS:
-            cause = "every row picked the same token: sample with torch.multinomial instead of taking the argmax."
-        elif temp != 1.0 and frequency_failure("", "", ids, torch.softmax(filtered, -1), "") is None:
-            cause = "the temperature has no effect: divide the logits by it BEFORE the softmax."
-        within = " within the top k" if top_k else ""
-        fail = frequency_failure(f"samples follow softmax(logits / temperature){within}", desc, ids, expected_p,
-                                 cause, call)
+        fail = sampling_failure("samples follow softmax(logits / temperature)" + (" within the top k" if top_k else ""),
+                                desc, ids, filtered, temp, "sample from softmax(logits / temperature) with "
+                                "torch.multinomial(probs, 1, generator=generator).", call)
         if fail:
             failures.append(fail)
     first, again, other = (outputs.get(f"result:{n}") for n in ("temp", "temp_again", "temp_other"))

@@ -20,12 +20,10 @@ from gptedu.gpt2.bpe import BPETokenizer
 from gptedu.grading.components.base import (
     ATTENTION_SHORTCUTS,
     Draw,
-    compare_module,
+    ModuleCheck,
     component,
-    frequency_failure,
-    module_case,
-    status_failures,
-    train_mode_failures,
+    module_cases,
+    sampling_failure,
 )
 from gptedu.grading.report import Failure, tensor_failure
 from gptedu.grading.runner import STAND_INS, TinyCausalLM
@@ -63,8 +61,7 @@ def _ln_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(dict(emb_dim=c["emb_dim"] + i), (b, s, c["emb_dim"] + i), seed)
               for i, (c, (b, s), seed) in enumerate(_hidden_cfgs(secret, "gpt2_layer_norm", 3))] if hidden else
              [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)])
-    cases = [module_case("gpt2_layer_norm", i, "LayerNorm", layers.LayerNorm, init, shape, seed)
-             for i, (init, shape, seed) in enumerate(sizes)]
+    cases = module_cases("gpt2_layer_norm", layers.LayerNorm, sizes)
     for i, c in enumerate(cases):
         # inputs far from mean 0 / variance 1, so normalising matters; the last case has a variance close to eps,
         # where eps inside or outside the square root makes a difference
@@ -91,18 +88,15 @@ def _ln_variants(ref, x, method):
     ]
 
 
-def _ln_compare(case, outputs):
-    return compare_module(case, outputs, layers.LayerNorm, 1e-4, 1e-4,
-                           "scale * (x - mean) / sqrt(var + eps) + shift over the last axis, biased variance, "
-                           "eps = 1e-5.", _ln_variants)
+_ln_compare = ModuleCheck(layers.LayerNorm, 1e-4, 1e-4, "scale * (x - mean) / sqrt(var + eps) + shift over the last "
+                          "axis, biased variance, eps = 1e-5.", _ln_variants)
 
 
 # ============================================================================================== GELU
 def _gelu_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([((b, s, c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_gelu", 2)] if hidden
              else [((3, 20), 121)])
-    cases = [module_case("gpt2_gelu", i, "GELU", layers.GELU, {}, shape, seed, with_params=False)
-             for i, (shape, seed) in enumerate(sizes)]
+    cases = module_cases("gpt2_gelu", layers.GELU, [({}, shape, seed) for shape, seed in sizes], with_params=False)
     for c in cases:
         c["inputs"] = {"x": c["inputs"]["x"] * 3.0}
     return cases
@@ -119,10 +113,8 @@ def _gelu_variants(ref, x, method):
     ]
 
 
-def _gelu_compare(case, outputs):
-    failures = compare_module(case, outputs, layers.GELU, 1e-5, 1e-5,
-                               "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))).", _gelu_variants)
-    return failures
+_gelu_compare = ModuleCheck(layers.GELU, 1e-5, 1e-5, "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))).",
+                            _gelu_variants)
 
 
 # ============================================================================================== FeedForward
@@ -130,9 +122,8 @@ def _ff_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, s, c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_feed_forward", 2)]
              if hidden else
              [(_cfg(8, 10, 16, 2, 1), (2, 5, 16), 131)])
-    return [module_case("gpt2_feed_forward", i, "FeedForward", layers.FeedForward, {"cfg": cfg}, shape, seed,
-                        stand_ins=("GELU",))
-            for i, (cfg, shape, seed) in enumerate(sizes)]
+    return module_cases("gpt2_feed_forward", layers.FeedForward,
+                        [({"cfg": c}, shape, seed) for c, shape, seed in sizes], stand_ins=("GELU",))
 
 
 def _ff_variants(ref, x, method):
@@ -145,10 +136,8 @@ def _ff_variants(ref, x, method):
     ]
 
 
-def _ff_compare(case, outputs):
-    return compare_module(case, outputs, layers.FeedForward, 1e-5, 1e-4,
-                           "self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), GELU(), "
-                           "nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants)
+_ff_compare = ModuleCheck(layers.FeedForward, 1e-5, 1e-4, "self.layers = nn.Sequential(nn.Linear(emb_dim, "
+                          "4 * emb_dim), GELU(), nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants)
 
 
 # ============================================================================================== attention
@@ -157,9 +146,8 @@ def _att_cases(hidden: bool, secret: bytes) -> list[dict]:
               for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_attention", 3, drop_rate=0.3)] if hidden else
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)])
-    return [module_case("gpt2_attention", i, "MultiHeadAttention", attention.MultiHeadAttention, init, shape, seed,
-                        causal=True, shortcuts=ATTENTION_SHORTCUTS, train_mode=init["drop_rate"] > 0)
-            for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("gpt2_attention", attention.MultiHeadAttention, sizes, causal=True,
+                        shortcuts=ATTENTION_SHORTCUTS, train_mode=True)
 
 
 def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1):
@@ -213,24 +201,9 @@ def _dropout_elsewhere(ref, x):
              lambda: run(False))]
 
 
-def _train_forward(ref, x):
-    return ref.train()(x)
-
-
-def _att_compare(case, outputs):
-    failures = compare_module(case, outputs, attention.MultiHeadAttention, 1e-5, 1e-4,
-                              "project, split into heads (batch, n_heads, seq, head_dim), mask, softmax, combine, "
-                              "out_proj.", _att_variants, causal=True)
-    if failures:
-        return failures
-    ref = model_ref(attention.MultiHeadAttention, case)
-    return train_mode_failures(case, outputs, ref, _train_forward, _dropout_elsewhere)
-
-
-def model_ref(cls, case):
-    from gptedu.grading.components.base import build_reference
-
-    return build_reference(cls, case["init"], case.get("params"))
+_att_compare = ModuleCheck(attention.MultiHeadAttention, 1e-5, 1e-4, "project, split into heads (batch, n_heads, seq, "
+                           "head_dim), mask, softmax, combine, out_proj.", _att_variants,
+                           dropout_elsewhere=_dropout_elsewhere)
 
 
 # ============================================================================================== embedding
@@ -238,8 +211,7 @@ def _emb_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(dict(context_len=c["context_len"], vocab_size=c["vocab_size"], emb_dim=c["emb_dim"], drop_rate=0.3),
                (b, s), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_embedding", 2)] if hidden else
              [(dict(context_len=8, vocab_size=20, emb_dim=8, drop_rate=0.1), (2, 6), 151)])
-    return [module_case("gpt2_embedding", i, "GPTEmbedding", model.GPTEmbedding, init, shape, seed,
-                        vocab=init["vocab_size"], train_mode=True) for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("gpt2_embedding", model.GPTEmbedding, sizes, token_ids=True, train_mode=True)
 
 
 def _emb_variants(ref, x, method):
@@ -254,20 +226,16 @@ def _emb_variants(ref, x, method):
     return out
 
 
-def _emb_compare(case, outputs):
-    failures = compare_module(case, outputs, model.GPTEmbedding, 1e-6, 1e-5,
-                              "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.", _emb_variants)
-    return failures or train_mode_failures(case, outputs, model_ref(model.GPTEmbedding, case), _train_forward)
+_emb_compare = ModuleCheck(model.GPTEmbedding, 1e-6, 1e-5, "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.",
+                           _emb_variants)
 
 
 # ============================================================================================== block
 def _block_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, max(2, s), c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_block", 2)]
              if hidden else [(_cfg(8, 10, 16, 2, 1), (2, 8, 16), 161)])
-    return [module_case("gpt2_block", i, "TransformerBlock", model.TransformerBlock, {"cfg": cfg}, shape, seed,
-                        causal=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=BLOCK_PARTS,
-                        train_mode=cfg["drop_rate"] > 0)
-            for i, (cfg, shape, seed) in enumerate(sizes)]
+    return module_cases("gpt2_block", model.TransformerBlock, [({"cfg": c}, shape, seed) for c, shape, seed in sizes],
+                        causal=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=BLOCK_PARTS, train_mode=True)
 
 
 # The student's earlier classes the block and the model call: they run with correct stand-ins for them.
@@ -288,20 +256,23 @@ def _block_variants(ref, x, method):
     ]
 
 
-def _block_compare(case, outputs):
-    failures = compare_module(case, outputs, model.TransformerBlock, 1e-5, 1e-4,
-                              "x = x + drop_shortcut(att(norm1(x))); x = x + drop_shortcut(ff(norm2(x))).",
-                              _block_variants, causal=True)
-    return failures or train_mode_failures(case, outputs, model_ref(model.TransformerBlock, case), _train_forward)
+_block_compare = ModuleCheck(model.TransformerBlock, 1e-5, 1e-4,
+                             "x = x + drop_shortcut(att(norm1(x))); x = x + drop_shortcut(ff(norm2(x))).",
+                             _block_variants)
 
 
 # ============================================================================================== model
 def _model_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, max(2, s)), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_model", 2)] if hidden else
              [(_cfg(10, 17, 16, 2, 2), (2, 10), 171), (_cfg(8, 11, 8, 2, 1, tie_weights=True), (1, 8), 172)])
-    return [module_case("gpt2_model", i, "GPTModel", model.GPTModel, {"cfg": cfg}, shape, seed, causal=True,
-                        vocab=cfg["vocab_size"], shortcuts=ATTENTION_SHORTCUTS, stand_ins=MODEL_PARTS)
-            for i, (cfg, shape, seed) in enumerate(sizes)]
+    cases = module_cases("gpt2_model", model.GPTModel, [({"cfg": c}, shape, seed) for c, shape, seed in sizes],
+                         causal=True, token_ids=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=MODEL_PARTS)
+    for case in cases:
+        if case["init"]["cfg"]["tie_weights"]:
+            case["error_causes"] = {"load_error": "with cfg['tie_weights'], out_head must reuse the embedding matrix: "
+                                                  "self.out_head.weight = self.emb.tok_emb.weight (one parameter, "
+                                                  "counted once)."}
+    return cases
 
 
 def _model_variants(ref, x, method):
@@ -313,16 +284,8 @@ def _model_variants(ref, x, method):
     ]
 
 
-def _model_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        if failures[0].status == "load_error" and case["init"]["cfg"].get("tie_weights"):
-            failures[0].cause = ("with cfg['tie_weights'], out_head must reuse the embedding matrix: "
-                                 "self.out_head.weight = self.emb.tok_emb.weight (one parameter, counted once).")
-        return failures
-    return compare_module(case, outputs, model.GPTModel, 2e-5, 1e-4,
-                           "emb -> trf_blocks -> final_norm -> out_head (no bias), returning logits.",
-                           _model_variants, causal=True)
+_model_compare = ModuleCheck(model.GPTModel, 2e-5, 1e-4, "emb -> trf_blocks -> final_norm -> out_head (no bias), "
+                             "returning logits.", _model_variants)
 
 
 # ============================================================================================== parameter count
@@ -356,9 +319,7 @@ def _count_parts(cfg: dict) -> dict[str, int]:
 
 
 def _count_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for call in case["calls"]:
         cfg = call["args"][0]
         expected = model.gpt_param_count(cfg)
@@ -417,9 +378,7 @@ def _dict_from(outputs: dict, name: str):
 
 
 def _pair_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for call in case["calls"]:
         expected = STAND_INS["get_pair_counts"](call["args"][0])
         want = {repr(k): repr(v) for k, v in expected.items()}
@@ -460,9 +419,7 @@ def _list_result(outputs: dict, name: str):
 
 
 def _merge_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for call in case["calls"]:
         expected = STAND_INS["merge"](*call["args"])
         found = _list_result(outputs, f"result:{call['name']}")
@@ -499,9 +456,7 @@ def reference_merges(text: str, num_merges: int) -> dict[tuple[int, int], int]:
 
 
 def _train_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for call in case["calls"]:
         expected = reference_merges(*call["args"])
         want = {repr(k): repr(v) for k, v in expected.items()}
@@ -549,9 +504,7 @@ def _tokenizer_from(merges: dict) -> BPETokenizer:
 
 
 def _encode_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for call in case["calls"]:
         text, merges = call["args"]
         expected = _tokenizer_from(merges).encode_ordinary(text)
@@ -575,9 +528,7 @@ def _decode_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _decode_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for call in case["calls"]:
         ids, merges = call["args"]
         expected = _tokenizer_from(merges).decode(ids)
@@ -610,9 +561,7 @@ def _lm_init(cfg: dict) -> dict:
 
 def _lm(case: dict) -> TinyCausalLM:
     lm = TinyCausalLM(**case["init"])
-    with torch.no_grad():
-        for name, p in lm.named_parameters():
-            p.copy_(case["params"][name])
+    lm.load_state_dict(case["params"])
     return lm.eval()
 
 
@@ -637,9 +586,7 @@ def _loss_batch_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _loss_batch_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     call = case["calls"][0]
     x, y = call["args"][0], call["args"][1]
     lm = _lm(case)
@@ -697,9 +644,7 @@ def _loss_loader_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _loss_loader_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     from gptedu.gpt2.train import calc_loss_batch
 
     lm = _lm(case)
@@ -773,9 +718,7 @@ def _gen_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _gen_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     from gptedu.gpt2.generate import gen_text
 
     lm = _lm(case)
@@ -835,13 +778,10 @@ def _gen_compare(case, outputs):
     _, idx, n, ctx = call["args"]
     if isinstance(found, torch.Tensor) and found.shape == (idx.size(0), idx.size(1) + 1):
         with torch.no_grad():
-            probs = torch.softmax(lm(idx[:1])[0, -1] / call["kwargs"]["temperature"], -1)
-            probs_t1 = torch.softmax(lm(idx[:1])[0, -1], -1)
-        cause = "sample with torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1)."
-        if frequency_failure("", "", found[:, -1], probs_t1, "") is None:
-            cause = "the temperature is not applied: divide the logits by it before the softmax."
-        fail = frequency_failure("sampling follows softmax(logits / temperature)", call["describe"], found[:, -1],
-                                 probs, cause)
+            logits = lm(idx[:1])[0, -1]
+        fail = sampling_failure("sampling follows softmax(logits / temperature)", call["describe"], found[:, -1],
+                                logits, call["kwargs"]["temperature"],
+                                "sample with torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1).")
         if fail:
             failures.append(fail)
     else:
@@ -888,9 +828,9 @@ def _cached_att_cases(hidden: bool, secret: bytes) -> list[dict]:
               for c, (b, s), seed in _hidden_cfgs(secret, "kv_cached_attention", 3)] if hidden else
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)])
-    return [module_case("kv_cached_attention", i, "CachedMultiHeadAttention", CachedAttentionReference, init, shape,
-                        seed, methods=("forward", "step_by_step", "prefill_then_steps"), causal=True,
-                        shortcuts=ATTENTION_SHORTCUTS) for i, (init, shape, seed) in enumerate(sizes)]
+    return module_cases("kv_cached_attention", CachedAttentionReference, sizes, label="CachedMultiHeadAttention",
+                        methods=("forward", "step_by_step", "prefill_then_steps"), causal=True,
+                        shortcuts=ATTENTION_SHORTCUTS)
 
 
 def _cached_att_variants(ref, x, method):
@@ -925,11 +865,13 @@ def _cached_att_variants(ref, x, method):
     return out
 
 
+_cached_att_check = ModuleCheck(CachedAttentionReference, 1e-5, 1e-4, "forward(x) must equal plain attention; "
+                                "step_by_step / prefill_then_steps feed the same x through the cache and must give "
+                                "the same outputs.", _cached_att_variants)
+
+
 def _cached_att_compare(case, outputs):
-    failures = compare_module(case, outputs, CachedAttentionReference, 1e-5, 1e-4,
-                               "forward(x) must equal plain attention; step_by_step / prefill_then_steps feed the "
-                               "same x through the cache and must give the same outputs.", _cached_att_variants,
-                               causal=True)
+    failures = _cached_att_check(case, outputs)
     for f in failures:
         if "step_by_step" in f.tensor or "prefill" in f.tensor:
             f.check = "cached outputs equal uncached ones: " + f.check
@@ -975,9 +917,7 @@ def _cached_gen_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _cached_gen_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     ref = model.GPTModel(case["init"]["cfg"])
     ref.load_state_dict(case["params"], strict=False)
     ref.eval()
@@ -1034,9 +974,7 @@ def _format_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 
 def _format_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for i, entry in enumerate(case["entries"]):
         expected = finetune.format_prompt(entry)
         found = outputs.get(f"result:c{i}")
@@ -1119,9 +1057,7 @@ def _collate_variants(batch, pad, max_length) -> list[tuple[str, torch.Tensor]]:
 
 
 def _collate_compare(case, outputs):
-    failures = status_failures(case, outputs)
-    if failures:
-        return failures
+    failures = []
     for i, (batch, pad, max_length) in enumerate(case["settings"]):
         desc = case["calls"][i]["describe"]
         x, y = finetune.collate_instructions(batch, pad, max_length=max_length)
