@@ -6,20 +6,11 @@ notebooks), ``notebooks/`` (student release) and ``solutions/`` (executed).
     python -m gptedu.grading.build --no-execute   # sources only (fast); outputs kept where no code cell changed
     python -m gptedu.grading.build --check        # exit 1 if a generated copy is stale (sources, not outputs)
     python -m gptedu.grading.build --format-sources   # rewrite autograder/src in jupytext's canonical layout
-    python -m gptedu.grading.build --time-autograde   # seconds to autograde one complete part-1 submission
 
-Authoring format. The single source of truth is ``autograder/src/<assignment>/NN_name.py``, one file per notebook
-in jupytext's *percent* format: ``# %% [markdown]`` starts a text cell (its lines commented with ``# ``), ``# %%``
-a code cell, and the header carries the cell's id and nbgrader metadata
-(``# %% id="c05" nbgrader={"grade": true, "grade_id": ..., "points": 10, ...}``). Why text rather than the
-``.ipynb`` JSON: a review sees prose and code as they are (an indented header that renders as a code block, or a
-wrong point count, shows in the diff; in JSON it hid in escaped strings), merges are line-based, and jupytext is a
-well-kept tool that reads and writes the format losslessly (the conversion was checked cell by cell: type,
-source, id and metadata). The sources live outside ``autograder/source`` because nbgrader copies every
-non-notebook file found there into the release. Cell ids are kept because grading restores a stripped cell's
-nbgrader metadata by id; a new text or plain code cell may omit its id (it gets ``auto-<index>``), a cell with
-nbgrader metadata must carry one. In JupyterLab with jupytext installed, a ``.py`` source opens as a notebook
-(right click, *Open With > Notebook*) and saves back as text.
+The single source of truth is ``autograder/src/<assignment>/NN_name.py``, one file per notebook in jupytext's
+*percent* format; each ``# %%`` header carries the cell's id and nbgrader metadata (why text, and how to edit it:
+``autograder/README.md``, "Authoring"). A cell with nbgrader metadata must carry an id (grading restores a stripped
+cell's metadata by id); another cell may omit it and gets ``auto-<index>``.
 
 * ``autograder/source/<assignment>/<name>.ipynb`` is the source read by jupytext, with a fixed notebook metadata
   (python3 kernel); committed because nbgrader's ``generate_assignment`` and the grading read it.
@@ -44,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 
@@ -57,11 +50,9 @@ def course_dir(root: Path = REPO_ROOT) -> Path:
     return root / "autograder"
 
 
-# Where the notebooks' setup cell installs gptedu from when it is missing and the notebook is not inside a checkout
-# (Colab, a student's laptop): a pip direct-reference location such as
-# "git+https://github.com/<your-course>/gptedu.git@v1". This repository has no public home, so the default is None
-# and such a notebook asks for $GPTEDU_PIP. A course sets it here, once, and runs the build; the line
-# `GPTEDU_REPO = ...` of every setup cell is written from it.
+# Where the setup cell installs gptedu from outside a checkout (a pip location such as
+# "git+https://github.com/<your-course>/gptedu.git@v1"); None: the notebook asks for $GPTEDU_PIP. A course sets it
+# once and runs the build, which writes the line `GPTEDU_REPO = ...` of every setup cell (autograder/README.md).
 COURSE_REPO: str | None = None
 _REPO_LINE = re.compile(r"^GPTEDU_REPO = .*$", re.MULTILINE)
 
@@ -116,12 +107,9 @@ def read_source(path: Path) -> nbformat.NotebookNode:
         if cell_id in seen:
             raise SourceError(f"{path}: cell {index} repeats the id {cell_id!r}; ids must be unique in a notebook")
         seen.add(cell_id)
-        if cell.cell_type == "markdown":
-            new = nbformat.v4.new_markdown_cell(cell.source, metadata=meta)
-        elif cell.cell_type == "code":
-            new = nbformat.v4.new_code_cell(cell.source, metadata=meta)
-        else:
-            new = nbformat.v4.new_raw_cell(cell.source, metadata=meta)
+        new_cell = {"markdown": nbformat.v4.new_markdown_cell, "code": nbformat.v4.new_code_cell}.get(
+            cell.cell_type, nbformat.v4.new_raw_cell)
+        new = new_cell(cell.source, metadata=meta)
         new.id = cell_id
         out.cells.append(new)
     return out
@@ -212,22 +200,14 @@ def execute(nb: nbformat.NotebookNode, workdir: Path, quick: bool, timeout: int 
     """Execute ``nb`` in place with ``workdir`` as cwd; returns the wall time in seconds."""
     from nbclient import NotebookClient
 
-    env_quick = os.environ.get("GPTEDU_QUICK")
-    if quick:
-        os.environ["GPTEDU_QUICK"] = "1"
-    else:
+    with mock.patch.dict(os.environ):  # the kernel inherits the environment; restored afterwards
         os.environ.pop("GPTEDU_QUICK", None)
-    try:
+        if quick:
+            os.environ["GPTEDU_QUICK"] = "1"
         start = time.perf_counter()
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(workdir)}})
-        client.execute()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(workdir)}}).execute()
         return time.perf_counter() - start
-    finally:
-        if env_quick is None:
-            os.environ.pop("GPTEDU_QUICK", None)
-        else:
-            os.environ["GPTEDU_QUICK"] = env_quick
 
 
 def with_course_repo(nb: nbformat.NotebookNode, repo: str | None = None) -> nbformat.NotebookNode:
@@ -352,18 +332,20 @@ def stale_instructor_notebooks(root: Path = REPO_ROOT) -> list[str]:
     """``autograder/source/<assignment>/*.ipynb`` that differ from their text source (cells, ids, metadata)."""
     problems: list[str] = []
     for assignment in assignments(root):
-        folder = course_dir(root) / "source" / assignment
-        expected = source_notebooks(root, assignment)
-        committed = {p.name for p in folder.glob("*.ipynb")}
-        for name in sorted(set(expected) - committed):
-            problems.append(f"autograder/source/{assignment}/{name} is missing")
-        for name in sorted(committed - set(expected)):
-            problems.append(f"autograder/source/{assignment}/{name} has no text source in autograder/src")
-        for name in sorted(set(expected) & committed):
-            if nbformat.read(folder / name, as_version=4) != expected[name]:
-                problems.append(f"autograder/source/{assignment}/{name} differs from its text source "
-                                f"autograder/src/{assignment}/{Path(name).with_suffix('.py').name}")
+        problems += _differences(course_dir(root) / "source" / assignment, f"autograder/source/{assignment}",
+                                 source_notebooks(root, assignment), lambda old, new: old == new,
+                                 f"text source in autograder/src/{assignment}")
     return problems
+
+
+def _differences(folder: Path, label: str, expected: dict[str, nbformat.NotebookNode],
+                 same: Callable[[nbformat.NotebookNode, nbformat.NotebookNode], bool], source: str) -> list[str]:
+    """How the notebooks in ``folder`` differ from ``expected`` (file name -> notebook): missing, extra, changed."""
+    committed = {p.name for p in folder.glob("*.ipynb")}
+    return ([f"{label}/{name} is missing" for name in sorted(set(expected) - committed)]
+            + [f"{label}/{name} has no {source} any more" for name in sorted(committed - set(expected))]
+            + [f"{label}/{name} differs from its {source}" for name in sorted(set(expected) & committed)
+               if not same(nbformat.read(folder / name, as_version=4), expected[name])])
 
 
 def stale_copies(root: Path = REPO_ROOT, releases: dict[str, dict] | None = None) -> list[str]:
@@ -384,15 +366,8 @@ def stale_copies(root: Path = REPO_ROOT, releases: dict[str, dict] | None = None
             for name, nb in source_notebooks(root, assignment).items():
                 expected["solutions"][name] = solution_notebook(nb)
         for folder, notebooks in expected.items():
-            committed = {p.name for p in (root / folder).glob("*.ipynb")}
-            for name in sorted(set(notebooks) - committed):
-                problems.append(f"{folder}/{name} is missing")
-            for name in sorted(committed - set(notebooks)):
-                problems.append(f"{folder}/{name} has no source any more")
-            for name in sorted(set(notebooks) & committed):
-                old = nbformat.read(root / folder / name, as_version=4)
-                if _sources(old) != _sources(notebooks[name]):
-                    problems.append(f"{folder}/{name} differs from its source")
+            problems += _differences(root / folder, folder, notebooks,
+                                     lambda old, new: _sources(old) == _sources(new), "source")
     return problems
 
 
@@ -408,53 +383,6 @@ def fill_with_solutions(release_nb: nbformat.NotebookNode, source_nb: nbformat.N
     return nb
 
 
-def _cell_seconds(nb: nbformat.NotebookNode) -> float:
-    from datetime import datetime
-
-    total = 0.0
-    for cell in nb.cells:
-        timing = cell.get("metadata", {}).get("execution", {})
-        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
-            start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
-            end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
-            total += (end - start).total_seconds()
-    return total
-
-
-def time_autograde(root: Path = REPO_ROOT, assignment: str = "gpt_from_scratch", log=print) -> dict[str, float]:
-    """Autograde ONE complete submission (every answer filled with the solution) in a temporary course.
-
-    Returns wall seconds of ``generate_assignment`` and ``autograde``, the score, and each notebook's cell time.
-    """
-    with tempfile.TemporaryDirectory(prefix="gptedu-time-") as tmp:
-        from gptedu.grading import secret
-
-        course = copy_course(root, Path(tmp) / "course", [assignment])
-        secret.init(course)  # a fresh secret: the hidden cases derive from it
-        start = time.perf_counter()
-        release = generate_release(course, assignment)
-        figures = {"generate_assignment": time.perf_counter() - start}
-        sources = source_notebooks(root, assignment)
-        folder = course / "submitted" / "solver" / assignment
-        folder.mkdir(parents=True)
-        for name, nb in release.items():
-            nbformat.write(fill_with_solutions(nb, sources[name]), folder / name)
-        start = time.perf_counter()
-        run_nbgrader(course, "autograde", assignment, "--student", "solver")
-        figures["autograde"] = time.perf_counter() - start
-        for name in release:
-            graded = nbformat.read(course / "autograded" / "solver" / assignment / name, as_version=4)
-            figures[f"cells {name}"] = _cell_seconds(graded)
-        from nbgrader.api import Gradebook
-
-        with Gradebook("sqlite:///" + str(course / "gradebook.db")) as gb:
-            submission = gb.find_submission(assignment, "solver")
-            figures["score"], figures["max_score"] = submission.score, submission.max_score
-    for key, value in figures.items():
-        log(f"{key:45s} {value:8.1f}")
-    return figures
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="execute solutions with GPTEDU_QUICK=1 (short training)")
@@ -463,13 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed copy is stale")
     parser.add_argument("--format-sources", action="store_true",
                         help="rewrite autograder/src in jupytext's canonical layout, then exit")
-    parser.add_argument("--time-autograde", metavar="ASSIGNMENT", nargs="?", const="gpt_from_scratch",
-                        help="time nbgrader autograde of one complete submission of ASSIGNMENT, then exit")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
-    if args.time_autograde:
-        time_autograde(args.root, args.time_autograde)
-        return 0
     if args.format_sources:
         format_sources(args.root)
         return 0
