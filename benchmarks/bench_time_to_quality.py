@@ -79,34 +79,92 @@ class VirtualClock:
     """Stands in for the trainer module's ``time``: the clock of a machine of a given speed, whatever this one does.
 
     A training step of ``t`` tokens moves it on by ``slowdown * (overhead + (full - overhead) * t / full_tokens)``,
-    where ``full`` is the quiet 2-core time of a step of the preset's own batch; a loss estimate by a third of
-    that per batch (forward passes only). Nothing else moves it. The model trains for real, at whatever speed
-    this machine manages under its load, but every decision the trainer takes by the clock (the schedule, the
-    batch it fits to the budget, the stop) sees the simulated machine.
+    where ``full`` is the quiet 2-core time of a step of the preset's own batch; a loss estimate (or any other
+    forward pass) by a third of that per batch. Nothing else moves it. A model of another shape than the preset's
+    (chosen by the trainer for a short budget, or by a variant) is charged that time multiplied by the ratio of
+    its measured CPU time per step to the preset shape's at the same number of windows (``shape_ratio``). The
+    model trains for real, at whatever speed this machine manages under its load, but every decision the trainer
+    takes by the clock (the schedule, the batch and the model it fits to the budget, the stop) sees the simulated
+    machine.
     """
 
-    def __init__(self, slowdown: float, quiet_tokens_per_s: float, full_tokens: int) -> None:
+    def __init__(self, slowdown: float, quiet_tokens_per_s: float, full_tokens: int, model_config) -> None:
         self.now = 0.0
         full = full_tokens / quiet_tokens_per_s
         self.overhead = slowdown * STEP_OVERHEAD_S
         self.per_token = slowdown * (full - STEP_OVERHEAD_S) / full_tokens
+        self.reference = model_config  # the preset's shape: the one the two constants above were measured on
+        self.ratios: dict[tuple, float] = {}
 
     def perf_counter(self) -> float:
         return self.now
+
+    def shape_ratio(self, trainer) -> float:
+        """CPU time of a training step of ``trainer``'s model shape over the preset shape's, at its batch size.
+
+        1.0 for the preset's shape. Otherwise measured once per shape and batch, on throwaway copies (1 thread,
+        thread CPU time, the two shapes in turn: median of 5 steps each after 2 unmeasured), so a smaller model
+        is charged what it really costs on a CPU: less than its FLOPs say (small matrix products run less
+        efficiently).
+        """
+        import dataclasses
+
+        import torch
+
+        from gptedu import trainer as trainer_module
+
+        shape = dataclasses.replace(trainer.model_config, vocab_size=self.reference.vocab_size)
+        batch = trainer.config.batch_size
+        if shape == self.reference:
+            return 1.0
+        key = (tuple(sorted(dataclasses.asdict(shape).items())), batch)
+        if key not in self.ratios:
+            rng_state, threads = torch.get_rng_state(), torch.get_num_threads()
+            torch.set_num_threads(1)
+            runs = []
+            for cfg in (self.reference, shape):
+                model = trainer_module.build_model(dataclasses.replace(cfg, vocab_size=trainer.model_config.vocab_size))
+                gen = torch.Generator().manual_seed(0)
+                xy = trainer_module.get_batch(trainer.train_data, batch, cfg.context_len, gen)
+                runs.append((model, trainer_module.make_optimizer(model, trainer.config), xy, []))
+            for i in range(7):
+                for model, optimizer, (x, y), times in runs:
+                    start = time.thread_time()
+                    trainer._loss(model, x, y).backward()
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if i >= 2:
+                        times.append(time.thread_time() - start)
+            medians = [sorted(times)[len(times) // 2] for *_, times in runs]
+            self.ratios[key] = medians[1] / medians[0]
+            torch.set_rng_state(rng_state)
+            torch.set_num_threads(threads)
+        return self.ratios[key]
 
     def install(self, trainer_module) -> None:
         trainer_cls, clock = trainer_module.Trainer, self
         step, estimate = trainer_cls.train_step, trainer_cls.estimate_loss
 
         def slow_step(self):
-            clock.now += clock.overhead + clock.per_token * self.config.batch_size * self.seq_len
+            tokens = self.config.batch_size * clock.reference.context_len  # the preset shape's step, times the ratio
+            clock.now += (clock.overhead + clock.per_token * tokens) * clock.shape_ratio(self)
             return step(self)
 
         def slow_estimate(self):
-            clock.now += clock.per_token * 2 * self.config.eval_batches * self.config.batch_size * self.seq_len / 3
+            tokens = 2 * self.config.eval_batches * self.config.batch_size * clock.reference.context_len
+            clock.now += clock.per_token * tokens / 3 * clock.shape_ratio(self)
             return estimate(self)
 
         trainer_cls.train_step, trainer_cls.estimate_loss = slow_step, slow_estimate
+        if hasattr(trainer_cls, "forward_pass"):  # the pass that the budget fit times (not in the baseline's tree)
+            forward = trainer_cls.forward_pass
+
+            def slow_forward(self, generator):
+                tokens = self.config.batch_size * clock.reference.context_len
+                clock.now += clock.per_token * tokens / 3 * clock.shape_ratio(self)
+                return forward(self, generator)
+
+            trainer_cls.forward_pass = slow_forward
         trainer_module.time = self
 
 
@@ -127,13 +185,19 @@ def worker(spec: dict) -> dict:
     )
     if spec["threads"]:
         changes["num_threads"] = spec["threads"]
+    model_fields = {f.name for f in dataclasses.fields(model_cfg)}
+    model_changes = {}
     for item in filter(None, spec["variant"].partition(":")[2].split(",")):  # e.g. new:warmup_fraction=0.1
         key, value = item.split("=")
-        changes[key] = ast.literal_eval(value)
+        (model_changes if key in model_fields else changes)[key] = ast.literal_eval(value)
     full_tokens = train_cfg.batch_size * model_cfg.context_len  # the preset's own batch, before any change
-    train_cfg = dataclasses.replace(train_cfg, **changes)
     if spec["slowdown"]:
-        VirtualClock(spec["slowdown"], QUIET_TOKENS_PER_S[spec["preset"]], full_tokens).install(trainer_module)
+        clock = VirtualClock(spec["slowdown"], QUIET_TOKENS_PER_S[spec["preset"]], full_tokens, model_cfg)
+        clock.install(trainer_module)
+    if model_changes and hasattr(train_cfg, "min_tokens_per_param"):
+        changes.setdefault("min_tokens_per_param", None)  # a shape given by hand is trained as it is (as the CLI does)
+    train_cfg = dataclasses.replace(train_cfg, **changes)
+    model_cfg = dataclasses.replace(model_cfg, **model_changes)
     start = time.perf_counter()
     trainer = trainer_module.Trainer(train_cfg, model_cfg)
     trainer.train()
@@ -148,6 +212,8 @@ def worker(spec: dict) -> dict:
         "gptedu": str(Path(gptedu.__file__).parent),
         "threads_used": torch.get_num_threads(),
         "steps": trainer.step,
+        "model": "{num_layers} x {d_model}".format(**dataclasses.asdict(trainer.model_config)),
+        "batch": train_cfg.batch_size,
         "tokens": trainer.step * train_cfg.batch_size * trainer.seq_len,
         "train_seconds": trainer.last_run["seconds"],
         "run_seconds": seconds,
@@ -186,7 +252,8 @@ def launch(spec: dict, pythonpath: str | None) -> dict:
 
 def row(r: dict) -> str:
     return (
-        f"| {r['variant']} | {r['budget']:g} s | {r['threads_used']} | {r['steps']:,} | {r['tokens'] / 1e6:.2f}M | "
+        f"| {r['variant']} | {r['budget']:g} s | {r['threads_used']} | {r.get('model', '4 x 128')}, "
+        f"{r.get('batch', '?')} | {r['steps']:,} | {r['tokens'] / 1e6:.2f}M | "
         f"{r['train_seconds']:.0f} s | {r['last_val_estimate']:.3f} | **{r['full_val']:.4f}** | "
         f"{r['load_start']:.1f} -> {r['load_end']:.1f} |"
     )
@@ -222,8 +289,8 @@ def main() -> None:
             for b in args.budget for v in args.variants
         ]  # fmt: skip
         print(
-            "| variant | budget | threads | steps | tokens | training | last estimate | whole-split val | load |\n"
-            "|---|---|---|---|---|---|---|---|---|",
+            "| variant | budget | threads | model, batch | steps | tokens | training | last estimate | whole-split val "
+            "| load |\n|---|---|---|---|---|---|---|---|---|---|",
             flush=True,
         )
         results = []

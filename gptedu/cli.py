@@ -307,6 +307,8 @@ def _configs_from_args(args: argparse.Namespace):
     model_cfg = dataclasses.replace(model_cfg, **{f: given[f] for _, f, _, _ in MODEL_OPTIONS if f in given})
     train_values = train_cfg.to_dict()
     train_values.update(_train_overrides(given))
+    if any(f in given for _, f, _, _ in MODEL_OPTIONS):
+        train_values["min_tokens_per_param"] = None  # a shape given by hand is trained as it is, whatever the budget
     train_values["out_dir"] = given.get("out", "runs/default")
     return model_cfg, TrainConfig.from_dict(train_values)
 

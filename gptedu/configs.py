@@ -24,7 +24,11 @@ every option before PyTorch loads; ``gptedu.char.model`` and ``gptedu.trainer`` 
     * a schedule that is a function of the budget (``gptedu.trainer.plan_progress``): warmup and cosine follow
       whichever budget ends the run, so every machine, fast or slow, gets a whole schedule in its 285 s (a
       machine 20x slower than 2 quiet cores still warms up in 14 s, not in 100 of its ~100 steps). The price:
-      the number of steps, hence the exact result, depends on the machine's speed.
+      the number of steps, hence the exact result, depends on the machine's speed;
+    * a model and a batch fitted to what the budget buys, timed from a few forward passes before the first step:
+      below 2 training tokens per parameter (``min_tokens_per_param``; ~0.6 at 1/20 of the speed of 2 quiet
+      cores, ~15 on them) it trains ``smaller_model`` (2 layers x 64: val 1.95 instead of 2.23 there, simulated),
+      below 1,000 steps smaller batches (``target_steps``).
 
     Its price: a KV cache only helps while prompt + generated text fits the 128-character window (see
     ``gptedu.char.kvcache``).
@@ -75,6 +79,10 @@ class TrainConfig:
     # min_batch_size) so that it buys about as many updates: measured on the first steps (fitted_batch_size).
     target_steps: int | None = 1000
     min_batch_size: int = 8
+    # A time budget that buys fewer training tokens than this per parameter of the model trains a smaller one
+    # (``smaller_model``: half the width and half the layers), chosen from the same measured speed before the first
+    # step. None: always the model given (the command line gives None when a model option such as --d-model is set).
+    min_tokens_per_param: float | None = 2.0
     lr: float = 5e-3  # peak learning rate, reached at the end of warmup
     min_lr: float = 5e-4  # the cosine ends here
     warmup_fraction: float = 0.05  # linear warmup over this fraction of the budget (time or steps, as above)
@@ -111,6 +119,10 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.target_steps is None or self.target_steps >= 1, "target_steps must be >= 1 or None"),
             (self.min_batch_size >= 1, f"min_batch_size must be >= 1, got {self.min_batch_size}"),
+            (
+                self.min_tokens_per_param is None or self.min_tokens_per_param > 0,
+                f"min_tokens_per_param must be > 0 or None, got {self.min_tokens_per_param}",
+            ),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.min_lr <= self.lr, f"min_lr must be between 0 and lr={self.lr}, got {self.min_lr}"),
             (
@@ -135,6 +147,25 @@ class TrainConfig:
         """Build from a dict, ignoring keys this version does not know (e.g. from a newer checkpoint)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def smaller_model(cfg: CharGPTConfig, min_width: int = 32) -> CharGPTConfig | None:
+    """Half the width (``d_model`` and ``d_ff``) and half the layers of ``cfg``, with as many heads as still divide
+    the width; None when the width would fall below ``min_width``. Same window and vocabulary.
+
+    About 1/8 of the parameters and of the FLOPs per token (Kaplan et al., "Scaling Laws for Neural Language
+    Models", 2020: ~6N per token for N parameters, plus the attention's share): for a budget that buys too few
+    tokens to train ``cfg``, a model that sees several times the text. The default preset's 4 x 128 becomes 2 x 64.
+    """
+    d_model = cfg.d_model // 2
+    if d_model < min_width:
+        return None
+    heads = cfg.num_heads
+    while d_model % heads:
+        heads -= 1
+    return dataclasses.replace(
+        cfg, d_model=d_model, d_ff=max(1, cfg.d_ff // 2), num_layers=max(1, cfg.num_layers // 2), num_heads=heads
+    )
 
 
 DEFAULT_MODEL = CharGPTConfig(vocab_size=65, d_model=128, num_heads=4, d_ff=256, context_len=128, num_layers=4)

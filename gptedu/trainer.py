@@ -45,7 +45,7 @@ from gptedu.checkpoint import (
     new_run_id,
     save_checkpoint,
 )
-from gptedu.configs import CharGPTConfig, TrainConfig, default_configs, presets
+from gptedu.configs import CharGPTConfig, TrainConfig, default_configs, presets, smaller_model
 from gptedu.data import CharTokenizer, get_batch, load_tinyshakespeare, split_contiguous
 from gptedu.device import pick_device, pick_threads, seed_everything, use_threads
 from gptedu.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
@@ -300,9 +300,11 @@ class Trainer:
                     "use more text or a smaller context_len."
                 )
 
+        # how to build a model of another shape (``_fit_to_budget``); None: the caller's own model, kept as it is
+        self._factory = None
         if model is None:
-            factory = model_factory or (lambda cfg: build_model(cfg, fused=config.fused))
-            model = factory(self.model_config)
+            self._factory = model_factory or (lambda cfg: build_model(cfg, fused=config.fused))
+            model = self._factory(self.model_config)
         self.model = model.to(device)
         self.optimizer = make_optimizer(self.model, config)
         self._train_model = self._wrap_for_training(self.model)
@@ -406,10 +408,9 @@ class Trainer:
             return start_elapsed + time.perf_counter() - run_start
 
         if self.step == 0 and not self.history["eval_step"]:
-            estimate_start = clock()
-            self._record_estimate()
-            if cfg.max_time is not None and cfg.target_steps is not None:
-                self._fit_batch(clock() - estimate_start, clock())
+            if cfg.max_time is not None:
+                self._fit_to_budget(clock)
+            self._record_estimate()  # step 0, with the model and the batch that will train
         bar = tqdm(
             total=1000,  # thousandths of the plan: whichever budget ends the run fills the bar
             desc=f"train ({budget_text(cfg)})",
@@ -475,30 +476,84 @@ class Trainer:
             tqdm.write(self.summary())
         return self.history
 
-    def _fit_batch(self, estimate_seconds: float, elapsed: float) -> None:
-        """Choose the batch for this time budget (``fitted_batch_size``) from the speed of the first loss estimate.
+    @torch.no_grad()
+    def forward_pass(self, generator: torch.Generator) -> None:
+        """One forward pass of a training batch ``(batch_size, context_len)`` drawn from ``generator``, nothing
+        learned: what ``_fit_to_budget`` times (a training step costs about three: forward, backward, update)."""
+        x, y = get_batch(self.train_data, self.config.batch_size, self.seq_len, generator)
+        self._loss(self.model, x.to(self.device), y.to(self.device))
 
-        An estimate is ``2 * eval_batches`` forward passes shared by the ranks; a training step is about three
-        forward passes (forward, backward, update), so it is timed for free, before any step is taken.
+    def _projected_steps(self, clock: Callable[[], float]) -> float:
+        """Steps at ``batch_size`` that the rest of the time budget buys here: 3x the median of 4 timed forward
+        passes (after one untimed: the first pays for allocations), averaged over the ranks."""
+        gen = torch.Generator().manual_seed(self.config.seed + _EVAL_SEED_OFFSET)
+        self.forward_pass(gen)
+        seconds = []
+        for _ in range(4):
+            start = clock()
+            self.forward_pass(gen)
+            seconds.append(clock() - start)
+        median = torch.tensor(sorted(seconds)[1:3], device=self.device).mean()  # the median of the 4
+        seconds_per_step = 3 * all_reduce_sum(median, self.dist).item() / self.dist.world_size
+        return (self.config.max_time - clock()) / max(seconds_per_step, 1e-9)
+
+    def _fit_to_budget(self, clock: Callable[[], float]) -> None:
+        """Before the first step of a time budget, fit the model and the batch to the steps it buys on this machine.
+
+        The model: while the budget buys fewer than ``min_tokens_per_param`` training tokens per parameter, train
+        ``smaller_model`` instead (a model the trainer built itself; timed again each time). The batch: below
+        ``target_steps`` steps, smaller batches (``fitted_batch_size``). A plan that its step budget ends first
+        keeps both.
         """
         cfg = self.config
-        stats = all_reduce_sum(torch.tensor([estimate_seconds], device=self.device), self.dist)
-        per_rank = 2 * cfg.eval_batches / self.dist.world_size
-        seconds_per_step = 3 * stats[0].item() / self.dist.world_size / per_rank
-        projected = (cfg.max_time - elapsed) / max(seconds_per_step, 1e-9)
+        fit_model = cfg.min_tokens_per_param is not None and self._factory is not None
+        if not fit_model and cfg.target_steps is None:
+            return
+        projected = self._projected_steps(clock)
         if cfg.max_steps is not None and projected >= cfg.max_steps:
-            return  # the step budget ends this plan first: its batches are the user's
+            return  # the step budget ends this plan first: its model and batches are the user's
+        while fit_model:
+            n_params = sum(p.numel() for p in self.model.parameters())
+            tokens = projected * cfg.batch_size * self.seq_len * self.dist.world_size
+            smaller = smaller_model(self.model_config)
+            if tokens >= cfg.min_tokens_per_param * n_params or smaller is None:
+                break
+            self.last_run.setdefault("fitted_model_from", (self.model_config, n_params, tokens / n_params))
+            self._use_model(smaller)
+            projected = self._projected_steps(clock)
+        if "fitted_model_from" in self.last_run and self.dist.is_main and cfg.log_evals:
+            tqdm.write(self._model_fit_text("Training"))
         batch = fitted_batch_size(cfg, projected)
         if batch == cfg.batch_size:
             return
         if self.dist.is_main and cfg.log_evals:
             tqdm.write(
-                f"At ~{seconds_per_step:.2f} s per step this budget buys ~{projected:,.0f} steps of {cfg.batch_size} "
-                f"windows; training batches of {batch} instead, for about {cfg.batch_size // batch}x the updates "
-                "(TrainConfig.target_steps)."
+                f"This budget buys ~{projected:,.0f} steps of {cfg.batch_size} windows; training batches of {batch} "
+                f"instead, for about {cfg.batch_size // batch}x the updates (TrainConfig.target_steps)."
             )
         self.last_run["fitted_from"] = cfg.batch_size
         cfg.batch_size = batch
+
+    def _use_model(self, model_config: CharGPTConfig) -> None:
+        """Train a fresh model of the shape ``model_config`` (same vocabulary and window) from now on."""
+        seed_everything(self.config.seed)  # the same initial model on every rank
+        self.model_config = dataclasses.replace(model_config, vocab_size=self.tokenizer.vocab_size)
+        self.model = self._factory(self.model_config).to(self.device)
+        self.optimizer = make_optimizer(self.model, self.config)
+        self._train_model = self._wrap_for_training(self.model)
+
+    def _model_fit_text(self, verb: str) -> str:
+        """Which model ``_fit_to_budget`` chose instead of the one asked for, and why, in one sentence."""
+        old, old_params, per_param = self.last_run["fitted_model_from"]
+        new, n_params = self.model_config, sum(p.numel() for p in self.model.parameters())
+        return (
+            f"{verb} a smaller model ({new.num_layers} layer{'s' * (new.num_layers > 1)} x {new.d_model} wide, "
+            f"{n_params / 1e6:.2f}M "
+            f"parameters) instead of the {old.num_layers} x {old.d_model} one asked for ({old_params / 1e6:.2f}M): "
+            f"at the speed measured before the first step this budget buys ~{per_param:.1f} training tokens per "
+            f"parameter of that one, fewer than {self.config.min_tokens_per_param:g} "
+            "(TrainConfig.min_tokens_per_param). A larger --max-time or a faster machine trains the full model."
+        )
 
     def summary(self) -> str:
         """What the last ``train()`` did, in words: how far it got, whether the schedule completed, what to do next.
@@ -528,6 +583,8 @@ class Trainer:
         ended = "time" if cfg.max_time is not None and self.elapsed >= cfg.max_time else "steps"
         what = f"{cfg.max_time:g} s budget" if ended == "time" else f"{cfg.max_steps:,}-step budget"
         text += f" The plan is complete: its {what} ended it, the learning rate warmed up and decayed over it."
+        if "fitted_model_from" in run:
+            text += " " + self._model_fit_text("It trained")
         if "fitted_from" in run:
             text += f" It trained batches of {cfg.batch_size} windows, not {run['fitted_from']}, to buy more updates."
         if run["steps"] == 0:

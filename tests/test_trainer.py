@@ -442,20 +442,20 @@ def test_threads_already_right_leave_pytorchs_setup_alone(monkeypatch, text):
 def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_machine, monkeypatch):
     from gptedu.trainer import fitted_batch_size
 
-    estimate = Trainer.estimate_loss
+    forward = Trainer.forward_pass
 
-    def slow_estimate(self):  # 2 forward passes (eval_batches=1) in 1 s: a training step takes ~1.5 s
-        slow_machine.now += 1.0
-        return estimate(self)
+    def slow_forward(self, generator):  # 0.5 s per forward pass: a training step takes ~1.5 s
+        slow_machine.now += 0.5
+        return forward(self, generator)
 
-    monkeypatch.setattr(Trainer, "estimate_loss", slow_estimate)
+    monkeypatch.setattr(Trainer, "forward_pass", slow_forward)
 
     cfg = TrainConfig(batch_size=32, target_steps=1000, min_batch_size=8)
     assert fitted_batch_size(cfg, 2000) == 32 == fitted_batch_size(cfg, 1000)
     assert fitted_batch_size(cfg, 500) == 16 and fitted_batch_size(cfg, 300) == 8 == fitted_batch_size(cfg, 20)
     assert fitted_batch_size(dataclasses.replace(cfg, target_steps=None), 20) == 32
     slow = Trainer(default_plan(max_time=100.0, batch_size=32, target_steps=400), TINY_MODEL, text=text)
-    slow.train()  # the first estimate says the budget buys ~66 steps of 32, a sixth of the target
+    slow.train()  # the timed forward passes say the budget buys ~65 steps of 32, a sixth of the target
     assert slow.config.batch_size == 8 and slow.history["step"][0] == 1
     assert slow.state_dict()["train_config"]["batch_size"] == 8  # a resume goes on with the batch it chose
     assert "batches of 8 windows, not 32" in slow.summary()
@@ -466,6 +466,57 @@ def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_mac
     stepped = Trainer(stepped_plan, TINY_MODEL, text=text)
     stepped.train()  # the step budget ends this plan first: its batches are the user's
     assert stepped.config.batch_size == 32 and stepped.step == 50
+
+
+def test_smaller_model_halves_width_and_layers():
+    from gptedu.configs import DEFAULT_MODEL, smaller_model
+
+    half = smaller_model(DEFAULT_MODEL)
+    assert (half.num_layers, half.d_model, half.d_ff, half.num_heads) == (2, 64, 128, 4)
+    assert (half.context_len, half.vocab_size) == (DEFAULT_MODEL.context_len, DEFAULT_MODEL.vocab_size)
+    assert smaller_model(CharGPTConfig(d_model=96, num_heads=5, d_ff=96, num_layers=3)).num_heads == 4  # 48 % 4
+    assert smaller_model(CharGPTConfig(d_model=32, num_heads=2, d_ff=64, num_layers=1)) is None  # 16: too narrow
+
+
+def test_a_budget_too_short_for_the_model_trains_a_smaller_one(text, slow_machine, monkeypatch, tmp_path):
+    forward = Trainer.forward_pass
+
+    def slow_forward(self, generator):  # 0.5 s per forward pass of the 2 x 64 model, 1/8 of that for a smaller one
+        slow_machine.now += 0.5 if self.model_config.d_model == 64 else 0.5 / 8
+        return forward(self, generator)
+
+    monkeypatch.setattr(Trainer, "forward_pass", slow_forward)
+    wide = CharGPTConfig(d_model=64, num_heads=2, d_ff=128, context_len=16, num_layers=2)
+    plan = default_plan(max_time=100.0, out_dir=str(tmp_path), log_evals=True)
+    trainer = Trainer(plan, wide, text=text)
+    trainer.train()  # ~65 steps x 4 windows x 16 = 4k tokens for 0.07M parameters: far below 2 per parameter
+    small = trainer.model_config
+    assert (small.d_model, small.num_layers, small.d_ff) == (32, 1, 64)
+    assert sum(p.numel() for p in trainer.model.parameters()) < 20_000
+    assert trainer.history["eval_step"][0] == 0 and len(trainer.history["eval_step"]) == 2  # step 0: the small one
+    assert load_checkpoint(tmp_path / "ckpt.pt")["model_config"]["d_model"] == 32  # generate and resume get it
+    summary = trainer.summary()
+    assert "smaller model (1 layer x 32 wide" in summary and "instead of the 2 x 64 one" in summary, summary
+    assert "min_tokens_per_param" in summary and "--max-time" in summary
+    kept = Trainer(default_plan(max_time=100.0, min_tokens_per_param=None), wide, text=text)
+    kept.train()  # None: the model given, whatever the budget
+    assert kept.model_config.d_model == 64 and "smaller model" not in kept.summary()
+    stepped = Trainer(default_plan(max_time=100.0, max_steps=10), wide, text=text)
+    stepped.train()  # the step budget ends this plan first: its model is the user's
+    assert stepped.model_config.d_model == 64
+    own = Trainer(default_plan(max_time=100.0), model=GPTModel.from_config(dataclasses.replace(wide, vocab_size=65)),
+                  text=text)  # fmt: skip
+    own.train()  # a model built by the caller is never replaced
+    assert own.model_config.d_model == 64
+
+
+def test_model_options_on_the_command_line_keep_the_shape():
+    from gptedu.cli import _configs_from_args, build_parser
+
+    _, plan = _configs_from_args(build_parser().parse_args(["train"]))
+    assert plan.min_tokens_per_param == presets()["default"][1].min_tokens_per_param is not None
+    _, plan = _configs_from_args(build_parser().parse_args(["train", "--num-layers", "6"]))
+    assert plan.min_tokens_per_param is None
 
 
 # --- checkpoints are never lost (issue 14, finding 2) ----------------------------------------------------------------
