@@ -18,6 +18,9 @@ Every run is deterministic: the case carries its seeds and ``run_case`` seeds to
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import sys
 import traceback
 from collections.abc import Callable
@@ -113,20 +116,20 @@ class ShortcutGuard:
         self._recorder = _CallRecorder(FORBIDDEN_TORCH_FUNCTIONS if forbid_torch_attention else ())
         self._old_profile = None
 
+    def _note(self, label: str) -> None:
+        if label not in self.seen:
+            self.seen.append(label)
+
     def _profile(self, frame, event, arg):
         if event == "call":
             module = frame.f_globals.get("__name__", "") or ""
             borrowed = self._borrowed_codes.get(frame.f_code)
             if borrowed is not None:
-                label = f"the grader's own {borrowed}"
-                if label not in self.seen:
-                    self.seen.append(label)
+                self._note(f"the grader's own {borrowed}")
             if _is_reference(module) and module != _THIS_MODULE:
                 qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
                 if not qualname.startswith(self.allowed) and not module.startswith(REFERENCE_PACKAGE + ".grading"):
-                    label = f"{module}.{qualname}"
-                    if label not in self.seen:
-                        self.seen.append(label)
+                    self._note(f"{module}.{qualname}")
         if self._old_profile is not None:
             self._old_profile(frame, event, arg)
 
@@ -139,28 +142,23 @@ class ShortcutGuard:
     def __exit__(self, *exc) -> None:
         self._recorder.__exit__(*exc)
         sys.setprofile(self._old_profile)
-        self.seen.extend(name for name in self._recorder.seen if name not in self.seen)
+        for name in self._recorder.seen:
+            self._note(name)
 
     def check_module_tree(self, module: nn.Module) -> None:
         """Flag PyTorch's ready-made attention/transformer modules and reference classes inside ``module``."""
         for name, sub in module.named_modules():
             where = name or type(module).__name__
             if self.forbid_torch_attention and isinstance(sub, FORBIDDEN_MODULES):
-                label = f"{type(sub).__module__}.{type(sub).__name__} (at {where})"
-                if label not in self.seen:
-                    self.seen.append(label)
+                self._note(f"{type(sub).__module__}.{type(sub).__name__} (at {where})")
             for cls in type(sub).__mro__:
                 mod = getattr(cls, "__module__", "") or ""
                 if mod == _THIS_MODULE:  # a correct stand-in for an earlier exercise (STAND_INS), when bound
                     name = next((n for n, obj in self.borrowed.items() if obj is cls), None)
-                    if name is not None and f"the grader's own {name}" not in self.seen:
-                        self.seen.append(f"the grader's own {name}")
-                    continue
-                from_reference = _is_reference(mod)
-                if from_reference and not (cls.__name__ + ".").startswith(self.allowed):
-                    label = f"{mod}.{cls.__name__} (at {where})"
-                    if label not in self.seen:
-                        self.seen.append(label)
+                    if name is not None:
+                        self._note(f"the grader's own {name}")
+                elif _is_reference(mod) and not (cls.__name__ + ".").startswith(self.allowed):
+                    self._note(f"{mod}.{cls.__name__} (at {where})")
 
 
 # ---------------------------------------------------------------------------------------------------- utilities
@@ -257,26 +255,20 @@ def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | No
     found = dict(module.named_parameters())
     expected_names, found_names = set(params), set(found)
     if expected_names != found_names:
-        missing = sorted(expected_names - found_names)
-        extra = sorted(found_names - expected_names)
-        parts = []
-        if missing:
-            parts.append(f"missing parameters {missing[:6]}{' ...' if len(missing) > 6 else ''}")
-        if extra:
-            parts.append(f"unexpected parameters {extra[:6]}{' ...' if len(extra) > 6 else ''}")
+        parts = [f"{kind} parameters {names[:6]}{' ...' if len(names) > 6 else ''}" for kind, names in (
+            ("missing", sorted(expected_names - found_names)), ("unexpected", sorted(found_names - expected_names)))
+            if names]
         raise StudentCodeError(
             "load_error",
             f"{what}: the parameter names differ from the exercise's ({'; '.join(parts)}). The checks load known "
-            "weights by name, so use exactly the attribute names the exercise gives (and bias=False where it says so).",
-        )
+            "weights by name, so use exactly the attribute names the exercise gives (and bias=False where it says so).")
     for name, tensor in params.items():
         if tuple(found[name].shape) != tuple(tensor.shape):
             raise StudentCodeError(
                 "load_error",
                 f"{what}: parameter `{name}` has shape {tuple(found[name].shape)}, expected {tuple(tensor.shape)}. "
                 "Check the in/out sizes of that layer (nn.Linear(in_features, out_features) stores weight as "
-                "(out_features, in_features)).",
-            )
+                "(out_features, in_features)).")
     with torch.no_grad():
         for name, tensor in params.items():
             found[name].copy_(tensor)
@@ -292,14 +284,12 @@ def _run_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     module.eval()
     out: dict[str, Any] = {}
     if case.get("report_buffers"):
+        params, buffers = dict(module.named_parameters()), dict(module.named_buffers())
         for name in case["report_buffers"]:
-            buffers = dict(module.named_buffers())
-            params = dict(module.named_parameters())
-            if name in params:
-                out[f"param:{name}"] = params[name].detach().clone()
-            elif name in buffers:
-                out[f"buffer:{name}"] = buffers[name].detach().clone()
-        out["_num_params"] = torch.tensor(sum(p.numel() for p in module.parameters()))
+            for kind, found in (("param", params), ("buffer", buffers)):
+                if name in found:
+                    out[f"{kind}:{name}"] = found[name].detach().clone()
+        out["_num_params"] = torch.tensor(sum(p.numel() for p in params.values()))
     for input_name, x in case["inputs"].items():
         for method in case.get("methods", ["forward"]):
             fn = module if method == "forward" else getattr(module, method, None)
@@ -584,10 +574,7 @@ def _store(name: str, value: Any, out: dict, what: str = "") -> None:
 
 def _run_loop(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """Run a student's ``train``/``evaluate`` on ``TinyCausalLM`` with known weights and a fixed list of batches."""
-    model = TinyCausalLM(**case["init"])
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(case["params"][name])
+    model = TinyCausalLM.with_params(case["init"], case["params"])
     batches = [(src.clone(), tgt.clone()) for src, tgt in case["batches"]]
     criterion = nn.CrossEntropyLoss()
     label = case.get("label", getattr(obj, "__name__", "loop"))
@@ -641,6 +628,12 @@ class TinyCausalLM(nn.Module):
         self.cfg = {"context_len": context_len, "vocab_size": vocab_size}
         self.calls: list[tuple[int, int, int, int]] = []
 
+    @classmethod
+    def with_params(cls, init: dict, params: dict[str, torch.Tensor]) -> TinyCausalLM:
+        model = cls(**init)
+        model.load_state_dict(params)
+        return model
+
     def forward(self, idx: torch.Tensor, kv_cache: Any = None) -> torch.Tensor:
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             raise ValueError(f"the model expects token ids of shape (batch, seq), got "
@@ -659,18 +652,8 @@ class TinyCausalLM(nn.Module):
         return self.fc_out(h[:, start:] + (h.cumsum(1) / counts)[:, start:])  # this position + running mean
 
 
-def _deep_clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, list | tuple):
-        return type(value)(_deep_clone(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _deep_clone(v) for k, v in value.items()}
-    return value
-
-
 def _fill(value: Any, swap: dict) -> Any:
-    return swap[value] if isinstance(value, str) and value in swap else _deep_clone(value)
+    return swap[value] if isinstance(value, str) and value in swap else copy.deepcopy(value)
 
 
 def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
@@ -681,18 +664,11 @@ def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     Outputs: ``result:<name>`` (as in ``calls``), ``requires_grad:<name>`` for a tensor result, ``calls:<name>``
     (the model's call log, ``(n, 4)``) and, with ``report_params``, ``param:<name>:<parameter>``.
     """
-    import contextlib
-    import io
-
     label = case.get("label", getattr(obj, "__name__", "function"))
     obj = _with_stand_ins(obj, case.get("stand_ins", []))
     out: dict[str, Any] = {}
     for call in case["calls"]:
-        model = TinyCausalLM(**case["init"])
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(case["params"][name])
-        model.train(call.get("train_mode", False))
+        model = TinyCausalLM.with_params(case["init"], case["params"]).train(call.get("train_mode", False))
         optimizer = torch.optim.AdamW(model.parameters(), **case.get("optimizer", {}))
         swap = {"<model>": model, "<optimizer>": optimizer}
 

@@ -736,8 +736,7 @@ def _loop_cases(mode: str, hidden: bool, secret: bytes) -> list[dict]:
 def _loop_reference(case, variant: str | None = None) -> tuple[float, list[float], dict]:
     """``(mean loss, per-batch losses, parameters after)``: the reference loop (``gptedu.char.loop``) when
     ``variant`` is None, else a hand-written loop with a typical mistake ("" for none)."""
-    tiny = TinyCausalLM(**case["init"])
-    tiny.load_state_dict(case["params"])
+    tiny = TinyCausalLM.with_params(case["init"], case["params"])
     criterion = nn.CrossEntropyLoss()
     batches = [(s.clone(), t.clone()) for s, t in case["batches"]]
     train = case["mode"] == "train"

@@ -546,12 +546,11 @@ def _decode_compare(case, outputs):
 NB12 = "12_pretraining_sampling"
 
 
-def _lm_params(init: dict, seed: int, spread: float = 3.0) -> dict[str, torch.Tensor]:
+def _lm_params(init: dict, seed: int) -> dict[str, torch.Tensor]:
     """Weights for the runner's ``TinyCausalLM`` (logits spread so greedy choices are clear)."""
     torch.manual_seed(seed)
-    lm = TinyCausalLM(**init)
-    params = {k: v.detach().clone() for k, v in lm.named_parameters()}
-    params["fc_out.weight"] = params["fc_out.weight"] * spread
+    params = {k: v.detach().clone() for k, v in TinyCausalLM(**init).named_parameters()}
+    params["fc_out.weight"] = params["fc_out.weight"] * 3.0
     return params
 
 
@@ -560,9 +559,7 @@ def _lm_init(cfg: dict) -> dict:
 
 
 def _lm(case: dict) -> TinyCausalLM:
-    lm = TinyCausalLM(**case["init"])
-    lm.load_state_dict(case["params"])
-    return lm.eval()
+    return TinyCausalLM.with_params(case["init"], case["params"]).eval()
 
 
 def _lm_case(spec: str, label: str, init: dict, seed: int, calls: list[dict]) -> dict:
