@@ -93,12 +93,11 @@ def grade_component(name: str, obj_or_namespace: Any, hidden: bool = True) -> Gr
             continue
         found, n = run_cases(spec, obj, which)
         total_cases += n
-        failures.extend(found)
-        max_points = spec.points[grade_id]
-        per_grade_id[grade_id] = (0.0 if found else float(max_points), float(max_points))
-    points = sum(p for p, _ in per_grade_id.values())
-    max_points = sum(m for _, m in per_grade_id.values())
-    return GradeResult(spec.name, spec.title, points, max_points, per_grade_id, failures, total_cases)
+        failures += found
+        max_points = float(spec.points[grade_id])
+        per_grade_id[grade_id] = (0.0 if found else max_points, max_points)
+    return GradeResult(spec.name, spec.title, sum(p for p, _ in per_grade_id.values()),
+                       sum(m for _, m in per_grade_id.values()), per_grade_id, failures, total_cases)
 
 
 def check(name: str, obj_or_namespace: Any, hidden: bool = False) -> None:
@@ -115,10 +114,9 @@ def check(name: str, obj_or_namespace: Any, hidden: bool = False) -> None:
         print(f"{spec.title}: the hidden tests run when your notebook is graded, outside this notebook (other "
               "sizes, seeds and inputs than the self-check's). Passing the self-check above is the best preparation.")
         return
-    obj = _resolve(spec, obj_or_namespace)
-    failures, n = run_cases(spec, obj, "hidden" if hidden else "visible")
-    result = GradeResult(spec.name, spec.title, 0.0, 0.0, {}, failures, n)
-    text = result.report(hidden=hidden) + earlier_failures_note(spec, obj_or_namespace)
+    failures, n = run_cases(spec, _resolve(spec, obj_or_namespace), "visible")
+    text = GradeResult(spec.name, spec.title, 0.0, 0.0, {}, failures, n).report() + earlier_failures_note(
+        spec, obj_or_namespace)
     if failures:
         raise CheckFailed(text)
     print(text)

@@ -14,11 +14,7 @@ itself a link earns someone else's points. Intake looks at each file with ``lsta
 
 A notebook that fails gets a reason written for the student (``could not grade: ...``, with what to resubmit);
 the caller gives it a defined 0. Nothing else of the student, and no other student, is affected.
-
-``configure_intake(c)`` (called by ``autograder/nbgrader_config.py``) makes nbgrader read the staging copy when
-``python -m gptedu.grading.autograde_class`` runs it, refuses a plain ``nbgrader autograde`` (it would read the raw
-submissions), and plugs two checked classes into nbgrader's exchange: ``collect`` copies only regular files from
-the exchange inbound, and ``release_feedback`` skips (with a message) students who came without the exchange.
+:func:`configure_intake` is nbgrader's side of it (autograde, collect, release_feedback, zip_collect).
 """
 
 from __future__ import annotations
@@ -84,7 +80,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         if exc.errno == errno.ELOOP:
             raise Rejected(f"{path.name} is a symbolic link, not a file") from None
         raise Rejected(f"{path.name} could not be opened ({exc.strerror})") from None
-    try:
+    with os.fdopen(fd, "rb") as file:  # closes fd
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
             raise Rejected(f"{path.name} changed while it was checked")
@@ -93,18 +89,10 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
                            "not a file of its own")
         if st.st_size > max_bytes:
             raise Rejected(f"{path.name} is {_mb(st.st_size)}, over the {_mb(max_bytes)} limit")
-        chunks, size = [], 0
-        while size <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > max_bytes:
-            raise Rejected(f"{path.name} is over the {_mb(max_bytes)} limit")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        data = file.read(max_bytes + 1)  # the file may grow after fstat
+    if len(data) > max_bytes:
+        raise Rejected(f"{path.name} is over the {_mb(max_bytes)} limit")
+    return data
 
 
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
@@ -253,11 +241,9 @@ def check_submission(folder: Path, notebooks: list[str], dest: Path | None,
                              f"{', '.join(n + '.ipynb' for n in notebooks)}): not graded")
         else:
             skipped.append(name + ("/" if stat.S_ISDIR(mode) else ""))
-    if links:
-        sub.notes.append("not read, not followed: " + ", ".join(links[:10]) + (" ..." if len(links) > 10 else ""))
-    if skipped:
-        sub.notes.append("not graded (only the notebooks are): " + ", ".join(skipped[:10])
-                         + (" ..." if len(skipped) > 10 else ""))
+    for what, names in (("not read, not followed", links), ("not graded (only the notebooks are)", skipped)):
+        if names:
+            sub.notes.append(f"{what}: " + ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""))
     return sub
 
 

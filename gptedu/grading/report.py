@@ -72,10 +72,6 @@ class GradeResult:
         return head + "\n" + "\n".join(f.render(hidden) for f in problems)
 
 
-def fmt_value(x: float) -> str:
-    return f"{x:.6g}"
-
-
 def tensor_failure(
     check: str,
     case: str,
@@ -104,13 +100,11 @@ def tensor_failure(
         allowed = atol + rtol * exp_f.abs()
         if bool((diff > allowed).any()):
             flat = int(torch.argmax(diff - allowed))
-            pos = list(torch.unravel_index(torch.tensor(flat), diff.shape)) if diff.dim() else []
-            pos = [int(p) for p in pos]
+            pos = [int(p) for p in torch.unravel_index(torch.tensor(flat), diff.shape)] if diff.dim() else []
             at = tuple(pos)
             tol = f"{atol:g}" + (f" + {rtol:g}*|expected|" if rtol else "")
-            msg = (f"max |error| {fmt_value(float(diff.max()))} (tolerance {tol}); "
-                   f"first bad value at position {pos}: expected {fmt_value(float(exp_f[at]))}, "
-                   f"found {fmt_value(float(found_f[at]))}.")
+            msg = (f"max |error| {float(diff.max()):.6g} (tolerance {tol}); first bad value at position {pos}: "
+                   f"expected {float(exp_f[at]):.6g}, found {float(found_f[at]):.6g}.")
             return Failure(check, case, msg, cause, name)
         return None
     if not torch.equal(found.long() if not found.is_floating_point() else found, expected.long()):
