@@ -14,7 +14,8 @@ from gptedu.grading.sandbox_nbgrader import _Prestarted
 
 PROBE = (
     "import sys\n"
-    "print('torch' in dir(), 'torch' in sys.modules, 'torch._dynamo' in sys.modules, repr(globals().get('_')))"
+    "print('torch' in dir(), 'torch' in sys.modules, 'torch._dynamo' in sys.modules,"
+    " 'matplotlib.pyplot' in sys.modules, repr(globals().get('_')))"
 )
 
 
@@ -28,7 +29,7 @@ def _run_probe(km=None) -> tuple[str, int]:
 def test_warmed_kernel_has_torch_loaded_but_binds_no_name(optim):
     log = logging.getLogger("test")
     prestarted, key = _Prestarted(), ("python3", "", ())
-    code = _Prestarted.WARM_CODE_OPTIM if optim else _Prestarted.WARM_CODE
+    code = "__import__('torch'); __import__('matplotlib.pyplot')" + ("; __import__('torch._dynamo')" if optim else "")
     prestarted.start(key, NotebookClient(nbformat.v4.new_notebook(), kernel_name="python3"), log, warm_code=code)
     time.sleep(8)  # in grading, the current notebook runs meanwhile (the warm-up is sent, never waited for)
     km = prestarted.take(key, log)
@@ -40,14 +41,19 @@ def test_warmed_kernel_has_torch_loaded_but_binds_no_name(optim):
     cold = _run_probe()
     # the user's namespace, the last result and the execution count are those of a fresh kernel; only sys.modules
     # differs (as after the notebook's own "import torch")
-    assert cold == ("False False False ''", 1), cold
-    assert warmed == (f"False True {optim} ''", 1), warmed
+    assert cold == ("False False False False ''", 1), cold
+    assert warmed == (f"False True {optim} True ''", 1), warmed
 
 
-def test_dynamo_is_warmed_only_for_a_notebook_that_builds_an_optimizer(tmp_path):
-    with_optim, without, missing = tmp_path / "08.ipynb", tmp_path / "07.ipynb", tmp_path / "gone.ipynb"
-    with_optim.write_text('{"source": "opt = torch.optim.AdamW(model.parameters())"}')
-    without.write_text('{"source": "model = GPTModel(65, 32)"}')
-    assert _Prestarted.warm_code_for(str(with_optim)) == _Prestarted.WARM_CODE_OPTIM
-    assert _Prestarted.warm_code_for(str(without)) == _Prestarted.WARM_CODE
+def test_the_warm_up_imports_what_the_next_notebook_mentions(tmp_path):
+    """torch always; matplotlib.pyplot where the notebook mentions matplotlib; torch._dynamo (which building any
+    optimizer loads) only where it mentions an optimizer."""
+    with_optim, plots, plain, missing = (tmp_path / f"{n}.ipynb" for n in ("08", "03", "07", "gone"))
+    with_optim.write_text('{"source": "import matplotlib.pyplot as plt\nopt = torch.optim.AdamW(model.parameters())"}')
+    plots.write_text('{"source": "import matplotlib.pyplot as plt"}')
+    plain.write_text('{"source": "model = GPTModel(65, 32)"}')
+    assert _Prestarted.warm_code_for(str(with_optim)) == (
+        "__import__('torch'); __import__('matplotlib.pyplot'); __import__('torch._dynamo')")
+    assert _Prestarted.warm_code_for(str(plots)) == "__import__('torch'); __import__('matplotlib.pyplot')"
+    assert _Prestarted.warm_code_for(str(plain)) == _Prestarted.WARM_CODE == "__import__('torch')"
     assert _Prestarted.warm_code_for(str(missing)) == _Prestarted.WARM_CODE

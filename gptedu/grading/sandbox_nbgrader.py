@@ -260,26 +260,28 @@ class SandboxUnavailable(NbGraderPreprocessor):
 class _Prestarted:
     """At most one kernel started in advance for the next notebook, with the key (kernel name, working folder,
     environment) it was started for. A kernel is only ever handed to a notebook with the same key, and only once;
-    otherwise it is shut down. The only code it has run is ``WARM_CODE``: it imports torch (and, where the next
+    otherwise it is shut down. The only code it has run is ``warm_code_for``: it imports torch (and, where the next
     notebook builds an optimizer, ``torch._dynamo``, which that loads) while the current notebook still runs,
     binding no name in the user's namespace, so the next notebook starts with torch in ``sys.modules``, as after
     its own ``import torch``."""
 
+    # What the next notebook will import anyway, imported while the current one runs: torch; matplotlib.pyplot
+    # (0.6 s, every setup cell imports it) where the notebook mentions matplotlib; torch._dynamo (~1.5 s, loaded by
+    # building any torch optimizer: torch/_compile.py) only where it mentions an optimizer -- warming it everywhere
+    # competed with the notebooks' own cells for the two cores and made the series slower.
     WARM_CODE = "__import__('torch')"
-    # Building any torch optimizer imports torch._dynamo (torch/_compile.py: ~1.5 s of CPU on the course machine).
-    # Warmed only where the next notebook mentions an optimizer: warming it everywhere competed with the
-    # notebooks' own cells for the two cores and made the series slower.
-    WARM_CODE_OPTIM = "__import__('torch'); __import__('torch._dynamo')"
+    WARM_MODULES = (("matplotlib", "matplotlib.pyplot"), ("optim", "torch._dynamo"))
 
     @classmethod
     def warm_code_for(cls, notebook_path: str) -> str:
-        """``WARM_CODE_OPTIM`` when the notebook's text mentions ``optim`` (it will build an optimizer)."""
+        """``WARM_CODE`` plus the ``WARM_MODULES`` whose word the notebook's text mentions."""
         try:
             with open(notebook_path, encoding="utf-8", errors="replace") as f:
                 text = f.read(4_000_000)
         except OSError:
             return cls.WARM_CODE
-        return cls.WARM_CODE_OPTIM if "optim" in text else cls.WARM_CODE
+        return "; ".join([cls.WARM_CODE, *(f"__import__({module!r})" for word, module in cls.WARM_MODULES
+                                           if word in text)])
 
     def __init__(self):
         self.key = None
