@@ -398,75 +398,67 @@ def _generate_cases(hidden: bool, secret: bytes) -> list[dict]:
     return cases
 
 
+def _generate_problem(ref: nn.Module, run: dict, found, calls) -> tuple[str, str, str] | None:
+    """The first problem of one ``generate`` run, ``(check, message, cause)``; ``calls``: the stand-in forward's
+    log, ``(steps, 3)`` of (length fed, autograd on, training mode)."""
+    prompt, steps, ctx, vocab = run["prompt"], run["max_new_tokens"], ref.context_len, ref.fc_out.out_features
+    expected_shape = (prompt.size(0), prompt.size(1) + steps)
+    if not isinstance(found, torch.Tensor) or tuple(found.shape) != expected_shape:
+        got = tuple(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
+        return ("generate returns the prompt followed by the new tokens",
+                f"expected shape {expected_shape}, found {got}.", "append each new token with torch.cat([idx, "
+                "next_token], dim=1) and return the whole sequence (prompt included).")
+    if not torch.equal(found[:, : prompt.size(1)].long(), prompt):
+        return ("the prompt is kept unchanged at the start", "the first tokens of the result differ from "
+                "start_tokens.", "return torch.cat of the prompt and the generated tokens.")
+    if found.dtype != torch.long:
+        return ("token ids are torch.long", f"found dtype {found.dtype}.", "keep the ids torch.long (int64): "
+                "torch.multinomial returns int64; do not convert them.")
+    if isinstance(calls, torch.Tensor) and calls.numel():
+        lengths, grad, training = calls.T
+        if bool(grad.any()) or bool(training.any()):
+            return ("generate runs in eval mode, under torch.no_grad()", "the model ran with autograd on."
+                    if bool(grad.any()) else "the model ran in training mode.", "decorate generate with "
+                    "@torch.no_grad() and call self.eval() first (restore the mode at the end), as the exercise says.")
+        fed = [min(ctx, prompt.size(1) + step) for step in range(steps)]
+        if lengths.tolist() != fed[: lengths.numel()]:
+            step = next(i for i, (a, b) in enumerate(zip(lengths.tolist(), fed, strict=False)) if a != b)
+            return ("the model sees the last context_len tokens at each step", f"step {step} fed "
+                    f"{int(lengths[step])} tokens to the model; expected {fed[step]} (context_len={ctx}).",
+                    "crop to exactly the last context_len tokens: idx[:, -self.context_len:]"
+                    + (" (one token short)." if int(lengths[step]) == fed[step] - 1 else "."))
+    if found.min() < 0 or found.max() >= vocab:
+        return ("tokens are valid ids", f"found ids outside 0..{vocab - 1}.",
+                "sample indices of the vocabulary from the last position's logits.")
+    if run["name"] == "shape":
+        return None
+    expected = ref.generate(prompt, steps, temperature=0.0)
+    if torch.equal(found.long(), expected):
+        return None
+    pos = torch.nonzero(found.long() != expected)[0].tolist()
+    logits_here = ref(expected[:, max(0, pos[1] - ctx): pos[1]][pos[0]: pos[0] + 1])[0, -1]
+    message = (f"token {pos[1]} of row {pos[0]}: expected {int(expected[tuple(pos)])} (the argmax, logit "
+               f"{float(logits_here.max()):.3f}), found {int(found[tuple(pos)])}.")
+    if run["name"] == "crop":
+        return ("the context is cropped to the last context_len tokens", message, "the prompt is longer than "
+                "context_len: feed only the last context_len tokens to the model at each step, "
+                "idx[:, -self.context_len:].")
+    return ("temperature -> 0 gives the greedy (argmax) continuation", message, "with temperature -> 0 the sampled "
+            "token must be the argmax of the last position's logits: divide the logits by the temperature before "
+            "the softmax, and use the logits of the LAST position, logits[:, -1, :].")
+
+
 def _generate_compare(case, outputs):
     failures = []
     ref = build_reference(model.GPTModel, case["init"], case["params"])
-    vocab, ctx = case["init"]["vocab_size"], case["init"]["context_len"]
     runs = {r["name"]: r for r in case["runs"]}
     for name in ("shape", "greedy", "crop"):
         run = runs[name]
-        prompt, found = run["prompt"], outputs.get(f"tokens:{name}")
-        desc = (f"{case['describe']}: start_tokens of shape {shape_text(prompt)}, "
+        desc = (f"{case['describe']}: start_tokens of shape {shape_text(run['prompt'])}, "
                 f"max_new_tokens={run['max_new_tokens']}, temperature={run['temperature']}")
-        expected_shape = (prompt.size(0), prompt.size(1) + run["max_new_tokens"])
-        if not isinstance(found, torch.Tensor) or tuple(found.shape) != expected_shape:
-            got = tuple(found.shape) if isinstance(found, torch.Tensor) else type(found).__name__
-            failures.append(Failure("generate returns the prompt followed by the new tokens", desc,
-                                    f"expected shape {expected_shape}, found {got}.",
-                                    "append each new token with torch.cat([idx, next_token], dim=1) and return the "
-                                    "whole sequence (prompt included).", f"tokens:{name}"))
-            continue
-        if not torch.equal(found[:, : prompt.size(1)].long(), prompt):
-            failures.append(Failure("the prompt is kept unchanged at the start", desc,
-                                    "the first tokens of the result differ from start_tokens.",
-                                    "return torch.cat of the prompt and the generated tokens.", f"tokens:{name}"))
-            continue
-        if found.dtype != torch.long:
-            failures.append(Failure("token ids are torch.long", desc, f"found dtype {found.dtype}.",
-                                    "keep the ids torch.long (int64): torch.multinomial returns int64; do not convert "
-                                    "them.", f"tokens:{name}"))
-            continue
-        calls = outputs.get(f"forward_calls:{name}")
-        if isinstance(calls, torch.Tensor) and calls.numel():
-            lengths, grad, training = calls.T
-            if bool(grad.any()) or bool(training.any()):
-                failures.append(Failure("generate runs in eval mode, under torch.no_grad()", desc,
-                                        "the model ran with autograd on." if bool(grad.any()) else
-                                        "the model ran in training mode.",
-                                        "decorate generate with @torch.no_grad() and call self.eval() first (restore "
-                                        "the mode at the end), as the exercise says.", f"tokens:{name}"))
-                continue
-            fed = [min(ctx, prompt.size(1) + step) for step in range(run["max_new_tokens"])]
-            if lengths.tolist() != fed[: lengths.numel()]:
-                step = next(i for i, (a, b) in enumerate(zip(lengths.tolist(), fed, strict=False)) if a != b)
-                failures.append(Failure("the model sees the last context_len tokens at each step", desc,
-                                        f"step {step} fed {int(lengths[step])} tokens to the model; expected "
-                                        f"{fed[step]} (context_len={ctx}).",
-                                        "crop to exactly the last context_len tokens: idx[:, -self.context_len:]"
-                                        + (" (one token short)." if int(lengths[step]) == fed[step] - 1 else "."),
-                                        f"tokens:{name}"))
-                continue
-        if found.min() < 0 or found.max() >= vocab:
-            failures.append(Failure("tokens are valid ids", desc, f"found ids outside 0..{vocab - 1}.",
-                                    "sample indices of the vocabulary from the last position's logits.",
-                                    f"tokens:{name}"))
-            continue
-        if name in ("greedy", "crop"):
-            expected = ref.generate(prompt, run["max_new_tokens"], temperature=0.0)
-            if not torch.equal(found.long(), expected):
-                pos = torch.nonzero(found.long() != expected)[0].tolist()
-                logits_here = ref(expected[:, max(0, pos[1] - ctx): pos[1]][pos[0]: pos[0] + 1])[0, -1]
-                cause = ("with temperature -> 0 the sampled token must be the argmax of the last position's logits: "
-                         "divide the logits by the temperature before the softmax, and use the logits of the LAST "
-                         "position, logits[:, -1, :].")
-                if name == "crop":
-                    cause = ("the prompt is longer than context_len: feed only the last context_len tokens to the "
-                             "model at each step, idx[:, -self.context_len:].")
-                failures.append(Failure(
-                    "temperature -> 0 gives the greedy (argmax) continuation" if name == "greedy" else
-                    "the context is cropped to the last context_len tokens", desc,
-                    f"token {pos[1]} of row {pos[0]}: expected {int(expected[tuple(pos)])} (the argmax, logit "
-                    f"{float(logits_here.max()):.3f}), found {int(found[tuple(pos)])}.", cause, f"tokens:{name}"))
+        problem = _generate_problem(ref, run, outputs.get(f"tokens:{name}"), outputs.get(f"forward_calls:{name}"))
+        if problem:
+            failures.append(Failure(problem[0], desc, *problem[1:], f"tokens:{name}"))
     run = runs["sample"]
     found = outputs.get("tokens:sample")
     prompt = run["prompt"]

@@ -17,10 +17,14 @@ import torch.nn.functional as F  # noqa: N812
 
 from gptedu.gpt2 import attention, finetune, layers, model
 from gptedu.gpt2.bpe import BPETokenizer
+from gptedu.gpt2.generate import gen_text
+from gptedu.gpt2.kvcache import LayerKVCache
+from gptedu.gpt2.train import calc_loss_batch
 from gptedu.grading.components.base import (
     ATTENTION_SHORTCUTS,
     Draw,
     ModuleCheck,
+    build_reference,
     component,
     module_cases,
     sampling_failure,
@@ -642,8 +646,6 @@ def _loss_loader_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 def _loss_loader_compare(case, outputs):
     failures = []
-    from gptedu.gpt2.train import calc_loss_batch
-
     lm = _lm(case)
     for call in case["calls"]:
         batches = call["args"][0]
@@ -702,8 +704,6 @@ def _gen_cases(hidden: bool, secret: bytes) -> list[dict]:
         case = _lm_case("gpt2_gen_text", "gen_text", init, seed, calls)
         # eos: the token greedy decoding produces at its 3rd step
         lm = _lm(case)
-        from gptedu.gpt2.generate import gen_text
-
         free = gen_text(lm, calls[3]["args"][1], 6, ctx)
         case["calls"][3]["kwargs"] = {"eos_id": int(free[0, 4])}
         # the same with a batch of 3 identical rows: every row reaches eos at the same step
@@ -716,8 +716,6 @@ def _gen_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 def _gen_compare(case, outputs):
     failures = []
-    from gptedu.gpt2.generate import gen_text
-
     lm = _lm(case)
     calls = {c["name"]: c for c in case["calls"]}
     for name in ("greedy", "crop", "eos", "eos_batch"):
@@ -797,13 +795,10 @@ class CachedAttentionReference(attention.MultiHeadAttention):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from gptedu.gpt2.kvcache import LayerKVCache
-
-        self._cache_cls = LayerKVCache
         self.cache = LayerKVCache()
 
     def reset_cache(self):
-        self.cache = self._cache_cls()
+        self.cache = LayerKVCache()
 
     def forward(self, x, use_cache=False):
         return super().forward(x, kv_cache=self.cache if use_cache else None)
@@ -915,11 +910,7 @@ def _cached_gen_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 def _cached_gen_compare(case, outputs):
     failures = []
-    ref = model.GPTModel(case["init"]["cfg"])
-    ref.load_state_dict(case["params"], strict=False)
-    ref.eval()
-    from gptedu.gpt2.generate import gen_text
-
+    ref = build_reference(model.GPTModel, case["init"], case["params"])
     ctx = case["init"]["cfg"]["context_len"]
     for run in case["runs"]:
         expected = gen_text(ref, run["prompt"].clone(), run["max_new_tokens"], ctx)
@@ -938,7 +929,6 @@ def _cached_gen_compare(case, outputs):
                                     f"{what}: expected {expected.tolist()}, found "
                                     f"{found.tolist() if isinstance(found, torch.Tensor) else shown}", cause))
     return failures
-
 
 
 NB14 = "14_instruction_finetuning"
@@ -1084,8 +1074,6 @@ def _collate_compare(case, outputs):
                               "and on the padding.")
             return [fail]
     return failures
-
-
 
 
 COMPONENTS = {c.name: c for c in [
