@@ -24,7 +24,10 @@ variant alike; each row prints the load average at its start and end.
 
 ``--slowdown K`` simulates a machine K times slower than 2 quiet cores on a virtual clock (``VirtualClock``): each
 training step advances the trainer's clock by K times its duration on 2 quiet cores (its tokens at
-``QUIET_TOKENS_PER_S``), each loss estimate by K times its forward passes; the model trains for real, 1 thread. So
+``QUIET_TOKENS_PER_S``), each loss estimate (or timed forward pass) by K times its forward passes, and a model of
+another shape than the preset's (the trainer's own choice for a short budget, or a variant such as
+``new:num_layers=2,d_model=64,d_ff=128``) by that times its measured CPU-time ratio to the preset's shape
+(``VirtualClock.shape_ratio``); the model trains for real, 1 thread. So
 the result is the one that machine would get, whatever the load here (the load only makes the run take longer),
 and several runs can share the machine (``--jobs``). ``--slowdown 1`` is a quiet 2-core machine, simulated.
 "training" is then the simulated machine's seconds.

@@ -390,7 +390,8 @@ class Trainer:
         """Train until the plan's budget is spent (``max_time`` or ``max_steps``, whichever first) or until
         ``until_step``; returns the history.
 
-        Estimates the losses every ``eval_interval`` steps and at the end, writing a checkpoint each time when
+        A fresh run with a time budget first fits the model and the batch to it (``_fit_to_budget``). Estimates the
+        losses every ``eval_interval`` steps and at the end, writing a checkpoint each time when
         ``out_dir`` is set (and once more at the end if the last step was not an estimate). With ``log_evals`` it
         ends by printing ``summary()``.
         """
