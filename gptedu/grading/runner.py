@@ -6,7 +6,8 @@ to the student's extracted code and calls :func:`run_case` in a process that can
 A *case* is plain data (``dict`` of ``str``/``int``/``float``/``list``/``Tensor``), built by
 ``gptedu.grading.components``. ``run_case(student_obj, case)`` returns ``dict[str, Tensor | str | list[str]]``:
 
-* output tensors under names chosen by the case's ``kind`` (e.g. ``"out:x"``, ``"weights:x"``, ``"tokens:greedy"``);
+* output tensors under names chosen by the case's ``kind`` (e.g. ``"forward:x"``, ``"result:encode"``,
+  ``"tokens:greedy"``);
 * ``"_status"``: ``"ok"``, ``"not_attempted"`` (the stub raised ``NotImplementedError`` or returned ``None``),
   ``"error"`` (the student's code raised), ``"load_error"`` (parameter names/shapes differ from the exercise), or
   ``"forbidden"`` (a shortcut the exercise excludes was used);
@@ -652,28 +653,24 @@ class TinyCausalLM(nn.Module):
         return self.fc_out(h[:, start:] + (h.cumsum(1) / counts)[:, start:])  # this position + running mean
 
 
-def _fill(value: Any, swap: dict) -> Any:
-    return swap[value] if isinstance(value, str) and value in swap else copy.deepcopy(value)
+def _fill(value: Any, model: nn.Module) -> Any:
+    return model if isinstance(value, str) and value == "<model>" else copy.deepcopy(value)
 
 
 def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
-    """Call a function that takes a model (loss, training loop, generation) on a fresh ``TinyCausalLM`` per call.
+    """Call a function that takes a model (loss, generation) on a fresh ``TinyCausalLM`` per call.
 
-    ``case["init"]``/``case["params"]``: the model; each call's ``args``/``kwargs`` may hold the strings
-    ``"<model>"`` and ``"<optimizer>"`` (``torch.optim.AdamW`` with ``case["optimizer"]`` as keyword arguments).
-    Outputs: ``result:<name>`` (as in ``calls``), ``requires_grad:<name>`` for a tensor result, ``calls:<name>``
-    (the model's call log, ``(n, 4)``) and, with ``report_params``, ``param:<name>:<parameter>``.
+    ``case["init"]``/``case["params"]``: the model, passed where a call's ``args``/``kwargs`` hold ``"<model>"``.
+    Outputs: ``result:<name>`` (as in ``calls``), ``requires_grad:<name>`` for a tensor result and ``calls:<name>``
+    (the model's call log, ``(n, 4)``).
     """
     label = case.get("label", getattr(obj, "__name__", "function"))
     obj = _with_stand_ins(obj, case.get("stand_ins", []))
     out: dict[str, Any] = {}
     for call in case["calls"]:
-        model = TinyCausalLM.with_params(case["init"], case["params"]).train(call.get("train_mode", False))
-        optimizer = torch.optim.AdamW(model.parameters(), **case.get("optimizer", {}))
-        swap = {"<model>": model, "<optimizer>": optimizer}
-
-        args = [_fill(a, swap) for a in call.get("args", [])]
-        kwargs = {k: _fill(v, swap) for k, v in call.get("kwargs", {}).items()}
+        model = TinyCausalLM.with_params(case["init"], case["params"]).eval()
+        args = [_fill(a, model) for a in call.get("args", [])]
+        kwargs = {k: _fill(v, model) for k, v in call.get("kwargs", {}).items()}
         what = f"{label}({call.get('describe', '...')})"
         torch.manual_seed(call.get("seed", 0))
         with contextlib.redirect_stdout(io.StringIO()):
@@ -688,9 +685,6 @@ def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
             out[f"requires_grad:{call['name']}"] = torch.tensor(result.requires_grad)
         _store(f"result:{call['name']}", result, out, what)
         out[f"calls:{call['name']}"] = torch.tensor(model.calls, dtype=torch.long).reshape(-1, 4)
-        if call.get("report_params"):
-            for name, p in model.named_parameters():
-                out[f"param:{call['name']}:{name}"] = p.detach().clone()
     return out
 
 
@@ -733,16 +727,10 @@ def run_case(student_obj: Any, case: dict) -> dict:
             torch.set_num_threads(previous_threads)
     if guard.seen:
         status = "forbidden"
-        message = (
-            "this exercise asks you to write it yourself, but your code uses "
-            + ", ".join(guard.seen[:4])
-            + ". Replace that call with your own implementation (the reference package and PyTorch's built-in "
-            "attention are not allowed here)."
-        )
-    outputs["_status"] = status
-    outputs["_message"] = message
-    outputs["_forbidden"] = list(guard.seen)
-    return outputs
+        message = (f"this exercise asks you to write it yourself, but your code uses {', '.join(guard.seen[:4])}. "
+                   "Replace that call with your own implementation (the reference package and PyTorch's built-in "
+                   "attention are not allowed here).")
+    return {**outputs, "_status": status, "_message": message, "_forbidden": list(guard.seen)}
 
 
 __all__ = ["KINDS", "ShortcutGuard", "StudentCodeError", "TinyCausalLM", "build_module", "run_case"]

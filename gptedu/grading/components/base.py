@@ -194,8 +194,7 @@ def status_failures(case: dict, outputs: dict) -> list[Failure]:
     message = outputs.get("_message", "")
     cause = STATUS_CAUSES.get(status, "")
     if status == "error":
-        cause = outputs.get("_cause") or ("read the error above: it names the line of your code that failed."
-                                          if outputs.get("_in_student_code", True) else "")
+        cause = outputs.get("_cause") or "read the error above: it names the line of your code that failed."
     for key, text in case.get("error_causes", {}).items():
         if key == status or key in message:
             cause = text
