@@ -31,7 +31,7 @@ _IMPORT_FROM_GPTEDU = re.compile(r"^from gptedu[\w.]* import \(?[\w, \n]*?\)?$|^
 _counter = 0
 
 
-def reference_namespace(replace: dict[str, str] | None = None, module_name: str = "__student__") -> dict:
+def reference_namespace(replace: dict[str, str] | None = None) -> dict:
     """A namespace holding copies of every part-1 reference class/function, defined outside ``gptedu``.
 
     ``replace`` maps exact source snippets to replacements; every snippet must occur in some module (a typo in a
@@ -39,33 +39,23 @@ def reference_namespace(replace: dict[str, str] | None = None, module_name: str 
     """
     replace = dict(replace or {})
     unused = set(replace)
-    global _counter
+    global _counter  # a fresh module name per namespace
     _counter += 1
-    mod = types.ModuleType(f"{module_name}{_counter}")
+    mod = types.ModuleType(f"__student__{_counter}")
     sys.modules[mod.__name__] = mod  # dataclasses look their module up there
     namespace = mod.__dict__
     for module in REFERENCE_MODULES:
-        source = inspect.getsource(module)
-        source = _IMPORT_FROM_GPTEDU.sub("", source)
+        source = _IMPORT_FROM_GPTEDU.sub("", inspect.getsource(module))
         for old, new in replace.items():
             if old in source:
                 source = source.replace(old, new)
                 unused.discard(old)
-        code = compile(source, f"<{module_name}:{module.__name__}>", "exec")
-        exec(code, namespace)  # noqa: S102 - the reference's own source, for tests
+        exec(compile(source, f"<__student__:{module.__name__}>", "exec"), namespace)  # noqa: S102 - for tests
     if unused:
         raise ValueError(f"replacement snippet(s) not found in the reference source: {sorted(unused)}")
-    namespace["top_k_filter"] = _wrap_top_k(namespace)
-    return namespace
-
-
-def _wrap_top_k(namespace: dict):
     filter_logits = namespace["filter_logits"]
-
-    def top_k_filter(logits, k):
-        return filter_logits(logits, top_k=k)
-
-    return top_k_filter
+    namespace["top_k_filter"] = lambda logits, k: filter_logits(logits, top_k=k)
+    return namespace
 
 
 # The student-facing name of each part-1 component, in the namespace returned above.
