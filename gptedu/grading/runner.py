@@ -315,18 +315,17 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """``generate`` on several prompts under fixed seeds (greedy-like, cropped context, sampling statistics)."""
     label = case.get("label", "GPTModel")
     model = build_module(obj, case["init"], case.get("params"), label, guard)
+    if not hasattr(model, "generate"):
+        raise StudentCodeError("error", f"{label} has no `generate` method.")
     calls = _use_stand_in_forward(model)
     out: dict[str, Any] = {}
     for run in case["runs"]:
         calls.clear()
         model.train()  # the exercise's generate switches to eval mode itself
-        prompt = run["prompt"]
         kwargs = {"max_new_tokens": run["max_new_tokens"], "temperature": run["temperature"]}
-        what = f"{label}.generate(start_tokens of shape {tuple(prompt.shape)}, {kwargs_text(kwargs)})"
-        if not hasattr(model, "generate"):
-            raise StudentCodeError("error", f"{label} has no `generate` method.")
+        what = f"{label}.generate(start_tokens of shape {tuple(run['prompt'].shape)}, {kwargs_text(kwargs)})"
         torch.manual_seed(run["seed"])
-        result = _call(what, model.generate, prompt.clone(), **kwargs)
+        result = _call(what, model.generate, run["prompt"].clone(), **kwargs)
         out[f"tokens:{run['name']}"] = _require_tensor(what, result)
         out[f"forward_calls:{run['name']}"] = torch.tensor(calls, dtype=torch.long).reshape(-1, 3)
     return out

@@ -160,7 +160,7 @@ def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]],
         t = x_shape[1] // 2
         inputs = {"x": x, "x_changed": changed_after(x, t, seed, vocab)} if causal and x_shape[1] > 1 else {"x": x}
         cases.append({
-            "spec": name, "id": f"{name}/{index}", "kind": "module", "label": label, "init": dict(init),
+            "id": f"{name}/{index}", "kind": "module", "label": label, "init": dict(init),
             "params": params, "inputs": inputs, "methods": list(methods), "seed": seed, "causal_t": t,
             "shortcuts": dict(shortcuts or {}), "stand_ins": list(stand_ins), "report_buffers": list(report_buffers),
             "describe": f"{label}({kwargs_text(init)}) on {'token ids' if vocab else 'x'} of shape {shape_text(x)}, "

@@ -390,7 +390,7 @@ def _generate_cases(hidden: bool, secret: bytes) -> list[dict]:
             {"name": "sample", "prompt": sample_prompt, "max_new_tokens": 1, "temperature": temp, "seed": seed + 3},
         ]
         cases.append({
-            "spec": "gpt_generate", "id": f"gpt_generate/{i}", "kind": "generate", "label": "GPTModel",
+            "id": f"gpt_generate/{i}", "kind": "generate", "label": "GPTModel",
             "init": dict(init), "params": params, "runs": runs, "seed": seed,
             "shortcuts": {**ATTENTION_SHORTCUTS, "allowed_reference": GPT_PREREQS},
             "describe": f"GPTModel({kwargs_text(init)}).generate, seed {seed}",
@@ -497,7 +497,7 @@ def _tokenizer_cases(hidden: bool, secret: bytes) -> list[dict]:
         unknown = "".join(ch for ch in unknown if ch not in chars) or "\u00e9"
         ids = [chars.index(c) for c in reversed(text)]
         cases.append({
-            "spec": "tokenizer", "id": f"tokenizer/{i}", "kind": "calls", "label": "CharTokenizer",
+            "id": f"tokenizer/{i}", "kind": "calls", "label": "CharTokenizer",
             "construct": {"args": [chars]}, "attributes": ["vocab_size", "s2i", "i2s"],
             "calls": [
                 {"name": "encode", "method": "encode", "args": [text], "describe": repr(text)},
@@ -580,7 +580,7 @@ def _dataset_cases(hidden: bool, secret: bytes) -> list[dict]:
         calls = [{"name": "len", "method": "__len__", "args": [], "describe": ""}]
         calls += [{"name": f"item{j}", "method": "__getitem__", "args": [j], "describe": str(j)} for j in picks]
         cases.append({
-            "spec": "text_dataset", "id": f"text_dataset/{i}", "kind": "calls", "label": "TextDataset",
+            "id": f"text_dataset/{i}", "kind": "calls", "label": "TextDataset",
             "construct": {"args": [src, tgt]}, "calls": calls, "src": src, "tgt": tgt, "picks": picks,
             "describe": f"TextDataset of {n} pairs of length {seq}",
         })
@@ -638,7 +638,7 @@ def _get_batch_cases(hidden: bool, secret: bytes) -> list[dict]:
                  {"name": "again", "args": [data, batch, seq], "generator_seed": seed, "seed": seed + 1,
                   "describe": "same generator seed again"},
                  {"name": "many", "args": [data, 256, seq], "generator_seed": seed + 2, "describe": "256 windows"}]
-        cases.append({"spec": "get_batch", "id": f"get_batch/{i}", "kind": "calls", "label": "get_batch",
+        cases.append({"id": f"get_batch/{i}", "kind": "calls", "label": "get_batch",
                       "calls": calls, "data": data, "batch": batch, "seq": seq, "error_causes": {
                           "equal size": "a window ran past the end of the data, so its target is one token short: "
                                         "draw the starts from torch.randint(len(data) - seq_len, ...)."},
@@ -717,7 +717,7 @@ def _loop_cases(mode: str, hidden: bool, secret: bytes) -> list[dict]:
         g = gen(seed)
         data = [(torch.randint(vocab, (4, seq), generator=g), torch.randint(vocab, (4, seq), generator=g))
                 for _ in range(batches)]
-        cases.append({"spec": mode, "id": f"{mode}/{i}", "kind": "loop", "mode": mode, "label": mode,
+        cases.append({"id": f"{mode}/{i}", "kind": "loop", "mode": mode, "label": mode,
                       "init": {"vocab_size": vocab, "d_model": d, "context_len": seq}, "params": params,
                       "batches": data, "lr": lr, "seed": seed,
                       "describe": f"{mode}() on a tiny model, {batches} batches of shape (4, {seq}), "
@@ -843,7 +843,7 @@ def _topk_cases(hidden: bool, secret: bytes) -> list[dict]:
         if ties:
             logits = logits.round().clamp(-2, 2)
             k = max(1, min(k, vocab - 1))
-        cases.append({"spec": "top_k_filter", "id": f"top_k_filter/{i}", "kind": "calls", "label": "top_k_filter",
+        cases.append({"id": f"top_k_filter/{i}", "kind": "calls", "label": "top_k_filter",
                       "calls": [{"name": "out", "args": [logits, k],
                                  "describe": f"logits {shape_text(logits)}, k={k}"}],
                       "logits": logits, "k": k,
@@ -928,7 +928,7 @@ def _sample_cases(hidden: bool, secret: bytes) -> list[dict]:
         if k is not None:
             calls.append({"name": "topk", "args": [many], "kwargs": {"temperature": temp, "top_k": k},
                           "generator_seed": seed + 2, "describe": f"{each}, temperature={temp}, top_k={k}"})
-        cases.append({"spec": "sample_next_token", "id": f"sample_next_token/{i}", "kind": "calls",
+        cases.append({"id": f"sample_next_token/{i}", "kind": "calls",
                       "label": "sample_next_token", "calls": calls, "stand_ins": ["top_k_filter"],
                       "row": row, "greedy_logits": greedy_logits, "temperature": temp, "top_k": k,
                       "describe": f"sample_next_token on a vocabulary of {vocab}, temperature {temp}, top_k={k}"})

@@ -302,7 +302,7 @@ def _count_cases(hidden: bool, secret: bytes) -> list[dict]:
     cfgs = ([dict(c, context_len=c["context_len"] * d(i, "ctx_scale", low=1, high=64)) for i, (c, _, _) in
              enumerate(_hidden_cfgs(secret, "gpt2_param_count", 3))] if hidden else _COUNT_CFGS_VISIBLE)
     calls = [{"name": f"c{i}", "args": [cfg], "describe": f"cfg with {_short(cfg)}"} for i, cfg in enumerate(cfgs)]
-    return [{"spec": "gpt2_param_count", "id": "gpt2_param_count/0", "kind": "calls", "label": "gpt_param_count",
+    return [{"id": "gpt2_param_count/0", "kind": "calls", "label": "gpt_param_count",
              "calls": calls, "seed": 0, "describe": "gpt_param_count on " + "; ".join(_short(c) for c in cfgs)}]
 
 
@@ -356,7 +356,7 @@ BPE_TEXTS_HIDDEN = [
 
 
 def _calls_case(spec: str, label: str, calls: list[dict], stand_ins=()) -> dict:
-    return {"spec": spec, "id": f"{spec}/0", "kind": "calls", "label": label, "calls": calls, "seed": 0,
+    return {"id": f"{spec}/0", "kind": "calls", "label": label, "calls": calls, "seed": 0,
             "stand_ins": list(stand_ins), "describe": f"{label} on {len(calls)} inputs"}
 
 
@@ -567,7 +567,7 @@ def _lm(case: dict) -> TinyCausalLM:
 
 
 def _lm_case(spec: str, label: str, init: dict, seed: int, calls: list[dict]) -> dict:
-    return {"spec": spec, "id": f"{spec}/{seed}", "kind": "lm_calls", "label": label, "init": dict(init),
+    return {"id": f"{spec}/{seed}", "kind": "lm_calls", "label": label, "init": dict(init),
             "params": _lm_params(init, seed), "calls": calls, "seed": seed,
             "describe": f"{label} with a small causal LM (vocab {init['vocab_size']}, context {init['context_len']}), "
                         f"seed {seed}"}
@@ -900,7 +900,7 @@ def _cached_gen_cases(hidden: bool, secret: bytes) -> list[dict]:
              "temperature": 0.0, "seed": seed + 3},
         ]
         cases.append({
-            "spec": "kv_cached_generate", "id": f"kv_cached_generate/{i}", "kind": "generate",
+            "id": f"kv_cached_generate/{i}", "kind": "generate",
             "label": "CachedGPT", "init": {"cfg": cfg}, "params": params, "runs": runs, "seed": seed,
             "shortcuts": {**ATTENTION_SHORTCUTS, "allowed_reference": GEN13_ALLOWED},
             "describe": f"CachedGPT(cfg with {_short(cfg)}).generate (greedy), seed {seed}",
@@ -956,7 +956,7 @@ def _format_cases(hidden: bool, secret: bytes) -> list[dict]:
                             output=""))
     calls = [{"name": f"c{i}", "args": [dict(e)], "describe": f"entry with instruction {e['instruction']!r} and "
                                                                 f"input {e['input']!r}"} for i, e in enumerate(entries)]
-    return [{"spec": "format_prompt", "id": "format_prompt/0", "kind": "calls", "label": "format_prompt",
+    return [{"id": "format_prompt/0", "kind": "calls", "label": "format_prompt",
              "calls": calls, "entries": entries, "seed": 0, "describe": f"format_prompt on {len(entries)} entries"}]
 
 
@@ -1007,7 +1007,7 @@ def _collate_cases(hidden: bool, secret: bytes) -> list[dict]:
         calls.append({"name": f"c{i}", "args": [[(list(p), list(r)) for p, r in batch]], "kwargs": kwargs,
                       "describe": f"batch={batch}, pad_id={pad}"
                                   + (f", max_length={max_length}" if max_length else "")})
-    return [{"spec": "collate_instructions", "id": "collate_instructions/0", "kind": "calls",
+    return [{"id": "collate_instructions/0", "kind": "calls",
              "label": "collate_instructions", "calls": calls, "settings": settings, "seed": 0,
              "describe": f"collate_instructions on {len(settings)} batches"}]
 
