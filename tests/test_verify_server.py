@@ -219,6 +219,31 @@ def test_a_run_cannot_find_an_earlier_runs_files_in_its_memory():
         srv.stop()
 
 
+WRITABLE = """\
+import os
+found = []
+for root, dirs, files in os.walk("/"):
+    if root.startswith(("/proc", "/sys")):
+        dirs[:] = []
+    elif os.access(root, os.W_OK):
+        found.append(root)
+        dirs[:] = []
+raise RuntimeError("writable: " + " ".join(sorted(found)))
+"""
+
+
+def test_a_run_can_write_only_where_the_next_run_finds_nothing():
+    """bwrap's root and /dev are writable tmpfs by default, which a run could use to leave files for the next run
+    of the same jail (the next notebook of the student); the jail's writable places are /tmp and /dev/shm (emptied
+    after every run) and /dev/pts (pseudo-terminals, gone with their process)."""
+    srv = verify.VerifyServer(True, spares=1)
+    try:
+        report = _report_keyed(srv, WRITABLE, "writable:", "student-a")
+        assert report.split("writable: ")[1].split() == ["/dev/pts", "/dev/shm", "/tmp"], report
+    finally:
+        srv.stop()
+
+
 def _report_keyed(server, cell: str, prefix: str, key: str, extra: dict[str, bytes] | None = None) -> str:
     code, out, err = server.run({**_job(cell), **(extra or {})}, timeout=120, key=key)
     assert code == 0, err

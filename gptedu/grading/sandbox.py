@@ -369,6 +369,9 @@ class Jail:
             args += ["--size", size, "--tmpfs", self.workdir]
         if self.ipc:
             args += ["--size", str(2**20), "--tmpfs", "/ipc"]
+        # bwrap's root and /dev are writable tmpfs: made read-only, the only writable places are /tmp, /dev/shm,
+        # /ipc and the private working folder, which are emptied between runs or end with the jail
+        args += ["--remount-ro", "/", "--remount-ro", "/dev", "--size", size, "--tmpfs", "/dev/shm"]
         env = {"HOME": "/tmp", "TMPDIR": "/tmp", "USER": "nobody", "LOGNAME": "nobody",
                "PATH": "/usr/local/bin:/usr/bin:/bin", "MPLCONFIGDIR": "/tmp/.matplotlib",
                "IPYTHONDIR": "/tmp/.ipython", "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter", "PYTHONDONTWRITEBYTECODE": "1",

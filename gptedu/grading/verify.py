@@ -938,10 +938,7 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withhel
         # one jail serves one student (every run of the submission); without a student folder, one code + copy
         key = os.path.realpath(student_dir) if student_dir else hashlib.sha256(json.dumps(sorted(
             (k, v.hex()) for k, v in files.items() if k != "cases.pt")).encode()).hexdigest()
-        import time as _t; _t0 = _t.time()
         code, stdout, stderr = server.run(files, timeout, key)
-        if os.environ.get("DBG_LAUNCH"):
-            open(os.environ["DBG_LAUNCH"], "a").write(f"run {_t0:.2f} {_t.time()-_t0:.2f}s {[s.name for s in specs]} {len(files['cases.pt'])}\n")
         if code is None:
             return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
         try:

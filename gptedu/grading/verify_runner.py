@@ -2,8 +2,8 @@
 
 The grader starts this file in a fresh jail *before* it has work for it (``VerifyServer`` in
 :mod:`gptedu.grading.verify`): it imports torch while the grader does other work, then reads runs from its
-standard input, all of ONE student's code (every notebook of one submission). A run is ``pack_files`` bytes: ``job.json``
-(the student's code cells, the imports), ``cases.pt``, ``grading_runner.py`` (a copy of
+standard input, all of ONE student's code (every notebook of one submission). A run is ``pack_files`` bytes:
+``job.json`` (the student's code cells, the imports), ``cases.pt``, ``grading_runner.py`` (a copy of
 :mod:`gptedu.grading.runner`), the reference-copy package of prerequisite classes, the files handed in beside the
 notebook. Each run is a child forked for it: it writes the files into a fresh folder of the private ``/tmp``, runs
 them, and writes, after ``MARKER``, a ``torch.save`` of ``{case key: run_case outputs}`` plus ``"_cells"`` (what
