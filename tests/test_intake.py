@@ -494,3 +494,23 @@ def test_nbgrader_stopping_changes_no_grade(ours):
     assert "the sandbox cannot run here (test)" in res.stderr and "no grade was changed" in res.stderr
     assert {s: _scores(course, s) for s in before} == before
     assert "could not grade" not in (course / "autograded" / "good1" / "ps" / "a.ipynb").read_text()
+
+
+@pytest.mark.parametrize("argv", [["/venv/bin/nbgrader", "autograde", "ps"], ["-c", "autograde", "ps"],
+                                  ["/usr/bin/python3", "--log-level=INFO"]],
+                         ids=["nbgrader", "python -c", "unrecognised"])
+def test_the_checked_copy_is_read_however_nbgrader_was_started(tmp_path, monkeypatch, argv):
+    """autograde_class names its staging folder in the environment; the nbgrader it starts must read from there
+    whatever its command line looks like (a launcher that runs nbgrader through ``python -c`` once made the
+    command unrecognisable, and nbgrader then graded the raw submitted/ folder, following a link to /dev/zero)."""
+    from traitlets.config import Config
+
+    staged = f"{intake.STAGING}/run1/w0"
+    (tmp_path / staged).mkdir(parents=True)
+    (tmp_path / staged / intake.MARKER).write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(intake.ENV, staged)
+    monkeypatch.setattr(sys, "argv", argv)
+    config = Config()
+    intake.configure_intake(config)
+    assert config.CourseDirectory.submitted_directory == staged

@@ -129,7 +129,7 @@ class _Autograde:
 
         env = _env()
         env[intake.ENV] = folder
-        nbgrader = f"{SKIP_IRI_GRAMMARS}; from nbgrader.apps.nbgraderapp import main; main()"
+        nbgrader = f"{SKIP_IRI_GRAMMARS}; sys.argv[0] = 'nbgrader'; from nbgrader.apps.nbgraderapp import main; main()"
         args = [sys.executable, "-c", nbgrader, "autograde", assignment, "--force", f"--student={student}",
                 f"--notebook={notebook}", *extra]
         self.lines: list[str] = []

@@ -356,14 +356,14 @@ def configure_intake(c) -> None:
       cannot reach (no ``timestamp.txt`` / ``submission_secret.txt``: they came by ``zip_collect`` or by hand).
     """
     command = _nbgrader_command()
-    if command == "autograde":
-        staged = os.environ.get(ENV, "")
-        if not staged:
-            raise SystemExit(REFUSAL)
+    staged = os.environ.get(ENV, "")
+    if staged:  # autograde_class's nbgrader, however it was started: it reads the checked copy, nothing else
         if (os.path.isabs(staged) or ".." in Path(staged).parts or not staged.startswith(STAGING + "/")
                 or not os.path.isfile(os.path.join(staged, MARKER))):
             raise SystemExit(f"gptedu: {ENV}={staged!r} is not a folder made by gptedu.grading.intake here")
         c.CourseDirectory.submitted_directory = staged
+    elif command == "autograde":
+        raise SystemExit(REFUSAL)
     elif not command:
         _refuse_formgrader_autograde()
     _quiet_known_warnings()
