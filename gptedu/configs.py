@@ -28,7 +28,7 @@ every option before PyTorch loads; ``gptedu.char.model`` and ``gptedu.trainer`` 
     * a model and a batch fitted to what the budget buys, timed from a few forward passes before the first step:
       below 2 training tokens per parameter (``min_tokens_per_param``; ~0.6 at 1/20 of the speed of 2 quiet
       cores, ~15 on them) it trains ``smaller_model`` (2 layers x 64: val 1.95 instead of 2.23 there, simulated),
-      below 1,000 steps smaller batches (``target_steps``).
+      below 1,500 steps smaller batches (``target_steps``).
 
     Its price: a KV cache only helps while prompt + generated text fits the 128-character window (see
     ``gptedu.char.kvcache``).
@@ -76,8 +76,10 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps in the whole plan; None: no limit (at least one must be set)
     batch_size: int = 32  # windows per step (per rank under torchrun)
     # A time budget too short for this many steps at batch_size trains smaller batches (powers of two, at least
-    # min_batch_size) so that it buys about as many updates: measured on the first steps (fitted_batch_size).
-    target_steps: int | None = 1000
+    # min_batch_size) so that it buys about as many updates, timed before the first step (fitted_batch_size).
+    # 1,500: one thread on 2 quiet cores (~1,080 steps of 32 in 285 s) trains batches of 16 (simulated: 1.596 vs
+    # 1.604 with 32), two threads (~2,000 steps) keep 32; benchmarks/README.md.
+    target_steps: int | None = 1500
     min_batch_size: int = 8
     # A time budget that buys fewer training tokens than this per parameter of the model trains a smaller one
     # (``smaller_model``: half the width and half the layers), chosen from the same measured speed before the first

@@ -454,6 +454,8 @@ def test_a_time_budget_that_buys_few_steps_trains_smaller_batches(text, slow_mac
     assert fitted_batch_size(cfg, 2000) == 32 == fitted_batch_size(cfg, 1000)
     assert fitted_batch_size(cfg, 500) == 16 and fitted_batch_size(cfg, 300) == 8 == fitted_batch_size(cfg, 20)
     assert fitted_batch_size(dataclasses.replace(cfg, target_steps=None), 20) == 32
+    default = presets()["default"][1]  # one thread on 2 quiet cores buys ~1,080 steps of 32 in 285 s, two ~2,000
+    assert fitted_batch_size(default, 1080) == 16 and fitted_batch_size(default, 2000) == 32
     slow = Trainer(default_plan(max_time=100.0, batch_size=32, target_steps=400), TINY_MODEL, text=text)
     slow.train()  # the timed forward passes say the budget buys ~65 steps of 32, a sixth of the target
     assert slow.config.batch_size == 8 and slow.history["step"][0] == 1
