@@ -242,9 +242,12 @@ def test_a_second_training_into_the_same_out_fails_at_once_naming_the_first(tmp_
     import time
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    # Ctrl-C as in a terminal: a child inherits an ignored SIGINT (as a shell's background job does, and as this
+    # process may after an earlier test), and Python then keeps ignoring it
     first = subprocess.Popen(
         [sys.executable, "-m", "gptedu", "train", "--out", str(tmp_path), *FAST, "--steps", "0", "--max-time", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert first.stdout.readline().startswith("Model:")  # it is training (and holds the lock)
