@@ -317,9 +317,10 @@ fast = BPETokenizer.train(sample, vocab_size=256 + 50 + 1)
 same = [(fast.token_to_id[a], fast.token_to_id[b]) for a, b in fast.merges] == list(merges)
 print("same merges as train_bpe:", same)
 
+corpus = text[:200_000] if QUICK else text  # the autograder measures on a sixth of the corpus
 start = time.perf_counter()
-tok = BPETokenizer.train(text, vocab_size=256 + (500 if QUICK else 2000) + 1)
-print(f"{len(tok.merges)} merges on {len(text):,} characters in {time.perf_counter() - start:.1f} s")
+tok = BPETokenizer.train(corpus, vocab_size=256 + (500 if QUICK else 2000) + 1)
+print(f"{len(tok.merges)} merges on {len(corpus):,} characters in {time.perf_counter() - start:.1f} s")
 ids = tok.encode("To be, or not to be<|endoftext|>That is the question")
 print(ids[-8:], "eos id:", tok.eos_id)
 print(repr(tok.decode(ids)))
@@ -335,9 +336,9 @@ import matplotlib.pyplot as plt
 sizes = [0, 100, 250, 500] if QUICK else [0, 250, 500, 1000, 2000]
 ratios = []
 for n in sizes:
-    t = BPETokenizer.train(text, vocab_size=256 + n + 1) if n else None
-    n_tokens = len(text) if t is None else len(t.encode(text))
-    ratios.append(len(text) / n_tokens)
+    t = tok if n == len(tok.merges) else BPETokenizer.train(corpus, vocab_size=256 + n + 1) if n else None
+    n_tokens = len(corpus) if t is None else len(t.encode(corpus))
+    ratios.append(len(corpus) / n_tokens)
     print(f"{n:5d} merges: {n_tokens:9,} tokens, {ratios[-1]:.2f} characters per token")
 plt.figure(figsize=(5, 3))
 plt.plot(sizes, ratios, "o-")

@@ -221,10 +221,10 @@ check("gpt2_gen_text", globals(), hidden=True)
 # the value of GPT-3's recipe (Brown et al. 2020) and of nanoGPT. The full run is 200 steps; the cell prints the
 # seconds elapsed at each estimate. In the run saved in `solutions/`, on 2 CPU cores shared with other jobs (load
 # average 20 to 40), the 200 steps took 33 minutes and the whole notebook 34; the last 50 steps, once the load
-# had dropped, took 56 seconds. Under the autograder (or with `GPTEDU_QUICK=1`) it stops after 20 steps.
+# had dropped, took 56 seconds. Under the autograder (or with `GPTEDU_QUICK=1`) it stops after 10 steps.
 
 # %% id="3885bede"
-def evaluate(model, eval_iter=5):
+def evaluate(model, eval_iter=2 if QUICK else 5):
     model.eval()
     with torch.no_grad():
         train_loss = calc_loss_loader(train_loader, model, "cpu", num_batches=eval_iter)
@@ -233,7 +233,7 @@ def evaluate(model, eval_iter=5):
     return train_loss, val_loss
 
 
-max_steps, eval_freq = (20, 10) if QUICK else (200, 50)
+max_steps, eval_freq = (10, 5) if QUICK else (200, 50)
 print(f"{max_steps} steps of {len(train_loader)} batches per epoch: {max_steps / len(train_loader):.2f} epochs")
 torch.manual_seed(0)
 model = GPT2Model(cfg)

@@ -254,7 +254,7 @@ check("collate_instructions", globals(), hidden=True)
 # embedding (notebook 10), which keeps the small model smaller.
 
 # %% id="c016"
-corpus = text[:200_000] if QUICK else text
+corpus = text[:100_000] if QUICK else text
 tokenizer = BPETokenizer.train(corpus, vocab_size=256 + (300 if QUICK else 700) + 1)
 eos_id = tokenizer.eos_id
 ids = tokenizer.encode(corpus)
@@ -337,7 +337,7 @@ ft_steps = 30 if QUICK else 250
 optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.1)
 start = time.perf_counter()
 history = finetune(model, train_loader, optimizer, "cpu", num_steps=ft_steps, val_loader=val_loader,
-                   eval_every=max(ft_steps // 6, 1), eval_iter=10)
+                   eval_every=max(ft_steps // 6, 1), eval_iter=2 if QUICK else 10)
 print(f"{ft_steps} fine-tuning steps in {time.perf_counter() - start:.0f} s")
 plt.figure(figsize=(6, 3))
 plt.plot(history["step"], history["train_loss"], alpha=0.6, label="training batches")
