@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gptedu.checkpoint import CHECKPOINT_NAME
-from gptedu.configs import presets
+from gptedu.configs import DECAYS, presets
 
 PROG = "gptedu"
 
@@ -38,7 +38,8 @@ TRAIN_OPTIONS = [
     ("--steps", "max_steps", int, "the plan's step budget, resumed runs included (0 = no limit)"),
     ("--batch-size", "batch_size", int, "windows per step (per process under torchrun)"),
     ("--lr", "lr", float, "peak learning rate (AdamW)"),
-    ("--min-lr", "min_lr", float, "learning rate at the end of the cosine decay"),
+    ("--min-lr", "min_lr", float, "learning rate at the end of the decay"),
+    ("--decay", "decay", str, "shape of the decay from --lr to --min-lr after the warmup: linear or cosine"),
     ("--warmup", "warmup_fraction", float, "fraction of the budget (time or steps) spent warming up to --lr"),
     ("--weight-decay", "weight_decay", float, "AdamW weight decay, on weight matrices only"),
     ("--beta1", "beta1", float, "AdamW beta1"),
@@ -96,6 +97,18 @@ def number(low: float, high: float = math.inf, *, low_open: bool = False, high_o
     return parse
 
 
+def one_of(*names: str) -> Callable[[str], str]:
+    """One of ``names``, exactly."""
+
+    def parse(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(names)}, got {text!r}.")
+        return text
+
+    parse.__name__ = "name"
+    return parse
+
+
 def device_name(text: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps, got {text!r}.")
@@ -113,6 +126,7 @@ CHECKS: dict[str, Callable[[str], object]] = {
     "--batch-size": whole(1),
     "--lr": number(0, 10, low_open=True, note="a peak around 1e-3 to 1e-2 suits these small models"),
     "--min-lr": number(0, 10),
+    "--decay": one_of(*DECAYS),
     "--warmup": number(0, 1, high_open=True, note="a fraction of the budget, e.g. 0.05"),
     "--weight-decay": number(0, 10),
     "--beta1": number(0, 1, high_open=True),
@@ -203,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     group = train.add_argument_group("training")
     for flag, field, typ, text in TRAIN_OPTIONS:
-        metavar = "DEV" if typ is str else ("N" if typ is int else "X")
+        metavar = {"--device": "DEV", "--decay": "SHAPE"}.get(flag) or ("N" if typ is int else "X")
         shown = "" if "(default:" in text else f" (default: {_fmt(getattr(train_default, field))})"
         group.add_argument(flag, dest=field, type=CHECKS.get(flag, typ), metavar=metavar, help=text + shown)
     for flag, field, text in (

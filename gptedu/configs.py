@@ -6,8 +6,8 @@ every option before PyTorch loads; ``gptedu.char.model`` and ``gptedu.trainer`` 
 
 ``default`` — the main job: TinyShakespeare on a laptop CPU in at most 5 minutes.
     0.55M parameters (4 layers, 4 heads, 128 wide, 256 feed-forward, 128-character window), batch 32 x 128,
-    AdamW at a peak of 5e-3, a budget of 285 s (``max_time``; no step limit), warmup over its first 5% and a cosine
-    down to 5e-4 at its end. On 2 quiet cores that is about 2,000 steps (8M tokens, ~8 passes over the training
+    AdamW at a peak of 6e-3, a budget of 285 s (``max_time``; no step limit), warmup over its first 5% and a linear
+    decay down to 5e-5 at its end. On 2 quiet cores that is about 2,000 steps (8M tokens, ~8 passes over the training
     split); the measured runs, the slow-machine curve and the recipe search are in ``benchmarks/README.md``.
     What makes it fit the budget:
 
@@ -16,12 +16,15 @@ every option before PyTorch loads; ``gptedu.char.model`` and ``gptedu.trainer`` 
     * a feed-forward block 2x wide instead of the usual 4x: 1.34x the steps per CPU-second, and at equal CPU time
       it ended a little lower (whole-split val 1.546 vs 1.551); 96 wide or 3 layers (also faster) ended level
       with the 4x model, batch 16 no better;
-    * a high peak learning rate (5e-3; 3e-3 was behind at 300 and 600 steps, 7e-3 and 1e-2 ended higher);
+    * a high peak learning rate (6e-3; 3e-3 was behind at 300 and 600 steps, 1e-2 ended higher) and a decay that
+      is linear, nearly to zero: at equal steps 1.523 against 1.540 for the earlier cosine from 5e-3 to 5e-4
+      (simulated quiet machine, ``benchmarks/README.md``; Bergsma et al., "Straight to Zero: Why Linearly Decaying
+      the Learning Rate to Zero Works Best for LLMs", 2025, found the same for larger models);
     * no dropout (the teaching model has none): five minutes are far from overfitting;
     * a 128-character window. With absolute (sinusoidal) positions a longer window had to be trained at that length
       from the start, and it does not pay in 5 minutes: a 512 window at equal CPU time ended at 1.70 (0.71x the
       tokens/s), and training 128-character windows first then switching to 512 broke the model (2.0);
-    * a schedule that is a function of the budget (``gptedu.trainer.plan_progress``): warmup and cosine follow
+    * a schedule that is a function of the budget (``gptedu.trainer.plan_progress``): warmup and decay follow
       whichever budget ends the run, so every machine, fast or slow, gets a whole schedule in its 285 s (a
       machine 20x slower than 2 quiet cores still warms up in 14 s, not in 100 of its ~100 steps). The price:
       the number of steps, hence the exact result, depends on the machine's speed;
@@ -44,6 +47,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
+
+DECAYS = ("linear", "cosine")  # TrainConfig.decay
 
 
 @dataclass
@@ -68,7 +73,7 @@ class TrainConfig:
     Model sizes live in ``CharGPTConfig``; the batch window is its ``context_len``. The plan has a *budget*:
     ``max_time`` seconds of training, ``max_steps`` optimizer steps, or both; the run stops at whichever runs out
     first, and the learning-rate schedule follows that same one (see ``gptedu.trainer.plan_progress``): a linear
-    warmup over the first ``warmup_fraction`` of the budget, then a cosine down to ``min_lr`` at its end. So a
+    warmup over the first ``warmup_fraction`` of the budget, then a ``decay`` down to ``min_lr`` at its end. So a
     slow machine gets the whole schedule in its five minutes, and a fast one in its steps.
     """
 
@@ -85,9 +90,10 @@ class TrainConfig:
     # (``smaller_model``: half the width and half the layers), chosen from the same measured speed before the first
     # step. None: always the model given (the command line gives None when a model option such as --d-model is set).
     min_tokens_per_param: float | None = 2.0
-    lr: float = 5e-3  # peak learning rate, reached at the end of warmup
-    min_lr: float = 5e-4  # the cosine ends here
+    lr: float = 6e-3  # peak learning rate, reached at the end of warmup
+    min_lr: float = 5e-5  # the decay ends here
     warmup_fraction: float = 0.05  # linear warmup over this fraction of the budget (time or steps, as above)
+    decay: str = "linear"  # the shape from lr down to min_lr after warmup: "linear" or "cosine"
     weight_decay: float = 0.1  # AdamW decay, applied to weight matrices only (not biases or LayerNorm)
     beta1: float = 0.9
     beta2: float = 0.99
@@ -131,6 +137,7 @@ class TrainConfig:
                 0 <= self.warmup_fraction < 1,
                 f"warmup_fraction must be in [0, 1) (a fraction of the budget), got {self.warmup_fraction}",
             ),
+            (self.decay in DECAYS, f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
             (self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}"),
@@ -148,6 +155,7 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict, ignoring keys this version does not know (e.g. from a newer checkpoint)."""
         known = {f.name for f in dataclasses.fields(cls)}
+        values = {"decay": "cosine", **values}  # a plan saved before ``decay`` existed decayed along a cosine
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -175,8 +183,8 @@ DEFAULT_TRAIN = TrainConfig()  # 285 s: leaves ~15 s of the 5 minutes for start-
 
 NANOGPT_CPU_MODEL = CharGPTConfig(vocab_size=65, d_model=128, num_heads=4, d_ff=512, context_len=64, num_layers=4)
 NANOGPT_CPU_TRAIN = TrainConfig(
-    max_steps=2000, max_time=None, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_fraction=0.05, beta2=0.99,
-    eval_interval=250, eval_batches=20,
+    max_steps=2000, max_time=None, batch_size=12, lr=1e-3, min_lr=1e-4, warmup_fraction=0.05, decay="cosine",
+    beta2=0.99, eval_interval=250, eval_batches=20,
 )  # fmt: skip
 
 TINY_MODEL = CharGPTConfig(vocab_size=65, d_model=32, num_heads=2, d_ff=64, context_len=32, num_layers=1)

@@ -1,4 +1,4 @@
-"""A step-based trainer for the character GPT: AdamW, warmup + cosine schedule, clipping, evals, checkpoints.
+"""A step-based trainer for the character GPT: AdamW, warmup + decay schedule, clipping, evals, checkpoints.
 
 One *step* is one batch and one optimizer update. Batches are random windows of one token tensor
 (``gptedu.data.get_batch``), drawn from the first 90% of the text; the last 10% is the validation split.
@@ -108,9 +108,10 @@ def plan_progress(step: int, elapsed: float, config: TrainConfig) -> float:
 def scheduled_lr(progress: float, config: TrainConfig) -> float:
     """The learning rate at ``progress`` (0 to 1, see ``plan_progress``) through the plan.
 
-    A linear warmup from 0 to ``lr`` over the first ``warmup_fraction``, then a cosine from ``lr`` down to
-    ``min_lr`` at 1.0, where it stays. A plan whose budget was enlarged on resume (``extended_at = (p0, lr0)``)
-    goes on from ``lr0`` at ``p0`` and decays along a cosine to ``min_lr`` at the new end instead.
+    A linear warmup from 0 to ``lr`` over the first ``warmup_fraction``, then a decay from ``lr`` down to
+    ``min_lr`` at 1.0, where it stays: a straight line (``decay="linear"``) or half a cosine (``"cosine"``). A plan
+    whose budget was enlarged on resume (``extended_at = (p0, lr0)``) goes on from ``lr0`` at ``p0`` and decays
+    along the same shape to ``min_lr`` at the new end instead.
     """
     progress = min(max(progress, 0.0), 1.0)
     top, start = config.lr, config.warmup_fraction
@@ -121,6 +122,8 @@ def scheduled_lr(progress: float, config: TrainConfig) -> float:
     if start >= 1.0:
         return config.min_lr
     t = (progress - start) / (1.0 - start)
+    if config.decay == "linear":
+        return config.min_lr + (1.0 - t) * (top - config.min_lr)
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * t)) * (top - config.min_lr)
 
 

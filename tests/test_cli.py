@@ -310,6 +310,7 @@ BAD_OPTIONS = [
     (["train", "--lr", "nan"], "--lr"),
     (["train", "--min-lr", "1"], "--min-lr"),
     (["train", "--warmup", "1.5"], "--warmup"),
+    (["train", "--decay", "step"], "--decay"),
     (["train", "--beta2", "1"], "--beta2"),
     (["train", "--max-time", "-5"], "--max-time"),
     (["train", "--steps", "-1"], "--steps"),

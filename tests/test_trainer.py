@@ -58,6 +58,26 @@ def test_schedule_warmup_peak_cosine_end_over_a_step_budget():
         TrainConfig(max_steps=None, max_time=None)
 
 
+def test_schedule_decays_linearly_by_default_and_old_plans_keep_their_cosine():
+    from gptedu.trainer import scheduled_lr
+
+    linear = TrainConfig(max_steps=100, max_time=None, warmup_fraction=0.1, lr=1e-3, min_lr=0.0)
+    assert linear.decay == "linear" and TrainConfig().decay == "linear"
+    assert scheduled_lr(0.1, linear) == pytest.approx(1e-3)
+    assert scheduled_lr(0.325, linear) == pytest.approx(0.75e-3)  # a quarter of the decay: a quarter of the drop
+    assert scheduled_lr(0.55, linear) == pytest.approx(0.5e-3)
+    assert scheduled_lr(1.0, linear) == pytest.approx(0.0)
+    cosine = dataclasses.replace(linear, decay="cosine")
+    assert scheduled_lr(0.325, cosine) == pytest.approx(0.5e-3 * (1 + math.cos(math.pi / 4)))
+    assert scheduled_lr(0.55, cosine) == pytest.approx(0.5e-3)
+    # a checkpoint written before ``decay`` existed resumes along the cosine it started on
+    saved = {k: v for k, v in linear.to_dict().items() if k != "decay"}
+    assert TrainConfig.from_dict(saved).decay == "cosine"
+    assert TrainConfig.from_dict(linear.to_dict()).decay == "linear"
+    with pytest.raises(ValueError, match="decay must be one of linear, cosine"):
+        TrainConfig(decay="step")
+
+
 def test_schedule_follows_whichever_budget_ends_the_run():
     from gptedu.trainer import plan_progress, step_lr
 
