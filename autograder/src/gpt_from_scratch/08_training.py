@@ -197,7 +197,7 @@ assert losses[-1] < losses[0], "the validation loss did not go down: check train
 #
 # For a model that writes recognisable Shakespeare we hand over to `gptedu`'s step-based `Trainer`. At its
 # core it is your loop — batch, forward, cross-entropy, backward, step — plus what longer runs need: a
-# learning-rate warm-up and cosine decay, gradient clipping, periodic train/validation estimates on fixed
+# learning-rate warm-up and decay, gradient clipping, periodic train/validation estimates on fixed
 # batches, a progress bar, a time limit and checkpoints. The recipe follows nanoGPT's character-level
 # Shakespeare run (Karpathy), sized for a CPU. Its `"default"` preset (the cell prints its configuration and
 # parameter count; its fused attention computes the same function as your modules, with the same weights)
