@@ -53,7 +53,6 @@ from gptedu.grading.sandbox_nbgrader import RESOURCE_KEY, error_output
 COPY_PACKAGE = "reference_copy"
 FORBIDDEN_NAMES = ("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward",
                    "flex_attention", "_native_multi_head_attention")
-MAX_OUTPUT_FILE = 256 * 2**20
 WHICH = ("visible", "hidden")
 
 
@@ -81,7 +80,7 @@ def student_code_cells(nb, *instructor_nbs) -> list[tuple[int, str]]:
                   if _is_code(c) and not utils.is_solution(c)}
     found = []
     for index, cell in enumerate(nb.cells):
-        if not _is_code(cell) or (utils.is_grade(cell) and not utils.is_solution(cell)):
+        if not _is_code(cell) or is_test_cell(cell):
             continue
         if utils.is_solution(cell) or _normalise(cell.source) not in instructor:
             found.append((index, cell.source))
@@ -427,19 +426,15 @@ class VerifyAnswers(NbGraderPreprocessor):
         info = resources.setdefault(RESOURCE_KEY, {})
         pending = info.pop("pending_verification", None)
         verdicts: dict[str, Verdict] = {}
-        try:
-            if pending is not None:  # started by StartVerification while the kernel ran (same code, same cases)
-                plan, results = pending.result()
-            else:
-                plan = self.plan(nb, resources)
-                results = self.run_plan(plan)
+        try:  # started by StartVerification while the kernel ran (same code, same cases), or now
+            results = pending.result() if pending is not None else self.verdicts(nb, resources)
         except Exception as exc:  # noqa: BLE001 - a grader bug must not pass a student, nor crash the batch
             from gptedu.grading.secret import MissingSecret
 
             if isinstance(exc, MissingSecret):
                 raise  # no secret, no hidden tests: this notebook is not graded (the log says what to run)
             self.log.error("gptedu verification failed: %s", exc, exc_info=True)
-            plan, results = {"components": {}}, {}
+            results = {}
             failure = Verdict(False, f"the grader could not verify this answer ({type(exc).__name__}); your "
                                      "instructor will review it.")
             verdicts = {cell.metadata.nbgrader["grade_id"]: failure for cell in nb.cells if is_test_cell(cell)}
@@ -485,10 +480,14 @@ class VerifyAnswers(NbGraderPreprocessor):
         return {"components": components, "cells": cells, "source_nb": source_nb, "secret": secret,
                 "student_dir": student_dir}
 
-    def run_plan(self, plan: dict) -> dict[tuple[str, str], Verdict]:
-        """(component name, "visible"|"hidden") -> :class:`Verdict` for the plan's components."""
+    def verdicts(self, nb, resources) -> dict[tuple[str, str], Verdict]:
+        """(component name, "visible"|"hidden") -> :class:`Verdict` for the notebook's components. In the background
+        (:class:`StartVerification`), its first use also imports torch and the reference, beside the first kernel."""
         import torch
 
+        plan = self.plan(nb, resources)
+        if not plan["components"]:
+            return {}
         torch.set_num_threads(1)  # the comparisons are small; more threads only contend with the kernel
         return verify_components(list(plan["components"].values()), plan["cells"], plan["source_nb"],
                                  plan["secret"], self.timeout, plan["student_dir"], self.reuse_process)
@@ -596,16 +595,9 @@ class StartVerification(NbGraderPreprocessor):
         snapshot = copy.deepcopy(nb)
         context = {"nbgrader": dict(resources.get("nbgrader") or {}),
                    "metadata": dict(resources.get("metadata") or {})}
-        future = _executor().submit(_plan_and_run, verifier, snapshot, context)
+        future = _executor().submit(verifier.verdicts, snapshot, context)
         resources.setdefault(RESOURCE_KEY, {})["pending_verification"] = future
         return nb, resources
-
-
-def _plan_and_run(verifier: VerifyAnswers, nb, resources) -> tuple[dict, dict]:
-    """In the background: extract the student's code (the first use also imports torch and the reference, which
-    thus overlaps the first kernel's start) and verify every registered component of the notebook."""
-    plan = verifier.plan(nb, resources)
-    return plan, (verifier.run_plan(plan) if plan["components"] else {})
 
 
 def case_key(component, which: str, index: int) -> str:
@@ -753,6 +745,8 @@ def _exchange(proc: subprocess.Popen, payload: bytes, timeout: float) -> tuple[i
     import threading
     import time
 
+    from gptedu.grading.verify_runner import STDOUT_CAP
+
     def send() -> None:
         with contextlib.suppress(OSError):
             proc.stdin.write(len(payload).to_bytes(8, "big") + payload)
@@ -776,7 +770,7 @@ def _exchange(proc: subprocess.Popen, payload: bytes, timeout: float) -> tuple[i
 
     head = read_exact(12)
     size = int.from_bytes(head[:8], "big")
-    if size > MAX_OUTPUT_FILE:
+    if size > STDOUT_CAP:  # more than the runner ever sends
         raise ValueError("malformed reply")
     return int.from_bytes(head[8:], "big", signed=True), read_exact(size)
 
@@ -915,12 +909,8 @@ def check_solutions(course: Path, only: list[str] | None = None, timeout: int = 
         source_nb = nbformat.read(path, as_version=4)
         grade_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source_nb.cells}
         found_components = [c for c in registry.all_components() if set(c.points) & grade_ids]
-        solved = nbformat.from_dict(source_nb)
-        for cell in solved.cells:
-            if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
-                cell.source = "".join(line for line in cell.source.splitlines(keepends=True)
-                                      if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
-        cells = [(i, to_python(src)) for i, src in student_code_cells(solved, source_nb)]
+        # the source's answer cells hold the solutions (their ### BEGIN/END SOLUTION markers are comments)
+        cells = [(i, to_python(src)) for i, src in student_code_cells(source_nb, source_nb)]
         verdicts = verify_components(found_components, cells, source_nb, secret, timeout)
         results[path.stem] = {c.name: {which: verdicts[(c.name, which)].text for which in WHICH
                                        if not verdicts[(c.name, which)].passed} for c in found_components}

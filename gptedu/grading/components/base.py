@@ -187,6 +187,19 @@ def calls_case(case_id: str, label: str, calls: list[dict], describe: str = "", 
 
 
 # ============================================================================================== comparing
+def python_result(outputs: dict, name: str):
+    """A call's result as the student's code returned it: a dict (its keys and values as ``repr`` strings), a list
+    of ints (from a list or a tensor of ints), ``[]``, a string, or ``None`` when nothing came back as such."""
+    if name + ".keys" in outputs and name + ".values" in outputs:
+        return dict(zip(outputs[name + ".keys"], outputs[name + ".values"], strict=False))
+    value = outputs.get(name)
+    if isinstance(value, torch.Tensor):
+        return [int(v) for v in value.flatten().tolist()]
+    if value is None and isinstance(outputs.get(name + ".len"), torch.Tensor) and int(outputs[name + ".len"]) == 0:
+        return []
+    return value
+
+
 STATUS_CHECKS = {
     "not_attempted": "not attempted",
     "error": "your code raised an error",
@@ -257,9 +270,8 @@ class ModuleCheck:
                     expected = (ref if method == "forward" else getattr(ref, method))(x.clone())
                     failure = tensor_failure(f"`{method}` matches the reference (same weights)", case["describe"],
                                              f"{method}({input_name})", expected, outputs.get(key), self.atol,
-                                             self.rtol, "")
+                                             self.rtol, self.cause)
                     if failure is not None:
-                        failure.cause = self.cause
                         if self.variants is not None:
                             failure.cause = match_variant(outputs.get(key), self.variants(ref, x.clone(), method),
                                                           self.atol) or self.cause

@@ -23,6 +23,7 @@ from gptedu.grading.components.base import (
     component,
     gen,
     module_cases,
+    python_result,
     reference_params,
     sampling_failure,
     shape_text,
@@ -513,13 +514,11 @@ def _tokenizer_compare(case, outputs):
                                 "vocab_size is the number of distinct characters, len(chars) (a number, e.g. a "
                                 "@property, not a method)."))
     for attr, mapping in (("s2i", ref.s2i), ("i2s", ref.i2s)):
-        keys, values = outputs.get(f"attr:{attr}.keys"), outputs.get(f"attr:{attr}.values")
-        exp_keys = [repr(k) for k in sorted(mapping, key=repr)]
-        exp_values = [repr(mapping[k]) for k in sorted(mapping, key=repr)]
-        if keys != exp_keys or values != exp_values:
+        found = python_result(outputs, f"attr:{attr}")
+        if found != {repr(k): repr(v) for k, v in mapping.items()}:
             failures.append(Failure(f"`{attr}` maps {'characters to ids' if attr == 's2i' else 'ids to characters'}",
                                     desc, f"expected a dict like {dict(list(mapping.items())[:3])} ..., found "
-                                          f"keys {str(keys)[:60]}.",
+                                          f"keys {str(list(found) if isinstance(found, dict) else found)[:60]}.",
                                     "s2i = {ch: i for i, ch in enumerate(chars)}; i2s is its inverse."))
     calls = {c["name"]: c for c in case["calls"]}
     enc = tensor_failure("encode", f"{desc}.encode({calls['encode']['describe']})", "encode(text)",

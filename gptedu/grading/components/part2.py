@@ -29,6 +29,7 @@ from gptedu.grading.components.base import (
     component,
     match_variant,
     module_cases,
+    python_result,
     sampling_failure,
 )
 from gptedu.grading.report import Failure, tensor_failure
@@ -155,7 +156,9 @@ def _att_cases(hidden: bool, secret: bytes) -> list[dict]:
     return module_cases("gpt2_attention", attention.MultiHeadAttention, sizes, causal=True, train_mode=True)
 
 
-def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1):
+def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1, dropout_at=None):
+    """The reference attention ``ref`` on ``x`` written with one typical mistake (``dropout_at``: ``"scores"`` or
+    ``"heads"``, where the exercise does not put ``ref.dropout``)."""
     b, seq, _ = x.shape
     h, hd = ref.n_heads, ref.head_dim
 
@@ -168,8 +171,9 @@ def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1
     scores = q @ k.transpose(2, 3) * (1 / math.sqrt(hd) if scale is None else scale)
     if mask == "causal":
         scores = scores.masked_fill(torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1), float("-inf"))
-    w = torch.softmax(scores, dim=dim)
+    w = torch.softmax(ref.dropout(scores) if dropout_at == "scores" else scores, dim=dim)
     ctx = (w @ v).transpose(1, 2).reshape(b, seq, h * hd)
+    ctx = ref.dropout(ctx) if dropout_at == "heads" else ctx
     return ref.out_proj(ctx) if proj else ctx
 
 
@@ -190,20 +194,11 @@ def _att_variants(ref, x, method):
 
 def _dropout_elsewhere(ref, x):
     """Attention with dropout where the exercise does not put it: (cause, output thunk) pairs."""
-    b, seq, _ = x.shape
-    h, hd = ref.n_heads, ref.head_dim
-
-    def run(on_scores: bool):
-        q, k, v = (w(x).view(b, seq, h, hd).transpose(1, 2) for w in (ref.W_query, ref.W_key, ref.W_value))
-        scores = (q @ k.transpose(2, 3) / math.sqrt(hd)).masked_fill(ref.mask.bool()[:seq, :seq], float("-inf"))
-        if on_scores:
-            return ref.out_proj((torch.softmax(ref.dropout(scores), -1) @ v).transpose(1, 2).reshape(b, seq, -1))
-        return ref.out_proj(ref.dropout((torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(b, seq, -1)))
-
     return [("dropout acts on the scores before the softmax: apply self.dropout to the attention WEIGHTS, after the "
-             "softmax (weights = self.dropout(torch.softmax(scores, dim=-1))).", lambda: run(True)),
+             "softmax (weights = self.dropout(torch.softmax(scores, dim=-1))).",
+             lambda: _manual_mha(ref, x, dropout_at="scores")),
             ("dropout acts on the combined heads: apply it to the attention weights, after the softmax.",
-             lambda: run(False))]
+             lambda: _manual_mha(ref, x, dropout_at="heads"))]
 
 
 _att_compare = ModuleCheck(attention.MultiHeadAttention, 1e-5, 1e-4, "project, split into heads (batch, n_heads, seq, "
@@ -370,19 +365,6 @@ def _id_list(d: Draw, i: int, high: int) -> list[int]:
     return [d(i, j, "id", high=high) for j in range(d(i, "length", low=3, high=24))]
 
 
-def _python_result(outputs: dict, name: str):
-    """A call's result as the student's code returned it: a dict (its keys and values as ``repr`` strings), a list
-    of ints (from a list or a tensor of ints), ``[]``, a string, or ``None`` when nothing came back as such."""
-    if name + ".keys" in outputs and name + ".values" in outputs:
-        return dict(zip(outputs[name + ".keys"], outputs[name + ".values"], strict=False))
-    value = outputs.get(name)
-    if isinstance(value, torch.Tensor):
-        return [int(v) for v in value.flatten().tolist()]
-    if value is None and isinstance(outputs.get(name + ".len"), torch.Tensor) and int(outputs[name + ".len"]) == 0:
-        return []
-    return value
-
-
 def _calls_compare(check: str, reference: Callable, cause: str | Callable[[dict, dict, object], str]):
     """The ``compare`` of a case whose calls each have one right result, ``reference(*call["args"])``: the student's
     result must equal it (for an empty one, anything empty). ``cause``: the likely mistake, or a function of
@@ -392,7 +374,7 @@ def _calls_compare(check: str, reference: Callable, cause: str | Callable[[dict,
         failures = []
         for call in case["calls"]:
             expected = reference(*call["args"])
-            found = _python_result(outputs, f"result:{call['name']}")
+            found = python_result(outputs, f"result:{call['name']}")
             as_stored = {repr(k): repr(v) for k, v in expected.items()} if isinstance(expected, dict) else expected
             if found != as_stored and (expected or found not in ([], {}, None, "")):
                 failures.append(Failure(check, call["describe"], f"expected {expected!r}, found {found!r}",
@@ -459,7 +441,7 @@ def _train_compare(case, outputs):
     for call in case["calls"]:
         expected = reference_merges(*call["args"])
         want = {repr(k): repr(v) for k, v in expected.items()}
-        found = _python_result(outputs, f"result:{call['name']}")
+        found = python_result(outputs, f"result:{call['name']}")
         found = found if isinstance(found, dict) else None
         if found != want:
             exp_list = sorted(expected.items(), key=lambda kv: kv[1])
