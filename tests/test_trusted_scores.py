@@ -42,7 +42,7 @@ def _verdicts(nb_path, answers: dict[str, str], course_secret: bytes = COURSE_SE
             cell.source = answers.get(meta["grade_id"], kit.strip_markers(cell.source))
     cells = [(i, verify.to_python(s)) for i, s in verify.student_code_cells(solved, source_nb)]
     found = [c for c in components.all_components() if c.notebook == nb_path.stem and (not only or c.name in only)]
-    return verify.verify_components(found, cells, source_nb, course_secret, 120, False)
+    return verify.verify_components(found, cells, source_nb, course_secret, 120)
 
 
 def _scores(verdicts) -> dict[tuple[str, str], bool]:
@@ -229,7 +229,7 @@ def test_a_copy_that_held_the_graded_reference_is_still_not_borrowed():
     for which in verify.WHICH:
         cases = {top_k.name: [(verify.case_key(top_k, which, i), case) for i, case in enumerate(
             top_k.cases(hidden=which == "hidden", secret=COURSE_SECRET))]}
-        outputs, problem = verify.run_in_sandbox([top_k], cells, source_nb, 120, False, withheld={"top_k_filter"},
+        outputs, problem = verify.run_in_sandbox([top_k], cells, source_nb, 120, withheld={"top_k_filter"},
                                                  cases=cases, provided={"f": "gptedu.sampling.filter_logits"})
         verdict = verify.judge(top_k, which, cases[top_k.name], outputs, problem)
         assert not verdict.passed, verdict.text

@@ -23,7 +23,7 @@ def _verdicts(nb, source_nb):
     """component -> the kinds of case ("visible", "hidden") it fails."""
     found = [c for c in components.all_components() if c.notebook == "07_gpt"]
     cells = [(i, verify.to_python(s)) for i, s in verify.student_code_cells(nb, source_nb)]
-    verdicts = verify.verify_components(found, cells, source_nb, b"a course secret", 300, False)
+    verdicts = verify.verify_components(found, cells, source_nb, b"a course secret", 300)
     return {c.name: {which for which in verify.WHICH if not verdicts[(c.name, which)].passed} for c in found}
 
 

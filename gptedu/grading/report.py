@@ -6,6 +6,18 @@ from dataclasses import dataclass, field
 
 import torch
 
+# Hidden-test feedback for a run that did not finish: fixed text only (the run's own message is the student's
+# code's text, which can carry hidden inputs out). status -> (check, cause)
+HIDDEN_STATUS = {
+    "not_attempted": ("not attempted", "replace the `raise NotImplementedError()` lines with your code."),
+    "error": ("your code raised an error on a hidden case",
+              "the message is not shown (it could reveal the hidden inputs). Run your code on other sizes than "
+              "the self-check's: a size written into your code, or a shape assumption, is the usual cause."),
+    "load_error": ("parameter names and shapes match the exercise",
+                   "use exactly the attribute names and layer sizes given in the exercise, for any size."),
+    "forbidden": ("no shortcuts (write it yourself)", "this exercise is about writing the computation yourself."),
+}
+
 
 @dataclass
 class Failure:
@@ -20,11 +32,12 @@ class Failure:
 
     def render(self, hidden: bool = False) -> str:
         """The failure for the student. ``hidden=True`` (a hidden test's feedback) names the check and the likely
-        cause only: never the case (sizes, seeds, inputs), expected values or what the student's code produced."""
+        cause only: never the case (sizes, seeds, inputs), expected values or what the student's code produced (a
+        run that did not finish, whatever its status, gets the fixed text of :data:`HIDDEN_STATUS`)."""
         if hidden:
-            cause = self.cause if self.status != "error" else "your code raised an error on a hidden case; run the " \
-                                                              "self-check above and test other sizes."
-            return f"  ✗ {self.check}" + (f"\n      most likely cause: {cause}" if cause else "")
+            check, cause = ((self.check, self.cause) if self.status == "failed" else
+                            HIDDEN_STATUS.get(self.status, HIDDEN_STATUS["error"]))
+            return f"  ✗ {check}" + (f"\n      most likely cause: {cause}" if cause else "")
         lines = [f"  ✗ {self.check}", f"      case: {self.case}"]
         if self.tensor:
             lines.append(f"      tensor: {self.tensor}")

@@ -79,22 +79,7 @@ class StudentCodeError(Exception):
 
 
 # --------------------------------------------------------------------------------------------- shortcut detection
-class _CallRecorder(TorchFunctionMode):
-    """Records which forbidden torch functions are called while it is active."""
-
-    def __init__(self, forbidden: tuple[str, ...]):
-        super().__init__()
-        self.forbidden = forbidden
-        self.seen: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name in self.forbidden and name not in self.seen:
-            self.seen.append(name)
-        return func(*args, **(kwargs or {}))
-
-
-class ShortcutGuard:
+class ShortcutGuard(TorchFunctionMode):
     """Context manager that notices shortcuts while the student's code runs.
 
     * calls of PyTorch's own attention (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, ...) when
@@ -105,6 +90,7 @@ class ShortcutGuard:
 
     def __init__(self, forbid_torch_attention: bool, allowed: list[str] | tuple[str, ...] = (),
                  stand_ins: list[str] | tuple[str, ...] = ()):
+        super().__init__()
         self.forbid_torch_attention = forbid_torch_attention
         self.allowed = tuple(allowed)
         # the grader's own correct versions that this case did not bind: the student's code must never run them
@@ -114,7 +100,7 @@ class ShortcutGuard:
         self.borrowed = {name: obj for name, obj in STAND_INS.items() if name not in bound}
         self._borrowed_codes = {code: name for name, obj in self.borrowed.items() for code in _code_objects(obj)}
         self.seen: list[str] = []
-        self._recorder = _CallRecorder(FORBIDDEN_TORCH_FUNCTIONS if forbid_torch_attention else ())
+        self._forbidden_functions = FORBIDDEN_TORCH_FUNCTIONS if forbid_torch_attention else ()
         self._old_profile = None
 
     def _note(self, label: str) -> None:
@@ -134,17 +120,19 @@ class ShortcutGuard:
         if self._old_profile is not None:
             self._old_profile(frame, event, arg)
 
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self._forbidden_functions:
+            self._note(func.__name__)
+        return func(*args, **(kwargs or {}))
+
     def __enter__(self) -> ShortcutGuard:
         self._old_profile = sys.getprofile()
         sys.setprofile(self._profile)
-        self._recorder.__enter__()
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc) -> None:
-        self._recorder.__exit__(*exc)
+        super().__exit__(*exc)
         sys.setprofile(self._old_profile)
-        for name in self._recorder.seen:
-            self._note(name)
 
     def check_module_tree(self, module: nn.Module) -> None:
         """Flag PyTorch's ready-made attention/transformer modules and reference classes inside ``module``."""
@@ -498,17 +486,22 @@ def _with_stand_ins(obj: Any, names: list[str]) -> Any:
 def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """Call a function (or a class then its methods) with plain arguments, recording results and raised errors.
 
-    ``case["calls"]``: list of ``{"name", "args", "kwargs", "seed", "expect_error"(optional)}``; the object is called
-    as ``obj(*args, **kwargs)``. With ``case["construct"]``, ``obj(*construct)`` is built first and each call is
-    ``getattr(instance, method)(*args)`` (``method`` ``"__len__"``/``"__getitem__"`` included). Tensors, ints,
-    floats, strings, and lists/tuples/dicts of them come back as tensors or strings.
+    ``case["calls"]``: list of ``{"name", "args", "kwargs", "seed", "describe", "method", "generator_seed",
+    "expect_error", "soft"}`` (all but ``name`` optional); the object is called as ``obj(*args, **kwargs)``. With
+    ``case["construct"]``, ``obj(*construct)`` is built first and each call is ``getattr(instance, method)(*args)``
+    (``method`` ``"__len__"``/``"__getitem__"`` included). With ``case["params"]`` (functions that take a model: loss,
+    generation), each call gets a fresh ``TinyCausalLM(**case["init"])`` with those weights where its ``args`` or
+    ``kwargs`` hold ``"<model>"``, and its prints are dropped. Tensors, ints, floats, strings, and lists/tuples/dicts
+    of them come back as tensors or strings under ``result:<name>``; with a model also ``requires_grad:<name>`` for a
+    tensor result and ``calls:<name>`` (the model's call log, ``(n, 4)``). A ``soft`` call's error is one finding
+    (``error:<name>``), not the end of the run; an ``expect_error`` call records what it raised (``raised:<name>``).
     """
     label = case.get("label", getattr(obj, "__name__", "function"))
     target: Any = _with_stand_ins(obj, case.get("stand_ins", []))
     out: dict[str, Any] = {}
     if "construct" in case:
         args = case["construct"]
-        target = _call(f"{label}(...)", obj, *args.get("args", []), **args.get("kwargs", {}))
+        target = _call(f"{label}(...)", target, *args.get("args", []), **args.get("kwargs", {}))
         if target is None:
             raise StudentCodeError("not_attempted", f"{label}(...) returned None.")
         for attr in case.get("attributes", []):
@@ -516,12 +509,13 @@ def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
                 raise StudentCodeError("error", f"{label} has no attribute `{attr}`, which the exercise asks for.")
             _store(f"attr:{attr}", _call(f"{label}.{attr}", getattr, target, attr), out, f"{label}.{attr}")
     for call in case["calls"]:
+        model = TinyCausalLM.with_params(case["init"], case["params"]).eval() if "params" in case else None
         fn = target if call.get("method") is None else getattr(target, call["method"], None)
         what = f"{label}{'.' + call['method'] if call.get('method') else ''}({call.get('describe', '...')})"
         if fn is None:
             raise StudentCodeError("error", f"{label} has no method `{call['method']}`, which the exercise asks for.")
-        args = [a.clone() if isinstance(a, torch.Tensor) else a for a in call.get("args", [])]
-        kwargs = dict(call.get("kwargs", {}))
+        args = [_fill(a, model) for a in call.get("args", [])]
+        kwargs = {k: _fill(v, model) for k, v in call.get("kwargs", {}).items()}
         if "generator_seed" in call:
             kwargs["generator"] = torch.Generator().manual_seed(call["generator_seed"])
         torch.manual_seed(call.get("seed", 0))
@@ -536,12 +530,24 @@ def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
                 out[f"raised:{call['name']}"] = ""
             continue
         try:
-            _store(f"result:{call['name']}", _call(what, fn, *args, **kwargs), out, what)
+            with contextlib.redirect_stdout(io.StringIO()) if model is not None else contextlib.nullcontext():
+                result = _call(what, fn, *args, **kwargs)
         except StudentCodeError as exc:
             if not call.get("soft"):
                 raise
-            out[f"error:{call['name']}"] = exc.message  # one finding of the check, not the end of the run
+            out[f"error:{call['name']}"] = exc.message
+            continue
+        _store(f"result:{call['name']}", result, out, what)
+        if model is not None:
+            if isinstance(result, torch.Tensor):
+                out[f"requires_grad:{call['name']}"] = torch.tensor(result.requires_grad)
+            out[f"calls:{call['name']}"] = torch.tensor(model.calls, dtype=torch.long).reshape(-1, 4)
     return out
+
+
+def _fill(value: Any, model: nn.Module | None) -> Any:
+    """A call's argument: the model for ``"<model>"``, else a copy (the student's code cannot alter the case)."""
+    return model if isinstance(value, str) and value == "<model>" else copy.deepcopy(value)
 
 
 def _store(name: str, value: Any, out: dict, what: str = "") -> None:
@@ -652,47 +658,11 @@ class TinyCausalLM(nn.Module):
         return self.fc_out(h[:, start:] + (h.cumsum(1) / counts)[:, start:])  # this position + running mean
 
 
-def _fill(value: Any, model: nn.Module) -> Any:
-    return model if isinstance(value, str) and value == "<model>" else copy.deepcopy(value)
-
-
-def _run_lm_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
-    """Call a function that takes a model (loss, generation) on a fresh ``TinyCausalLM`` per call.
-
-    ``case["init"]``/``case["params"]``: the model, passed where a call's ``args``/``kwargs`` hold ``"<model>"``.
-    Outputs: ``result:<name>`` (as in ``calls``), ``requires_grad:<name>`` for a tensor result and ``calls:<name>``
-    (the model's call log, ``(n, 4)``).
-    """
-    label = case.get("label", getattr(obj, "__name__", "function"))
-    obj = _with_stand_ins(obj, case.get("stand_ins", []))
-    out: dict[str, Any] = {}
-    for call in case["calls"]:
-        model = TinyCausalLM.with_params(case["init"], case["params"]).eval()
-        args = [_fill(a, model) for a in call.get("args", [])]
-        kwargs = {k: _fill(v, model) for k, v in call.get("kwargs", {}).items()}
-        what = f"{label}({call.get('describe', '...')})"
-        torch.manual_seed(call.get("seed", 0))
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                result = _call(what, obj, *args, **kwargs)
-            except StudentCodeError as exc:
-                if not call.get("soft"):
-                    raise
-                out[f"error:{call['name']}"] = exc.message  # one finding of the check, not the end of the run
-                continue
-        if isinstance(result, torch.Tensor):
-            out[f"requires_grad:{call['name']}"] = torch.tensor(result.requires_grad)
-        _store(f"result:{call['name']}", result, out, what)
-        out[f"calls:{call['name']}"] = torch.tensor(model.calls, dtype=torch.long).reshape(-1, 4)
-    return out
-
-
 KINDS: dict[str, Callable[[Callable, dict, ShortcutGuard], dict]] = {
     "module": _run_module,
     "generate": _run_generate,
     "calls": _run_calls,
     "loop": _run_loop,
-    "lm_calls": _run_lm_calls,
 }
 
 
@@ -702,8 +672,7 @@ def run_case(student_obj: Any, case: dict) -> dict:
     ``student_obj`` is the class or function the exercise asks for. Returns the outputs described in the module
     docstring, with ``"_status"``, ``"_message"`` and ``"_forbidden"`` always present.
     """
-    shortcut = case.get("shortcuts", {})
-    guard = ShortcutGuard(bool(shortcut.get("forbid_torch_attention")), shortcut.get("allowed_reference", ()),
+    guard = ShortcutGuard(bool(case.get("forbid_torch_attention")), case.get("allowed_reference", ()),
                           case.get("stand_ins", ()))
     status, message = "ok", ""
     outputs: dict[str, Any] = {}

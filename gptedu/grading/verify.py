@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -51,7 +53,6 @@ from gptedu.grading.sandbox_nbgrader import RESOURCE_KEY, error_output
 COPY_PACKAGE = "reference_copy"
 FORBIDDEN_NAMES = ("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward",
                    "flex_attention", "_native_multi_head_attention")
-MAX_OUTPUT_FILE = 256 * 2**20
 WHICH = ("visible", "hidden")
 
 
@@ -79,7 +80,7 @@ def student_code_cells(nb, *instructor_nbs) -> list[tuple[int, str]]:
                   if _is_code(c) and not utils.is_solution(c)}
     found = []
     for index, cell in enumerate(nb.cells):
-        if not _is_code(cell) or (utils.is_grade(cell) and not utils.is_solution(cell)):
+        if not _is_code(cell) or is_test_cell(cell):
             continue
         if utils.is_solution(cell) or _normalise(cell.source) not in instructor:
             found.append((index, cell.source))
@@ -142,9 +143,15 @@ def used_names(sources: list[str]) -> set[str]:
     return names
 
 
-def instructor_prelude(source_nb) -> tuple[list[str], list[str]]:
-    """Top-level imports and literal constants of the instructor's code cells: (statements, names from gptedu)."""
-    statements, from_reference = [], []
+def _imports_reference(node: ast.stmt) -> bool:
+    return (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu") or (
+        isinstance(node, ast.Import) and any(a.name.split(".")[0] == "gptedu" for a in node.names))
+
+
+def instructor_prelude(source_nb) -> tuple[list[str], dict[str, str]]:
+    """Top-level imports and literal constants of the instructor's code cells: (the statements, without the imports
+    from ``gptedu``; alias -> ``gptedu.module.Name`` of what they import from ``gptedu``)."""
+    statements, from_reference = [], {}
     for cell in source_nb.cells:
         if not _is_code(cell) or utils.is_solution(cell) or utils.is_grade(cell):
             continue
@@ -153,9 +160,10 @@ def instructor_prelude(source_nb) -> tuple[list[str], list[str]]:
         except SyntaxError:
             continue
         for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu":
-                from_reference += [a.asname or a.name for a in node.names if a.name != "*"]
-                statements.append(ast.unparse(node))
+            if _imports_reference(node):
+                if isinstance(node, ast.ImportFrom):
+                    from_reference.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names
+                                           if a.name != "*"})
             elif isinstance(node, ast.Import | ast.ImportFrom) or (
                     isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)):
                 statements.append(ast.unparse(node))
@@ -163,16 +171,8 @@ def instructor_prelude(source_nb) -> tuple[list[str], list[str]]:
 
 
 # ------------------------------------------------------------------ prerequisite classes as a pruned source copy
-def _reference_module_file(module_name: str) -> Path:
-    import importlib
-
-    return Path(importlib.import_module(module_name).__file__)
-
-
 def _resolve(module: str, name: str) -> tuple[str, str] | None:
     """``(defining module, name there)`` of ``gptedu`` object ``module.name``; None for a module or unknown name."""
-    import importlib
-
     try:
         obj = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
@@ -224,7 +224,7 @@ def write_reference_copy(dest: Path, wanted: dict[str, set[str]], withheld: set[
             continue
         keep[module].add(name)
         if module not in trees:
-            trees[module] = ast.parse(_reference_module_file(module).read_text())
+            trees[module] = ast.parse(Path(importlib.import_module(module).__file__).read_text())
         defs, imports = _top_level(trees[module])
         if name in withheld or name not in defs:
             continue
@@ -286,17 +286,12 @@ def build_prelude(statements: list[str], provided: dict[str, str], withheld: set
                   ) -> tuple[str, dict[str, set[str]]]:
     """The prelude source and what the reference copy must hold (module -> names).
 
-    ``statements``: the instructor's imports and constants (their ``gptedu`` imports are dropped);
-    ``provided``: alias -> ``gptedu.module.Name`` of the reference classes the student's code may use."""
+    ``statements``: the instructor's imports and constants (:func:`instructor_prelude`; no ``gptedu`` imports);
+    ``provided``: alias -> ``gptedu.module.Name`` of the reference classes the student's code may use (names that
+    are not a class or function of ``gptedu``, or are ``withheld``, are left out)."""
     lines = ["import math", "import torch", "from torch import nn", "import torch.nn.functional as F"]
+    lines += [f"try:\n    {statement}\nexcept Exception:\n    pass" for statement in statements]
     wanted: dict[str, set[str]] = {}
-    for statement in statements:
-        node = ast.parse(statement).body[0]
-        if isinstance(node, ast.Import | ast.ImportFrom) and (
-                (getattr(node, "module", None) or "").split(".")[0] == "gptedu"
-                or any(a.name.split(".")[0] == "gptedu" for a in node.names)):
-            continue
-        lines.append(f"try:\n    {statement}\nexcept Exception:\n    pass")
     for alias, qualified in sorted(provided.items()):
         module, _, name = qualified.rpartition(".")
         found = _resolve(module, name) if module.split(".")[0] == "gptedu" else None
@@ -310,31 +305,13 @@ def build_prelude(statements: list[str], provided: dict[str, str], withheld: set
 def provided_names(source_nb, components, cells) -> dict[str, str]:
     """alias -> ``gptedu.module.Name`` of the reference objects the sandbox offers the student's code: the
     components' prerequisites, and the instructor's ``gptedu`` imports that the student's code names."""
-    import importlib
-
     provided: dict[str, str] = {}
-    names = used_names([source for _, source in cells])
     if source_nb is not None:
-        statements, _ = instructor_prelude(source_nb)
-        for statement in statements:
-            node = ast.parse(statement).body[0]
-            if not (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gptedu"):
-                continue
-            for alias in node.names:
-                local = alias.asname or alias.name
-                if local in names and alias.name != "*":
-                    with contextlib.suppress(ImportError, AttributeError):
-                        obj = getattr(importlib.import_module(node.module), alias.name)
-                        if not isinstance(obj, type(os)):
-                            provided[local] = f"{node.module}.{alias.name}"
+        names = used_names([source for _, source in cells])
+        provided = {alias: path for alias, path in instructor_prelude(source_nb)[1].items() if alias in names}
     for component in components:
         provided.update(component.prerequisites)
     return provided
-
-
-def prerequisite_classes(component) -> set[str]:
-    """Names of the reference classes a component's code may use (``prerequisites``: alias -> path)."""
-    return {path.rpartition(".")[2] for path in component.prerequisites.values()}
 
 
 # ------------------------------------------------------------------------------------------------ the verdicts
@@ -349,17 +326,6 @@ class Verdict:
 CONFIG_ERROR = ("course configuration error: this test cell ({grade_id}) is not registered with any graded "
                 "component (gptedu.grading.components), so the grader cannot score it: it scores 0. Please tell "
                 "your instructor.")
-# Hidden-test feedback for a run that did not finish: fixed text only (the run's own message is the student's
-# code's text, which can carry hidden inputs out)
-HIDDEN_STATUS = {
-    "not_attempted": ("not attempted", "replace the `raise NotImplementedError()` lines with your code."),
-    "error": ("your code raised an error on a hidden case",
-              "the message is not shown (it could reveal the hidden inputs). Run your code on other sizes than "
-              "the self-check's: a size written into your code, or a shape assumption, is the usual cause."),
-    "load_error": ("parameter names and shapes match the exercise",
-                   "use exactly the attribute names and layer sizes given in the exercise, for any size."),
-    "forbidden": ("no shortcuts (write it yourself)", "this exercise is about writing the computation yourself."),
-}
 
 
 def _student_strings(outputs: dict) -> list[str]:
@@ -374,15 +340,11 @@ def _student_strings(outputs: dict) -> list[str]:
 
 
 def _hidden_text(failure, outputs: dict) -> str:
-    """One failed hidden check: its name and likely cause, nothing from the case or the student's run."""
-    status = failure.status if failure.status in HIDDEN_STATUS or failure.status == "failed" else "error"
-    if status != "failed":
-        check, cause = HIDDEN_STATUS[status]
-    else:
-        check, cause = failure.check, failure.cause
-    lines = [f"  ✗ {check}"] + ([f"      most likely cause: {cause}"] if cause else [])
+    """One failed hidden check, as :meth:`Failure.render` shows it hidden (its name and likely cause, nothing from
+    the case), without any line that carries a string of the student's run."""
     untrusted = _student_strings(outputs)
-    return "\n".join(line for line in lines if not any(s in line for s in untrusted))
+    return "\n".join(line for line in failure.render(hidden=True).splitlines()
+                     if not any(s in line for s in untrusted))
 
 
 def judge(component, which: str, cases: list[tuple[str, dict]], outputs: dict | None, problem: str,
@@ -452,9 +414,6 @@ class VerifyAnswers(NbGraderPreprocessor):
 
     timeout = Integer(300, help="Seconds for one sandboxed run (one notebook's components, visible or hidden "
                                 "cases).").tag(config=True)
-    require_sandbox = Bool(
-        False, help="Fail the verification instead of running unsandboxed when the sandbox is unavailable."
-    ).tag(config=True)
     reuse_process = Bool(
         True, help="Run the sandboxed jobs through one verification server per grading process (torch imported "
                    "once, a fresh fork and jail per job) instead of a new Python per job."
@@ -467,28 +426,26 @@ class VerifyAnswers(NbGraderPreprocessor):
         info = resources.setdefault(RESOURCE_KEY, {})
         pending = info.pop("pending_verification", None)
         verdicts: dict[str, Verdict] = {}
-        try:
-            if pending is not None:  # started by StartVerification while the kernel ran (same code, same cases)
-                plan, results = pending.result()
-            else:
-                plan = self.plan(nb, resources)
-                results = self.run_plan(plan)
+        try:  # started by StartVerification while the kernel ran (same code, same cases), or now
+            results = pending.result() if pending is not None else self.verdicts(nb, resources)
         except Exception as exc:  # noqa: BLE001 - a grader bug must not pass a student, nor crash the batch
             from gptedu.grading.secret import MissingSecret
 
             if isinstance(exc, MissingSecret):
                 raise  # no secret, no hidden tests: this notebook is not graded (the log says what to run)
             self.log.error("gptedu verification failed: %s", exc, exc_info=True)
-            plan, results = {"components": {}}, {}
+            results = {}
             failure = Verdict(False, f"the grader could not verify this answer ({type(exc).__name__}); your "
                                      "instructor will review it.")
             verdicts = {cell.metadata.nbgrader["grade_id"]: failure for cell in nb.cells if is_test_cell(cell)}
+        from gptedu.grading.components import for_grade_id
+
         for cell in nb.cells:
             if not is_test_cell(cell):
                 continue
             grade_id = cell.metadata.nbgrader["grade_id"]
             if grade_id not in verdicts:
-                found = _for_grade_id(grade_id)
+                found = for_grade_id(grade_id)
                 if found is None:
                     self.log.error("gptedu: test cell %s is not registered with any graded component: it scores 0",
                                    grade_id)
@@ -507,12 +464,13 @@ class VerifyAnswers(NbGraderPreprocessor):
     def plan(self, nb, resources) -> dict:
         """What to verify: the student's code (plain strings), the notebook's registered components and their
         cases (built here, the hidden ones from the course secret)."""
+        from gptedu.grading.components import for_grade_id
         from gptedu.grading.secret import for_submission
 
         components = {}
         for cell in nb.cells:
             if is_test_cell(cell):
-                found = _for_grade_id(cell.metadata.nbgrader.get("grade_id", ""))
+                found = for_grade_id(cell.metadata.nbgrader.get("grade_id", ""))
                 if found:
                     components[found[0].name] = found[0]
         source_nb, release_nb = self._instructor_notebooks(resources)
@@ -522,14 +480,17 @@ class VerifyAnswers(NbGraderPreprocessor):
         return {"components": components, "cells": cells, "source_nb": source_nb, "secret": secret,
                 "student_dir": student_dir}
 
-    def run_plan(self, plan: dict) -> dict[tuple[str, str], Verdict]:
-        """(component name, "visible"|"hidden") -> :class:`Verdict` for the plan's components."""
+    def verdicts(self, nb, resources) -> dict[tuple[str, str], Verdict]:
+        """(component name, "visible"|"hidden") -> :class:`Verdict` for the notebook's components. In the background
+        (:class:`StartVerification`), its first use also imports torch and the reference, beside the first kernel."""
         import torch
 
+        plan = self.plan(nb, resources)
+        if not plan["components"]:
+            return {}
         torch.set_num_threads(1)  # the comparisons are small; more threads only contend with the kernel
         return verify_components(list(plan["components"].values()), plan["cells"], plan["source_nb"],
-                                 plan["secret"], self.timeout, self.require_sandbox, plan["student_dir"],
-                                 self.reuse_process)
+                                 plan["secret"], self.timeout, plan["student_dir"], self.reuse_process)
 
     def _instructor_notebooks(self, resources):
         """The source notebook and the released one (the source again when there is no release folder)."""
@@ -545,15 +506,8 @@ class VerifyAnswers(NbGraderPreprocessor):
         return found[0], found[1] or found[0]
 
 
-def _for_grade_id(grade_id: str):
-    from gptedu.grading import components
-
-    return components.for_grade_id(grade_id)
-
-
-def verify_components(components, cells, source_nb, secret: bytes, timeout: int, require: bool,
-                      student_dir: str | None = None, reuse_process: bool = True,
-                      ) -> dict[tuple[str, str], Verdict]:
+def verify_components(components, cells, source_nb, secret: bytes, timeout: int, student_dir: str | None = None,
+                      reuse_process: bool = True) -> dict[tuple[str, str], Verdict]:
     """Run the student's ``cells`` on every case of ``components`` in the sandbox and judge the outputs.
 
     One sandboxed run per group of components that may see the same reference classes (:func:`withheld_groups`)
@@ -572,8 +526,8 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
 
     def run(job):
         withheld, group, which, cases, provided = job
-        return run_in_sandbox(group, cells, source_nb, timeout, require, withheld=set(withheld),
-                              student_dir=student_dir, reuse_process=reuse_process, cases=cases, provided=provided)
+        return run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld), student_dir=student_dir,
+                              reuse_process=reuse_process, cases=cases, provided=provided)
 
     ran = [run(job) for job in jobs]  # in order: a group's hidden run follows its visible one in the same jail
     results: dict[tuple[str, str], Verdict] = {}
@@ -583,7 +537,7 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
             if uses_reference:
                 static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the "
                           "graded components must be your own code.")
-            elif forbidden and _forbids_torch_attention(component):
+            elif forbidden and component.forbid_torch_attention:
                 static = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute "
                           "attention yourself.")
             results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
@@ -609,16 +563,11 @@ class SaveTrustedGrades(SaveAutoGrades):
         self.gradebook.db.commit()
 
 
-_EXECUTOR = None
-
-
+@functools.cache
 def _executor():
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
-        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gptedu-verify")
-    return _EXECUTOR
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="gptedu-verify")
 
 
 class StartVerification(NbGraderPreprocessor):
@@ -646,23 +595,9 @@ class StartVerification(NbGraderPreprocessor):
         snapshot = copy.deepcopy(nb)
         context = {"nbgrader": dict(resources.get("nbgrader") or {}),
                    "metadata": dict(resources.get("metadata") or {})}
-        future = _executor().submit(_plan_and_run, verifier, snapshot, context)
+        future = _executor().submit(verifier.verdicts, snapshot, context)
         resources.setdefault(RESOURCE_KEY, {})["pending_verification"] = future
         return nb, resources
-
-
-def _plan_and_run(verifier: VerifyAnswers, nb, resources) -> tuple[dict, dict]:
-    """In the background: extract the student's code (the first use also imports torch and the reference, which
-    thus overlaps the first kernel's start) and verify every registered component of the notebook."""
-    plan = verifier.plan(nb, resources)
-    return plan, (verifier.run_plan(plan) if plan["components"] else {})
-
-
-def _forbids_torch_attention(component) -> bool:
-    try:
-        return any(c.get("shortcuts", {}).get("forbid_torch_attention") for c in component.cases(hidden=False))
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def case_key(component, which: str, index: int) -> str:
@@ -810,6 +745,8 @@ def _exchange(proc: subprocess.Popen, payload: bytes, timeout: float) -> tuple[i
     import threading
     import time
 
+    from gptedu.grading.verify_runner import STDOUT_CAP
+
     def send() -> None:
         with contextlib.suppress(OSError):
             proc.stdin.write(len(payload).to_bytes(8, "big") + payload)
@@ -833,7 +770,7 @@ def _exchange(proc: subprocess.Popen, payload: bytes, timeout: float) -> tuple[i
 
     head = read_exact(12)
     size = int.from_bytes(head[:8], "big")
-    if size > MAX_OUTPUT_FILE:
+    if size > STDOUT_CAP:  # more than the runner ever sends
         raise ValueError("malformed reply")
     return int.from_bytes(head[8:], "big", signed=True), read_exact(size)
 
@@ -897,26 +834,26 @@ def withheld_groups(components) -> dict[tuple[str, ...], list]:
     targets = {component.target for component in components}
     groups: dict[tuple[str, ...], list] = {}
     for component in components:
-        withheld = tuple(sorted(targets - prerequisite_classes(component)))
+        allowed = {path.rpartition(".")[2] for path in component.prerequisites.values()}
+        withheld = tuple(sorted(targets - allowed))
         groups.setdefault(withheld, []).append(component)
     return groups
 
 
-def run_in_sandbox(specs, cells, source_nb, timeout: int, require: bool, withheld: set[str] | None = None,
-                   student_dir: str | None = None, reuse_process: bool = True, *, cases: dict[str, list],
-                   provided: dict[str, str]) -> tuple[dict | None, str]:
+def run_in_sandbox(specs, cells, source_nb, timeout: int, *, withheld: set[str], cases: dict[str, list],
+                   provided: dict[str, str], student_dir: str | None = None, reuse_process: bool = True,
+                   ) -> tuple[dict | None, str]:
     """Run the student's cells and ``run_case`` on ``cases`` (component name -> [(key, case)], built on the trusted
-    side) in the jail, with the reference copy of ``provided`` (alias -> ``gptedu`` path); (outputs, problem).
+    side) in the jail, with the reference copy of ``provided`` (alias -> ``gptedu`` path) without the ``withheld``
+    classes; (outputs, problem). The jail is always required, unless ``GPTEDU_UNSANDBOXED=1``.
 
     Each run gets a jailed Python of its own (:class:`VerifyServer`); ``reuse_process`` (default) starts the next
-    one in advance, so its torch import overlaps other work. ``require`` is kept for callers: the jail is always
-    required, unless ``GPTEDU_UNSANDBOXED=1``."""
+    one in advance, so its torch import overlaps other work."""
     import torch
 
     from gptedu.grading import runner, sandbox
 
     statements, _ = instructor_prelude(source_nb)
-    withheld = withheld if withheld is not None else {spec.target for spec in specs}
     prelude, wanted = build_prelude(statements, provided, withheld)
     with tempfile.TemporaryDirectory(prefix="gptedu-verify-") as tmp:
         job = Path(tmp) / "job"
@@ -972,13 +909,9 @@ def check_solutions(course: Path, only: list[str] | None = None, timeout: int = 
         source_nb = nbformat.read(path, as_version=4)
         grade_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source_nb.cells}
         found_components = [c for c in registry.all_components() if set(c.points) & grade_ids]
-        solved = nbformat.from_dict(source_nb)
-        for cell in solved.cells:
-            if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
-                cell.source = "".join(line for line in cell.source.splitlines(keepends=True)
-                                      if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
-        cells = [(i, to_python(src)) for i, src in student_code_cells(solved, source_nb)]
-        verdicts = verify_components(found_components, cells, source_nb, secret, timeout, False)
+        # the source's answer cells hold the solutions (their ### BEGIN/END SOLUTION markers are comments)
+        cells = [(i, to_python(src)) for i, src in student_code_cells(source_nb, source_nb)]
+        verdicts = verify_components(found_components, cells, source_nb, secret, timeout)
         results[path.stem] = {c.name: {which: verdicts[(c.name, which)].text for which in WHICH
                                        if not verdicts[(c.name, which)].passed} for c in found_components}
         unregistered = sorted(gid for cell in source_nb.cells if is_test_cell(cell)

@@ -23,8 +23,6 @@ from gptedu.grading.secret import derive
 # hidden cases. A real course passes its own secret (created by the instructor, kept in the course folder).
 PUBLIC_DEV_SECRET = b"gptedu public development secret: not for grading a class"
 
-ATTENTION_SHORTCUTS = {"forbid_torch_attention": True}
-
 
 @dataclass(frozen=True)
 class Component:
@@ -34,7 +32,10 @@ class Component:
     ``{"test_head_visible": 10, "test_head_hidden": 10}``. ``prerequisites``: name in the notebook -> reference class
     the notebook imports for an earlier step (a sandbox without ``gptedu`` provides them). ``uses``: earlier graded
     components of the same notebook whose student version this one calls; its cases run with correct stand-ins for
-    them (``case["stand_ins"]``), so a mistake there costs points there only.
+    them (``case["stand_ins"]``), so a mistake there costs points there only. ``forbid_torch_attention``: the
+    exercise computes attention by hand, so PyTorch's own attention is a shortcut; ``allowed_reference``: the
+    qualified-name prefixes of reference code the student's code may run (``"Head."``). Every case carries these two
+    (the runner reads them from the case).
     """
 
     name: str
@@ -46,6 +47,8 @@ class Component:
     compare_fn: Callable[[dict, dict], list[Failure]] = field(repr=False)
     prerequisites: dict[str, str] = field(default_factory=dict)
     uses: tuple[str, ...] = ()
+    forbid_torch_attention: bool = False
+    allowed_reference: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @property
@@ -64,7 +67,9 @@ class Component:
         if key not in self._cache:
             if len(self._cache) >= 8:  # every submission has its own hidden cases: keep the cache small
                 self._cache.pop(next(k for k in self._cache if k[0]))
-            self._cache[key] = self.make_cases(bool(hidden), secret)
+            self._cache[key] = [dict(case, forbid_torch_attention=self.forbid_torch_attention,
+                                     allowed_reference=list(self.allowed_reference))
+                                for case in self.make_cases(bool(hidden), secret)]
         return [dict(c) for c in self._cache[key]]  # copies: a run can never alter the cached cases
 
     def compare(self, case: dict, outputs: dict) -> list[Failure]:
@@ -75,10 +80,12 @@ class Component:
 
 def component(name: str, title: str, target: str, notebook: str, visible: int, hidden: int,
               make_cases: Callable[[bool, bytes], list[dict]], compare: Callable[[dict, dict], list[Failure]],
-              prerequisites: dict[str, str] | None = None, uses: tuple[str, ...] = ()) -> Component:
+              prerequisites: dict[str, str] | None = None, uses: tuple[str, ...] = (),
+              forbid_torch_attention: bool = False, allowed_reference: tuple[str, ...] = ()) -> Component:
     """A component with the usual two test cells, ``test_<name>_visible`` and ``test_<name>_hidden``."""
     return Component(name, title, target, notebook, {f"test_{name}_visible": visible, f"test_{name}_hidden": hidden},
-                     make_cases, compare, dict(prerequisites or {}), tuple(uses))
+                     make_cases, compare, dict(prerequisites or {}), tuple(uses), forbid_torch_attention,
+                     tuple(allowed_reference))
 
 
 class Draw:
@@ -143,7 +150,7 @@ def changed_after(x: torch.Tensor, t: int, seed: int, vocab: int | None = None) 
 
 
 def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]], *, label: str | None = None,
-                 methods=("forward",), causal: bool = False, token_ids: bool = False, shortcuts=None,
+                 methods=("forward",), causal: bool = False, token_ids: bool = False,
                  with_params: bool = True, report_buffers=(), stand_ins=(), train_mode: bool = False) -> list[dict]:
     """One case per ``(init, x_shape, seed)`` of an ``nn.Module``: constructor kwargs, the weights to inject, the
     inputs (for a causal module also ``x_changed``, the same after position t), the methods to call.
@@ -162,7 +169,7 @@ def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]],
         cases.append({
             "id": f"{name}/{index}", "kind": "module", "label": label, "init": dict(init),
             "params": params, "inputs": inputs, "methods": list(methods), "seed": seed, "causal_t": t,
-            "shortcuts": dict(shortcuts or {}), "stand_ins": list(stand_ins), "report_buffers": list(report_buffers),
+            "stand_ins": list(stand_ins), "report_buffers": list(report_buffers),
             "describe": f"{label}({kwargs_text(init)}) on {'token ids' if vocab else 'x'} of shape {shape_text(x)}, "
                         f"seed {seed}",
         })
@@ -171,7 +178,28 @@ def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]],
     return cases
 
 
+def calls_case(case_id: str, label: str, calls: list[dict], describe: str = "", **data) -> dict:
+    """A case of kind ``"calls"``: the runner calls the student's ``label`` with each call's arguments (the call
+    format: ``gptedu.grading.runner``'s ``_run_calls``). ``data``: the rest of the case (``construct``,
+    ``stand_ins``, a model's ``init`` and ``params``, and what ``compare`` needs)."""
+    return {"id": case_id, "kind": "calls", "label": label, "calls": calls,
+            "describe": describe or f"{label} on {len(calls)} inputs", **data}
+
+
 # ============================================================================================== comparing
+def python_result(outputs: dict, name: str):
+    """A call's result as the student's code returned it: a dict (its keys and values as ``repr`` strings), a list
+    of ints (from a list or a tensor of ints), ``[]``, a string, or ``None`` when nothing came back as such."""
+    if name + ".keys" in outputs and name + ".values" in outputs:
+        return dict(zip(outputs[name + ".keys"], outputs[name + ".values"], strict=False))
+    value = outputs.get(name)
+    if isinstance(value, torch.Tensor):
+        return [int(v) for v in value.flatten().tolist()]
+    if value is None and isinstance(outputs.get(name + ".len"), torch.Tensor) and int(outputs[name + ".len"]) == 0:
+        return []
+    return value
+
+
 STATUS_CHECKS = {
     "not_attempted": "not attempted",
     "error": "your code raised an error",
@@ -242,9 +270,8 @@ class ModuleCheck:
                     expected = (ref if method == "forward" else getattr(ref, method))(x.clone())
                     failure = tensor_failure(f"`{method}` matches the reference (same weights)", case["describe"],
                                              f"{method}({input_name})", expected, outputs.get(key), self.atol,
-                                             self.rtol, "")
+                                             self.rtol, self.cause)
                     if failure is not None:
-                        failure.cause = self.cause
                         if self.variants is not None:
                             failure.cause = match_variant(outputs.get(key), self.variants(ref, x.clone(), method),
                                                           self.atol) or self.cause

@@ -16,13 +16,14 @@ from torch import nn
 from gptedu.char import attention, decoder, feedforward, loop, model, positional
 from gptedu.data import CharTokenizer, TextDataset
 from gptedu.grading.components.base import (
-    ATTENTION_SHORTCUTS,
     Draw,
     ModuleCheck,
     build_reference,
+    calls_case,
     component,
     gen,
     module_cases,
+    python_result,
     reference_params,
     sampling_failure,
     shape_text,
@@ -179,8 +180,7 @@ def _head_cases(hidden: bool, secret: bytes) -> list[dict]:
                         d_v=d(i, "d_v", low=2, high=16), context_len=d(i, "ctx", low=4, high=64))
             seq = init["context_len"] if i == 1 else d(i, "seq", low=2, high=init["context_len"])
             sizes.append((init, (d(i, "batch", low=1, high=4), seq, init["d_model"]), d.seed(i)))
-    return module_cases("head", attention.Head, sizes, methods=("forward", "attention_weights"), causal=True,
-                        shortcuts=ATTENTION_SHORTCUTS)
+    return module_cases("head", attention.Head, sizes, methods=("forward", "attention_weights"), causal=True)
 
 
 _head_compare = ModuleCheck(attention.Head, 1e-5, 1e-4,
@@ -201,8 +201,7 @@ def _mha_cases(hidden: bool, secret: bytes) -> list[dict]:
                         context_len=d(i, "ctx", low=4, high=40))
             sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=2, high=init["context_len"]),
                                  init["d_model"]), d.seed(i)))
-    return module_cases("multi_head", attention.MultiHeadAttention, sizes, causal=True,
-                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": ["Head."]})
+    return module_cases("multi_head", attention.MultiHeadAttention, sizes, causal=True)
 
 
 def _mha_variants(ref, x, method):
@@ -254,7 +253,7 @@ _ffn_compare = ModuleCheck(feedforward.FeedForward, 1e-5, 1e-4,
 
 
 # ============================================================================================== 06 decoder layer
-LAYER_PREREQS = ["MultiHeadAttention.", "Head.", "FeedForward."]
+LAYER_PREREQS = ("MultiHeadAttention.", "Head.", "FeedForward.")
 
 
 def _stack_sizes(secret: bytes, name: str, n: int, layers: bool = False) -> list[tuple[dict, tuple, int]]:
@@ -276,8 +275,7 @@ def _layer_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = (_stack_sizes(secret, "decoder_layer", 2) if hidden else
              [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10), (2, 10, 16), 41),
               (dict(d_model=8, num_heads=4, d_ff=8, context_len=12), (1, 6, 8), 42)])
-    return module_cases("decoder_layer", decoder.TransformerDecoderLayer, sizes, causal=True,
-                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": LAYER_PREREQS})
+    return module_cases("decoder_layer", decoder.TransformerDecoderLayer, sizes, causal=True)
 
 
 def _layer_variants(ref, x, method):
@@ -303,8 +301,8 @@ _layer_compare = ModuleCheck(decoder.TransformerDecoderLayer, 1e-5, 1e-4,
 
 
 # ============================================================================================== 07 decoder + GPT
-DECODER_PREREQS = [*LAYER_PREREQS, "TransformerDecoderLayer."]
-GPT_PREREQS = [*DECODER_PREREQS, "TransformerDecoder.", "PositionalEncoding.", "sinusoidal_table"]
+DECODER_PREREQS = (*LAYER_PREREQS, "TransformerDecoderLayer.")
+GPT_PREREQS = (*DECODER_PREREQS, "TransformerDecoder.", "PositionalEncoding.", "sinusoidal_table")
 GPT_PREREQ_NAMES = {"ReferenceDecoder": "gptedu.char.decoder.TransformerDecoder",
                     "PositionalEncoding": "gptedu.char.positional.PositionalEncoding"}
 
@@ -312,8 +310,7 @@ GPT_PREREQ_NAMES = {"ReferenceDecoder": "gptedu.char.decoder.TransformerDecoder"
 def _decoder_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = (_stack_sizes(secret, "decoder", 2, layers=True) if hidden else
              [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10, num_layers=2), (2, 10, 16), 51)])
-    return module_cases("decoder", decoder.TransformerDecoder, sizes, causal=True,
-                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": DECODER_PREREQS})
+    return module_cases("decoder", decoder.TransformerDecoder, sizes, causal=True)
 
 
 def _decoder_variants(ref, x, method):
@@ -343,8 +340,7 @@ def _gpt_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(init, (1 + i, Draw(secret, "gpt_forward")(i, "seq", low=2, high=init["context_len"])), seed)
               for i, (init, seed) in enumerate(_gpt_sizes(secret, "gpt_forward", 2))] if hidden else
              [(dict(vocab_size=11, d_model=16, num_heads=2, d_ff=32, context_len=12, num_layers=2), (2, 12), 61)])
-    return module_cases("gpt_forward", model.GPTModel, sizes, causal=True, token_ids=True,
-                        shortcuts={**ATTENTION_SHORTCUTS, "allowed_reference": GPT_PREREQS})
+    return module_cases("gpt_forward", model.GPTModel, sizes, causal=True, token_ids=True)
 
 
 def _gpt_variants(ref, x, method):
@@ -392,7 +388,6 @@ def _generate_cases(hidden: bool, secret: bytes) -> list[dict]:
         cases.append({
             "id": f"gpt_generate/{i}", "kind": "generate", "label": "GPTModel",
             "init": dict(init), "params": params, "runs": runs, "seed": seed,
-            "shortcuts": {**ATTENTION_SHORTCUTS, "allowed_reference": GPT_PREREQS},
             "describe": f"GPTModel({kwargs_text(init)}).generate, seed {seed}",
         })
     return cases
@@ -496,20 +491,16 @@ def _tokenizer_cases(hidden: bool, secret: bytes) -> list[dict]:
         chars = sorted(set(corpus))
         unknown = "".join(ch for ch in unknown if ch not in chars) or "\u00e9"
         ids = [chars.index(c) for c in reversed(text)]
-        cases.append({
-            "id": f"tokenizer/{i}", "kind": "calls", "label": "CharTokenizer",
-            "construct": {"args": [chars]}, "attributes": ["vocab_size", "s2i", "i2s"],
-            "calls": [
+        cases.append(calls_case(
+            f"tokenizer/{i}", "CharTokenizer", [
                 {"name": "encode", "method": "encode", "args": [text], "describe": repr(text)},
                 {"name": "decode", "method": "decode", "args": [ids], "describe": str(ids)},
                 {"name": "decode_tensor", "method": "decode", "args": [torch.tensor(ids)], "soft": True,
                  "describe": f"torch.tensor({ids})"},
                 {"name": "unknown", "method": "encode", "args": [text[:2] + unknown], "expect_error": True,
                  "describe": repr(text[:2] + unknown)},
-            ],
-            "chars": chars, "unknown": unknown,
-            "describe": f"CharTokenizer(sorted(set({corpus[:20]!r}{'...' if len(corpus) > 20 else ''})))",
-        })
+            ], f"CharTokenizer(sorted(set({corpus[:20]!r}{'...' if len(corpus) > 20 else ''})))",
+            construct={"args": [chars]}, attributes=["vocab_size", "s2i", "i2s"], chars=chars, unknown=unknown))
     return cases
 
 
@@ -523,13 +514,11 @@ def _tokenizer_compare(case, outputs):
                                 "vocab_size is the number of distinct characters, len(chars) (a number, e.g. a "
                                 "@property, not a method)."))
     for attr, mapping in (("s2i", ref.s2i), ("i2s", ref.i2s)):
-        keys, values = outputs.get(f"attr:{attr}.keys"), outputs.get(f"attr:{attr}.values")
-        exp_keys = [repr(k) for k in sorted(mapping, key=repr)]
-        exp_values = [repr(mapping[k]) for k in sorted(mapping, key=repr)]
-        if keys != exp_keys or values != exp_values:
+        found = python_result(outputs, f"attr:{attr}")
+        if found != {repr(k): repr(v) for k, v in mapping.items()}:
             failures.append(Failure(f"`{attr}` maps {'characters to ids' if attr == 's2i' else 'ids to characters'}",
                                     desc, f"expected a dict like {dict(list(mapping.items())[:3])} ..., found "
-                                          f"keys {str(keys)[:60]}.",
+                                          f"keys {str(list(found) if isinstance(found, dict) else found)[:60]}.",
                                     "s2i = {ch: i for i, ch in enumerate(chars)}; i2s is its inverse."))
     calls = {c["name"]: c for c in case["calls"]}
     enc = tensor_failure("encode", f"{desc}.encode({calls['encode']['describe']})", "encode(text)",
@@ -579,11 +568,8 @@ def _dataset_cases(hidden: bool, secret: bytes) -> list[dict]:
         picks = sorted({0, n - 1, n // 2})
         calls = [{"name": "len", "method": "__len__", "args": [], "describe": ""}]
         calls += [{"name": f"item{j}", "method": "__getitem__", "args": [j], "describe": str(j)} for j in picks]
-        cases.append({
-            "id": f"text_dataset/{i}", "kind": "calls", "label": "TextDataset",
-            "construct": {"args": [src, tgt]}, "calls": calls, "src": src, "tgt": tgt, "picks": picks,
-            "describe": f"TextDataset of {n} pairs of length {seq}",
-        })
+        cases.append(calls_case(f"text_dataset/{i}", "TextDataset", calls, f"TextDataset of {n} pairs of length {seq}",
+                                construct={"args": [src, tgt]}, src=src, tgt=tgt, picks=picks))
     return cases
 
 
@@ -638,11 +624,12 @@ def _get_batch_cases(hidden: bool, secret: bytes) -> list[dict]:
                  {"name": "again", "args": [data, batch, seq], "generator_seed": seed, "seed": seed + 1,
                   "describe": "same generator seed again"},
                  {"name": "many", "args": [data, 256, seq], "generator_seed": seed + 2, "describe": "256 windows"}]
-        cases.append({"id": f"get_batch/{i}", "kind": "calls", "label": "get_batch",
-                      "calls": calls, "data": data, "batch": batch, "seq": seq, "error_causes": {
-                          "equal size": "a window ran past the end of the data, so its target is one token short: "
-                                        "draw the starts from torch.randint(len(data) - seq_len, ...)."},
-                      "describe": f"get_batch(data of length {n}, batch_size={batch}, seq_len={seq}, generator)"})
+        cases.append(calls_case(
+            f"get_batch/{i}", "get_batch", calls,
+            f"get_batch(data of length {n}, batch_size={batch}, seq_len={seq}, generator)", data=data, batch=batch,
+            seq=seq, error_causes={"equal size": "a window ran past the end of the data, so its target is one "
+                                                 "token short: draw the starts from torch.randint(len(data) - "
+                                                 "seq_len, ...)."}))
     return cases
 
 
@@ -843,12 +830,9 @@ def _topk_cases(hidden: bool, secret: bytes) -> list[dict]:
         if ties:
             logits = logits.round().clamp(-2, 2)
             k = max(1, min(k, vocab - 1))
-        cases.append({"id": f"top_k_filter/{i}", "kind": "calls", "label": "top_k_filter",
-                      "calls": [{"name": "out", "args": [logits, k],
-                                 "describe": f"logits {shape_text(logits)}, k={k}"}],
-                      "logits": logits, "k": k,
-                      "describe": f"top_k_filter(logits of shape {shape_text(logits)}, k={k}"
-                                  + (", with ties)" if ties else ")")})
+        call = {"name": "out", "args": [logits, k], "describe": f"logits {shape_text(logits)}, k={k}"}
+        cases.append(calls_case(f"top_k_filter/{i}", "top_k_filter", [call], f"top_k_filter(logits of shape "
+                                f"{shape_text(logits)}, k={k}" + (", with ties)" if ties else ")"), logits=logits, k=k))
     return cases
 
 
@@ -928,10 +912,10 @@ def _sample_cases(hidden: bool, secret: bytes) -> list[dict]:
         if k is not None:
             calls.append({"name": "topk", "args": [many], "kwargs": {"temperature": temp, "top_k": k},
                           "generator_seed": seed + 2, "describe": f"{each}, temperature={temp}, top_k={k}"})
-        cases.append({"id": f"sample_next_token/{i}", "kind": "calls",
-                      "label": "sample_next_token", "calls": calls, "stand_ins": ["top_k_filter"],
-                      "row": row, "greedy_logits": greedy_logits, "temperature": temp, "top_k": k,
-                      "describe": f"sample_next_token on a vocabulary of {vocab}, temperature {temp}, top_k={k}"})
+        cases.append(calls_case(f"sample_next_token/{i}", "sample_next_token", calls,
+                                f"sample_next_token on a vocabulary of {vocab}, temperature {temp}, top_k={k}",
+                                stand_ins=["top_k_filter"], row=row, greedy_logits=greedy_logits, temperature=temp,
+                                top_k=k))
     return cases
 
 
@@ -1002,20 +986,22 @@ COMPONENTS = {c.name: c for c in [
     component("positional_encoding", "PositionalEncoding", "PositionalEncoding", "02_positional_encoding", 5, 5,
               _pe_cases, _pe_compare),
     component("head", "Head (masked scaled dot-product attention)", "Head", "03_single_head", 10, 10, _head_cases,
-              _head_compare),
+              _head_compare, forbid_torch_attention=True),
     component("multi_head", "MultiHeadAttention", "MultiHeadAttention", "04_multi_head", 5, 5, _mha_cases,
-              _mha_compare, {"Head": "gptedu.char.attention.Head"}),
+              _mha_compare, {"Head": "gptedu.char.attention.Head"}, forbid_torch_attention=True,
+              allowed_reference=("Head.",)),
     component("feed_forward", "FeedForward", "FeedForward", "05_feed_forward", 5, 5, _ffn_cases, _ffn_compare),
     component("decoder_layer", "TransformerDecoderLayer (pre-norm)", "TransformerDecoderLayer", "06_decoder_layer",
               5, 5, _layer_cases, _layer_compare,
               {"MultiHeadAttention": "gptedu.char.attention.MultiHeadAttention",
-               "FeedForward": "gptedu.char.feedforward.FeedForward"}),
+               "FeedForward": "gptedu.char.feedforward.FeedForward"}, forbid_torch_attention=True,
+              allowed_reference=LAYER_PREREQS),
     component("decoder", "TransformerDecoder", "TransformerDecoder", "07_gpt", 5, 5, _decoder_cases,
-              _decoder_compare, DECODER_PREREQ),
+              _decoder_compare, DECODER_PREREQ, forbid_torch_attention=True, allowed_reference=DECODER_PREREQS),
     component("gpt_forward", "GPTModel.forward", "GPTModel", "07_gpt", 8, 7, _gpt_cases, _gpt_compare,
-              GPT_PREREQ_NAMES),
+              GPT_PREREQ_NAMES, forbid_torch_attention=True, allowed_reference=GPT_PREREQS),
     component("gpt_generate", "GPTModel.generate", "GPTModel", "07_gpt", 8, 7, _generate_cases, _generate_compare,
-              GPT_PREREQ_NAMES),
+              GPT_PREREQ_NAMES, forbid_torch_attention=True, allowed_reference=GPT_PREREQS),
     component("train", "train (one epoch)", "train", "08_training", 5, 5,
               lambda hidden, secret: _loop_cases("train", hidden, secret), _loop_compare),
     component("evaluate", "evaluate", "evaluate", "08_training", 3, 2,

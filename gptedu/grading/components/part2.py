@@ -11,6 +11,7 @@ own component only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -21,12 +22,14 @@ from gptedu.gpt2.generate import gen_text
 from gptedu.gpt2.kvcache import LayerKVCache
 from gptedu.gpt2.train import calc_loss_batch
 from gptedu.grading.components.base import (
-    ATTENTION_SHORTCUTS,
     Draw,
     ModuleCheck,
     build_reference,
+    calls_case,
     component,
+    match_variant,
     module_cases,
+    python_result,
     sampling_failure,
 )
 from gptedu.grading.report import Failure, tensor_failure
@@ -150,11 +153,12 @@ def _att_cases(hidden: bool, secret: bytes) -> list[dict]:
               for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_attention", 3, drop_rate=0.3)] if hidden else
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)])
-    return module_cases("gpt2_attention", attention.MultiHeadAttention, sizes, causal=True,
-                        shortcuts=ATTENTION_SHORTCUTS, train_mode=True)
+    return module_cases("gpt2_attention", attention.MultiHeadAttention, sizes, causal=True, train_mode=True)
 
 
-def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1):
+def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1, dropout_at=None):
+    """The reference attention ``ref`` on ``x`` written with one typical mistake (``dropout_at``: ``"scores"`` or
+    ``"heads"``, where the exercise does not put ``ref.dropout``)."""
     b, seq, _ = x.shape
     h, hd = ref.n_heads, ref.head_dim
 
@@ -167,8 +171,9 @@ def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1
     scores = q @ k.transpose(2, 3) * (1 / math.sqrt(hd) if scale is None else scale)
     if mask == "causal":
         scores = scores.masked_fill(torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1), float("-inf"))
-    w = torch.softmax(scores, dim=dim)
+    w = torch.softmax(ref.dropout(scores) if dropout_at == "scores" else scores, dim=dim)
     ctx = (w @ v).transpose(1, 2).reshape(b, seq, h * hd)
+    ctx = ref.dropout(ctx) if dropout_at == "heads" else ctx
     return ref.out_proj(ctx) if proj else ctx
 
 
@@ -189,20 +194,11 @@ def _att_variants(ref, x, method):
 
 def _dropout_elsewhere(ref, x):
     """Attention with dropout where the exercise does not put it: (cause, output thunk) pairs."""
-    b, seq, _ = x.shape
-    h, hd = ref.n_heads, ref.head_dim
-
-    def run(on_scores: bool):
-        q, k, v = (w(x).view(b, seq, h, hd).transpose(1, 2) for w in (ref.W_query, ref.W_key, ref.W_value))
-        scores = (q @ k.transpose(2, 3) / math.sqrt(hd)).masked_fill(ref.mask.bool()[:seq, :seq], float("-inf"))
-        if on_scores:
-            return ref.out_proj((torch.softmax(ref.dropout(scores), -1) @ v).transpose(1, 2).reshape(b, seq, -1))
-        return ref.out_proj(ref.dropout((torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(b, seq, -1)))
-
     return [("dropout acts on the scores before the softmax: apply self.dropout to the attention WEIGHTS, after the "
-             "softmax (weights = self.dropout(torch.softmax(scores, dim=-1))).", lambda: run(True)),
+             "softmax (weights = self.dropout(torch.softmax(scores, dim=-1))).",
+             lambda: _manual_mha(ref, x, dropout_at="scores")),
             ("dropout acts on the combined heads: apply it to the attention weights, after the softmax.",
-             lambda: run(False))]
+             lambda: _manual_mha(ref, x, dropout_at="heads"))]
 
 
 _att_compare = ModuleCheck(attention.MultiHeadAttention, 1e-5, 1e-4, "project, split into heads (batch, n_heads, seq, "
@@ -239,7 +235,7 @@ def _block_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, max(2, s), c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_block", 2)]
              if hidden else [(_cfg(8, 10, 16, 2, 1), (2, 8, 16), 161)])
     return module_cases("gpt2_block", model.TransformerBlock, [({"cfg": c}, shape, seed) for c, shape, seed in sizes],
-                        causal=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=BLOCK_PARTS, train_mode=True)
+                        causal=True, stand_ins=BLOCK_PARTS, train_mode=True)
 
 
 # The student's earlier classes the block and the model call: they run with correct stand-ins for them.
@@ -270,7 +266,7 @@ def _model_cases(hidden: bool, secret: bytes) -> list[dict]:
     sizes = ([(c, (b, max(2, s)), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_model", 2)] if hidden else
              [(_cfg(10, 17, 16, 2, 2), (2, 10), 171), (_cfg(8, 11, 8, 2, 1, tie_weights=True), (1, 8), 172)])
     cases = module_cases("gpt2_model", model.GPTModel, [({"cfg": c}, shape, seed) for c, shape, seed in sizes],
-                         causal=True, token_ids=True, shortcuts=ATTENTION_SHORTCUTS, stand_ins=MODEL_PARTS)
+                         causal=True, token_ids=True, stand_ins=MODEL_PARTS)
     for case in cases:
         if case["init"]["cfg"]["tie_weights"]:
             case["error_causes"] = {"load_error": "with cfg['tie_weights'], out_head must reuse the embedding matrix: "
@@ -302,8 +298,8 @@ def _count_cases(hidden: bool, secret: bytes) -> list[dict]:
     cfgs = ([dict(c, context_len=c["context_len"] * d(i, "ctx_scale", low=1, high=64)) for i, (c, _, _) in
              enumerate(_hidden_cfgs(secret, "gpt2_param_count", 3))] if hidden else _COUNT_CFGS_VISIBLE)
     calls = [{"name": f"c{i}", "args": [cfg], "describe": f"cfg with {_short(cfg)}"} for i, cfg in enumerate(cfgs)]
-    return [{"id": "gpt2_param_count/0", "kind": "calls", "label": "gpt_param_count",
-             "calls": calls, "seed": 0, "describe": "gpt_param_count on " + "; ".join(_short(c) for c in cfgs)}]
+    return [calls_case("gpt2_param_count/0", "gpt_param_count", calls,
+                       "gpt_param_count on " + "; ".join(_short(c) for c in cfgs))]
 
 
 def _short(cfg: dict) -> str:
@@ -355,18 +351,13 @@ BPE_TEXTS_HIDDEN = [
 ]
 
 
-def _calls_case(spec: str, label: str, calls: list[dict], stand_ins=()) -> dict:
-    return {"id": f"{spec}/0", "kind": "calls", "label": label, "calls": calls, "seed": 0,
-            "stand_ins": list(stand_ins), "describe": f"{label} on {len(calls)} inputs"}
-
-
 def _pair_cases(hidden: bool, secret: bytes) -> list[dict]:
     seqs = [[1, 2, 3, 1, 2], [104, 101, 108, 108, 111]]
     if hidden:
         d = Draw(secret, "bpe_pair_counts")
         seqs = [_id_list(d, i, high=6) for i in range(4)] + [[d(9, "one", high=255)], []]
     calls = [{"name": f"c{i}", "args": [s], "describe": f"ids={s}"} for i, s in enumerate(seqs)]
-    return [_calls_case("bpe_pair_counts", "get_pair_counts", calls)]
+    return [calls_case("bpe_pair_counts/0", "get_pair_counts", calls)]
 
 
 def _id_list(d: Draw, i: int, high: int) -> list[int]:
@@ -374,27 +365,29 @@ def _id_list(d: Draw, i: int, high: int) -> list[int]:
     return [d(i, j, "id", high=high) for j in range(d(i, "length", low=3, high=24))]
 
 
-def _dict_from(outputs: dict, name: str):
-    keys, values = outputs.get(name + ".keys"), outputs.get(name + ".values")
-    if keys is None or values is None:
-        return None
-    return dict(zip(keys, values, strict=False))
+def _calls_compare(check: str, reference: Callable, cause: str | Callable[[dict, dict, object], str]):
+    """The ``compare`` of a case whose calls each have one right result, ``reference(*call["args"])``: the student's
+    result must equal it (for an empty one, anything empty). ``cause``: the likely mistake, or a function of
+    ``(call, expected, found)`` that picks it."""
+
+    def compare(case: dict, outputs: dict) -> list[Failure]:
+        failures = []
+        for call in case["calls"]:
+            expected = reference(*call["args"])
+            found = python_result(outputs, f"result:{call['name']}")
+            as_stored = {repr(k): repr(v) for k, v in expected.items()} if isinstance(expected, dict) else expected
+            if found != as_stored and (expected or found not in ([], {}, None, "")):
+                failures.append(Failure(check, call["describe"], f"expected {expected!r}, found {found!r}",
+                                        cause(call, expected, found) if callable(cause) else cause))
+        return failures
+
+    return compare
 
 
-def _pair_compare(case, outputs):
-    failures = []
-    for call in case["calls"]:
-        expected = STAND_INS["get_pair_counts"](call["args"][0])
-        want = {repr(k): repr(v) for k, v in expected.items()}
-        found = _dict_from(outputs, f"result:{call['name']}")
-        if found is None and not expected and outputs.get(f"result:{call['name']}") is not None:
-            found = {}  # an empty dict may come back as something empty
-        if found != want:
-            cause = "count every adjacent pair (ids[i], ids[i+1]) as a tuple key; overlapping pairs count."
-            if found is not None and set(found) == set(want):
-                cause = "the right pairs, wrong counts: overlapping pairs such as (5, 5) in [5, 5, 5] count twice."
-            failures.append(Failure("pair counts", call["describe"], f"expected {expected}, found {found}", cause))
-    return failures
+_pair_compare = _calls_compare("pair counts", STAND_INS["get_pair_counts"], lambda call, expected, found: (
+    "the right pairs, wrong counts: overlapping pairs such as (5, 5) in [5, 5, 5] count twice."
+    if isinstance(found, dict) and set(found) == {repr(k) for k in expected} else
+    "count every adjacent pair (ids[i], ids[i+1]) as a tuple key; overlapping pairs count."))
 
 
 def _merge_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -410,29 +403,13 @@ def _merge_cases(hidden: bool, secret: bytes) -> list[dict]:
         args += [([same] * d(5, "run", low=3, high=7), (same, same), 256), ([], (1, 2), 3)]
     calls = [{"name": f"c{i}", "args": [list(ids), tuple(pair), new],
               "describe": f"ids={ids}, pair={pair}, new_id={new}"} for i, (ids, pair, new) in enumerate(args)]
-    return [_calls_case("bpe_merge", "merge", calls)]
+    return [calls_case("bpe_merge/0", "merge", calls)]
 
 
-def _list_result(outputs: dict, name: str):
-    value = outputs.get(name)
-    if isinstance(value, torch.Tensor):
-        return [int(v) for v in value.flatten().tolist()]
-    if value is None and isinstance(outputs.get(name + ".len"), torch.Tensor) and int(outputs[name + ".len"]) == 0:
-        return []
-    return value
-
-
-def _merge_compare(case, outputs):
-    failures = []
-    for call in case["calls"]:
-        expected = STAND_INS["merge"](*call["args"])
-        found = _list_result(outputs, f"result:{call['name']}")
-        if found != expected and not (expected == [] and found in ([], None, "")):
-            cause = "walk left to right; when (ids[i], ids[i+1]) is the pair, emit new_id and skip both."
-            if call["args"][1][0] == call["args"][1][1]:
-                cause = "with a pair like (5, 5), merge left to right without overlap: [5, 5, 5] -> [new, 5]."
-            failures.append(Failure("merge", call["describe"], f"expected {expected}, found {found}", cause))
-    return failures
+_merge_compare = _calls_compare("merge", STAND_INS["merge"], lambda call, expected, found: (
+    "with a pair like (5, 5), merge left to right without overlap: [5, 5, 5] -> [new, 5]."
+    if call["args"][1][0] == call["args"][1][1] else
+    "walk left to right; when (ids[i], ids[i+1]) is the pair, emit new_id and skip both."))
 
 
 def _hidden_texts(secret: bytes, name: str, n: int) -> list[str]:
@@ -450,7 +427,7 @@ def _train_cases(hidden: bool, secret: bytes) -> list[dict]:
     merges = [Draw(secret, "bpe_train")(i, "merges", low=8, high=30) for i in range(3)] if hidden else [10, 20]
     calls = [{"name": f"c{i}", "args": [t, n], "describe": f"text={t[:30]!r}..., num_merges={n}"}
              for i, (t, n) in enumerate(zip(texts, merges, strict=True))]
-    return [_calls_case("bpe_train", "train_bpe", calls, BPE_PARTS)]
+    return [calls_case("bpe_train/0", "train_bpe", calls, stand_ins=list(BPE_PARTS))]
 
 
 def reference_merges(text: str, num_merges: int) -> dict[tuple[int, int], int]:
@@ -464,7 +441,8 @@ def _train_compare(case, outputs):
     for call in case["calls"]:
         expected = reference_merges(*call["args"])
         want = {repr(k): repr(v) for k, v in expected.items()}
-        found = _dict_from(outputs, f"result:{call['name']}")
+        found = python_result(outputs, f"result:{call['name']}")
+        found = found if isinstance(found, dict) else None
         if found != want:
             exp_list = sorted(expected.items(), key=lambda kv: kv[1])
             found_list = sorted(((k, v) for k, v in (found or {}).items()), key=lambda kv: kv[1])
@@ -496,7 +474,7 @@ def _encode_cases(hidden: bool, secret: bytes) -> list[dict]:
     for i, (text, n, probe) in enumerate(setups):
         merges = reference_merges(text, n)
         calls.append({"name": f"c{i}", "args": [probe, merges], "describe": f"text={probe!r}, {len(merges)} merges"})
-    return [_calls_case("bpe_encode", "encode", calls, BPE_PARTS)]
+    return [calls_case("bpe_encode/0", "encode", calls, stand_ins=list(BPE_PARTS))]
 
 
 def _tokenizer_from(merges: dict) -> BPETokenizer:
@@ -507,18 +485,10 @@ def _tokenizer_from(merges: dict) -> BPETokenizer:
     return BPETokenizer(vocab, [(vocab[a], vocab[b]) for (a, b), _ in ordered], {})
 
 
-def _encode_compare(case, outputs):
-    failures = []
-    for call in case["calls"]:
-        text, merges = call["args"]
-        expected = _tokenizer_from(merges).encode_ordinary(text)
-        found = _list_result(outputs, f"result:{call['name']}")
-        if found != expected and not (expected == [] and found in ([], None)):
-            failures.append(Failure(
-                "encode", call["describe"], f"expected {expected}, found {found}",
-                "split with regex.findall(GPT2_PATTERN, text); for each chunk start from its UTF-8 bytes and apply "
-                "the merges in the order they were learned (lowest new id first), then concatenate."))
-    return failures
+_encode_compare = _calls_compare(
+    "encode", lambda text, merges: _tokenizer_from(merges).encode_ordinary(text),
+    "split with regex.findall(GPT2_PATTERN, text); for each chunk start from its UTF-8 bytes and apply the merges in "
+    "the order they were learned (lowest new id first), then concatenate.")
 
 
 def _decode_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -528,22 +498,13 @@ def _decode_cases(hidden: bool, secret: bytes) -> list[dict]:
         merges = reference_merges(text, 15)
         ids = _tokenizer_from(merges).encode_ordinary(text)
         calls.append({"name": f"c{i}", "args": [ids, merges], "describe": f"the ids of {text[:30]!r}..."})
-    return [_calls_case("bpe_decode", "decode", calls)]
+    return [calls_case("bpe_decode/0", "decode", calls)]
 
 
-def _decode_compare(case, outputs):
-    failures = []
-    for call in case["calls"]:
-        ids, merges = call["args"]
-        expected = _tokenizer_from(merges).decode(ids)
-        found = outputs.get(f"result:{call['name']}")
-        if found != expected:
-            failures.append(Failure(
-                "decode", call["describe"], f"expected {expected!r}, found {found!r}",
-                "rebuild each id's bytes (vocab[new] = vocab[a] + vocab[b], in merge order), join all bytes, then "
-                "decode once with .decode('utf-8', errors='replace') — decoding token by token splits multi-byte "
-                "characters."))
-    return failures
+_decode_compare = _calls_compare(
+    "decode", lambda ids, merges: _tokenizer_from(merges).decode(ids),
+    "rebuild each id's bytes (vocab[new] = vocab[a] + vocab[b], in merge order), join all bytes, then decode once "
+    "with .decode('utf-8', errors='replace') — decoding token by token splits multi-byte characters.")
 
 
 # ============================================================================================== 12: loss, sampling
@@ -567,10 +528,8 @@ def _lm(case: dict) -> TinyCausalLM:
 
 
 def _lm_case(spec: str, label: str, init: dict, seed: int, calls: list[dict]) -> dict:
-    return {"id": f"{spec}/{seed}", "kind": "lm_calls", "label": label, "init": dict(init),
-            "params": _lm_params(init, seed), "calls": calls, "seed": seed,
-            "describe": f"{label} with a small causal LM (vocab {init['vocab_size']}, context {init['context_len']}), "
-                        f"seed {seed}"}
+    return calls_case(f"{spec}/{seed}", label, calls, f"{label} with a small causal LM (vocab {init['vocab_size']}, "
+                      f"context {init['context_len']}), seed {seed}", init=dict(init), params=_lm_params(init, seed))
 
 
 def _loss_batch_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -604,8 +563,8 @@ def _loss_batch_compare(case, outputs):
              F.cross_entropy(logits[:, -1], y[:, -1])),
             ("the targets are the inputs: use target_batch.", F.cross_entropy(logits.flatten(0, 1), x.flatten())),
         ]
-        fail.cause = _match_scalar(found, variants) or ("flatten logits to (batch*seq, vocab) and targets to "
-                                                        "(batch*seq,), then F.cross_entropy(logits, targets).")
+        fail.cause = match_variant(found, variants, 1e-5) or (
+            "flatten logits to (batch*seq, vocab) and targets to (batch*seq,), then F.cross_entropy(logits, targets).")
         failures.append(fail)
     elif not bool(outputs.get("requires_grad:loss", torch.tensor(False))):
         failures.append(Failure("the loss can be back-propagated", case["describe"],
@@ -613,15 +572,6 @@ def _loss_batch_compare(case, outputs):
                                 "return the loss tensor itself (not .item(), not under torch.no_grad()): the training "
                                 "loop calls loss.backward()."))
     return failures
-
-
-def _match_scalar(found, variants) -> str:
-    if not isinstance(found, torch.Tensor) or found.numel() != 1:
-        return ""
-    for text, value in variants:
-        if abs(float(found) - float(value)) < 1e-5:
-            return text
-    return ""
 
 
 def _loss_loader_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -821,8 +771,7 @@ def _cached_att_cases(hidden: bool, secret: bytes) -> list[dict]:
              [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
               (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)])
     return module_cases("kv_cached_attention", CachedAttentionReference, sizes, label="CachedMultiHeadAttention",
-                        methods=("forward", "step_by_step", "prefill_then_steps"), causal=True,
-                        shortcuts=ATTENTION_SHORTCUTS)
+                        methods=("forward", "step_by_step", "prefill_then_steps"), causal=True)
 
 
 def _cached_att_variants(ref, x, method):
@@ -870,9 +819,9 @@ def _cached_att_compare(case, outputs):
     return failures
 
 
-GEN13_ALLOWED = ["GPTModel.", "GPTEmbedding.", "TransformerBlock.", "MultiHeadAttention.", "LayerNorm.",
+GEN13_ALLOWED = ("GPTModel.", "GPTEmbedding.", "TransformerBlock.", "MultiHeadAttention.", "LayerNorm.",
                  "FeedForward.", "GELU.", "KVCache.", "LayerKVCache.", "GPTConfig.", "__create_fn__.",
-                 "sample_next_token", "filter_logits"]
+                 "sample_next_token", "filter_logits")
 
 
 def _cached_gen_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -902,7 +851,6 @@ def _cached_gen_cases(hidden: bool, secret: bytes) -> list[dict]:
         cases.append({
             "id": f"kv_cached_generate/{i}", "kind": "generate",
             "label": "CachedGPT", "init": {"cfg": cfg}, "params": params, "runs": runs, "seed": seed,
-            "shortcuts": {**ATTENTION_SHORTCUTS, "allowed_reference": GEN13_ALLOWED},
             "describe": f"CachedGPT(cfg with {_short(cfg)}).generate (greedy), seed {seed}",
         })
     return cases
@@ -956,8 +904,8 @@ def _format_cases(hidden: bool, secret: bytes) -> list[dict]:
                             output=""))
     calls = [{"name": f"c{i}", "args": [dict(e)], "describe": f"entry with instruction {e['instruction']!r} and "
                                                                 f"input {e['input']!r}"} for i, e in enumerate(entries)]
-    return [{"id": "format_prompt/0", "kind": "calls", "label": "format_prompt",
-             "calls": calls, "entries": entries, "seed": 0, "describe": f"format_prompt on {len(entries)} entries"}]
+    return [calls_case("format_prompt/0", "format_prompt", calls, f"format_prompt on {len(entries)} entries",
+                       entries=entries)]
 
 
 def _format_compare(case, outputs):
@@ -1007,9 +955,8 @@ def _collate_cases(hidden: bool, secret: bytes) -> list[dict]:
         calls.append({"name": f"c{i}", "args": [[(list(p), list(r)) for p, r in batch]], "kwargs": kwargs,
                       "describe": f"batch={batch}, pad_id={pad}"
                                   + (f", max_length={max_length}" if max_length else "")})
-    return [{"id": "collate_instructions/0", "kind": "calls",
-             "label": "collate_instructions", "calls": calls, "settings": settings, "seed": 0,
-             "describe": f"collate_instructions on {len(settings)} batches"}]
+    return [calls_case("collate_instructions/0", "collate_instructions", calls,
+                       f"collate_instructions on {len(settings)} batches", settings=settings)]
 
 
 def _collate_like(batch, pad, max_length, shift=True, masked=-1, target_pad=-100, mask=True) -> torch.Tensor:
@@ -1083,13 +1030,13 @@ COMPONENTS = {c.name: c for c in [
     component("gpt2_feed_forward", "FeedForward(cfg)", "FeedForward", NB10, 3, 2, _ff_cases, _ff_compare,
               uses=("gpt2_gelu",)),
     component("gpt2_attention", "MultiHeadAttention (batched, causal)", "MultiHeadAttention", NB10, 10, 10, _att_cases,
-              _att_compare),
+              _att_compare, forbid_torch_attention=True),
     component("gpt2_embedding", "GPTEmbedding (token + learned position)", "GPTEmbedding", NB10, 3, 2, _emb_cases,
               _emb_compare),
     component("gpt2_block", "TransformerBlock (pre-LN)", "TransformerBlock", NB10, 5, 5, _block_cases, _block_compare,
-              uses=("gpt2_layer_norm", "gpt2_feed_forward", "gpt2_attention")),
+              uses=("gpt2_layer_norm", "gpt2_feed_forward", "gpt2_attention"), forbid_torch_attention=True),
     component("gpt2_model", "GPTModel (with weight tying)", "GPTModel", NB10, 5, 5, _model_cases, _model_compare,
-              uses=("gpt2_layer_norm", "gpt2_embedding", "gpt2_block")),
+              uses=("gpt2_layer_norm", "gpt2_embedding", "gpt2_block"), forbid_torch_attention=True),
     component("gpt2_param_count", "gpt_param_count (closed form)", "gpt_param_count", NB10, 3, 2, _count_cases,
               _count_compare),
     component("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
@@ -1107,9 +1054,9 @@ COMPONENTS = {c.name: c for c in [
     component("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
               _gen_compare),
     component("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", "CachedMultiHeadAttention", NB13, 10, 10,
-              _cached_att_cases, _cached_att_compare),
+              _cached_att_cases, _cached_att_compare, forbid_torch_attention=True),
     component("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
-              _cached_gen_cases, _cached_gen_compare),
+              _cached_gen_cases, _cached_gen_compare, forbid_torch_attention=True, allowed_reference=GEN13_ALLOWED),
     component("format_prompt", "format_prompt (the instruction template)", "format_prompt", NB14, 3, 2,
               _format_cases, _format_compare),
     component("collate_instructions", "collate_instructions (padding and prompt masking)", "collate_instructions",
