@@ -471,7 +471,10 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
                 raise SystemExit(2)
             c.SandboxUnavailable.message = message
             guard = [SandboxUnavailable]
-        c.ExecutePreprocessor.kernel_name = sandbox.KERNEL_NAME  # and its subclasses Execute, SandboxExecute
+        # on SandboxExecute itself too: the most specific section wins, so no setting on a parent class (a course's
+        # c.Execute.kernel_name, a command line's --Execute.kernel_name) can swap the jailed kernel out
+        c.Execute.kernel_name = c.ExecutePreprocessor.kernel_name = sandbox.KERNEL_NAME
+        c.SandboxExecute.kernel_name = sandbox.KERNEL_NAME
         c.SandboxExecute.kernel_manager_class = SandboxKernelManager
 
     from gptedu.grading.verify import SaveTrustedGrades, StartVerification, VerifyAnswers
@@ -482,10 +485,13 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
         baseline = os.environ.get("GPTEDU_GRADING_BASELINE", "") not in ("", "0")
     c.VerifyAnswers.reuse_process = not baseline
 
-    c.Execute.timeout = cell_timeout  # Execute's settings are its subclass SandboxExecute's too
-    c.Execute.iopub_timeout = iopub_timeout
-    c.Execute.startup_timeout = 120
+    c.Execute.timeout = cell_timeout
+    c.SandboxExecute.timeout = cell_timeout
     c.SandboxExecute.notebook_timeout = notebook_timeout
+    c.Execute.iopub_timeout = iopub_timeout
+    c.SandboxExecute.iopub_timeout = iopub_timeout
+    c.Execute.startup_timeout = 120
+    c.SandboxExecute.startup_timeout = 120
     # the outputs are in once the last cell ran: give the kernel 1 s to shut down (then SIGTERM, which the jail's
     # launcher turns into the end of the jail and a clean exit; then SIGKILL) instead of up to 5 s; nothing the
     # kernel could still do counts
