@@ -64,33 +64,6 @@ class Row:
     message: str
 
 
-_DB_URLS: dict[Path, str] = {}
-
-
-def db_url(course: Path) -> str:
-    """The gradebook URL from the course's ``nbgrader_config.py`` (default: ``gradebook.db`` in the course)."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    course = course.resolve()
-    if course not in _DB_URLS:
-        url = f"sqlite:///{course / 'gradebook.db'}"
-        config_file = course / "nbgrader_config.py"
-        if config_file.exists():
-            try:
-                cfg = PyFileConfigLoader(str(config_file)).load_config()
-                url = str(cfg.get("CourseDirectory", {}).get("db_url") or url)
-            except BaseException:  # noqa: BLE001 - fall back to the default location
-                pass
-        _DB_URLS[course] = url
-    return _DB_URLS[course]
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader calls `alembic`
-    return env
-
-
 # ------------------------------------------------------------------------------------------------- grading
 def _students(course: Path, assignment: str, pattern: str) -> list[str]:
     submitted = course / "submitted"
@@ -121,14 +94,15 @@ class GradingStopped(RuntimeError):
 
 
 class _Autograde:
-    """One ``nbgrader autograde`` on a staging folder; its log is echoed (``echo``) or written to ``log``."""
+    """One ``nbgrader autograde`` on a staging folder; its log is kept, and echoed (``echo``) or written to
+    ``log``."""
 
     def __init__(self, course: Path, assignment: str, folder: str, extra: list[str], *, student: str = "*",
                  notebook: str = "*", echo: bool = True, log: Path | None = None):
         import threading
 
-        env = _env()
-        env[intake.ENV] = folder
+        env = dict(os.environ, **{intake.ENV: folder})
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader calls `alembic`
         nbgrader = f"{SKIP_IRI_GRAMMARS}; sys.argv[0] = 'nbgrader'; from nbgrader.apps.nbgraderapp import main; main()"
         args = [sys.executable, "-c", nbgrader, "autograde", assignment, "--force", f"--student={student}",
                 f"--notebook={notebook}", *extra]
@@ -139,17 +113,10 @@ class _Autograde:
         self._thread.start()
 
     def _pump(self, echo: bool, log: Path | None) -> None:
-        out = open(log, "w") if log else None  # noqa: SIM115 - closed below, after the last line
-        try:
+        with open(log or os.devnull, "w") as out:
             for line in self.proc.stdout:
                 self.lines.append(line)
-                if echo:
-                    sys.stderr.write(line)
-                if out:
-                    out.write(line)
-        finally:
-            if out:
-                out.close()
+                (sys.stderr if echo else out).write(line)
 
     def wait(self) -> tuple[int, str]:
         code = self.proc.wait()
@@ -190,12 +157,9 @@ def zero_notebook(course: Path, assignment: str, student: str, notebook: str, me
     import nbformat
     from nbgrader.api import Gradebook
 
-    with Gradebook(db_url(course)) as gb:
+    with Gradebook(intake.db_url(course)) as gb:
         gb.update_or_create_student(student)
-        if timestamp:
-            gb.update_or_create_submission(assignment, student, timestamp=timestamp)
-        else:
-            gb.update_or_create_submission(assignment, student)
+        gb.update_or_create_submission(assignment, student, **({"timestamp": timestamp} if timestamp else {}))
         snb = gb.find_submission_notebook(notebook, assignment, student)
         for grade in snb.grades:
             grade.auto_score = 0
@@ -299,13 +263,14 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
 
 def _check_workers(workers: int) -> str:
     """'' when ``workers`` processes may grade side by side, else why not (and what to do)."""
-    if workers <= 1:
+    if workers < 1:
+        return "--workers must be at least 1"
+    if workers == 1:
         return ""
     from gptedu.grading import sandbox
 
-    limits_mode = getattr(sandbox, "limits_mode", None)
-    mode = str(limits_mode() if limits_mode else "unknown")
-    if "cgroup" in mode.lower():
+    mode = sandbox.limits_mode()
+    if mode.startswith("cgroup"):
         return ""
     return (f"--workers {workers} needs memory and process limits of its own for every sandboxed job (cgroups), "
             f"and this machine's sandbox has '{mode}' limits: one student's processes could make another "
@@ -329,7 +294,7 @@ def class_report(course: Path, assignment: str, notes: dict[str, list[str]] | No
 
     rows: list[Row] = []
     notes = notes or {}
-    with Gradebook(db_url(course)) as gb:
+    with Gradebook(intake.db_url(course)) as gb:
         notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
         for student in _students(course, assignment, "*"):
             folder = course / "submitted" / student / assignment
@@ -386,7 +351,7 @@ def self_check(course: Path, assignment: str, extra: list[str]) -> int:
         failures = grade(course, assignment, force=True, extra=extra, sources={student: course / "source" /
                                                                                     assignment}, quiet=True)
         short = []
-        with Gradebook(db_url(course)) as gb:
+        with Gradebook(intake.db_url(course)) as gb:
             for nb in gb.find_assignment(assignment).notebooks:
                 snb = gb.find_submission_notebook(nb.name, assignment, student)
                 line = f"{nb.name:<32} {snb.score:g}/{snb.max_score:g}"
@@ -403,7 +368,7 @@ def self_check(course: Path, assignment: str, extra: list[str]) -> int:
             print(f"self-check passed: the solutions of '{assignment}' get full points")
         return 1 if short else 0
     finally:
-        with Gradebook(db_url(course)) as gb:
+        with Gradebook(intake.db_url(course)) as gb:
             with contextlib.suppress(MissingEntry):
                 gb.remove_submission(assignment, student)
             with contextlib.suppress(MissingEntry):
@@ -427,41 +392,29 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []  # passed to nbgrader autograde as they are
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     course = Path(args.course).resolve()
-    if not (course / "nbgrader_config.py").is_file():
-        print(f"error: {course} has no nbgrader_config.py: run this from the course folder or pass --course",
-              file=sys.stderr)
-        return 2
     clash = [a for a in extra if a.split("=")[0] in ("--student", "--force", "--notebook")]
-    if clash:
-        print(f"error: {clash[0]} after --: use this command's own --student / --force (before --)", file=sys.stderr)
+    if not (course / "nbgrader_config.py").is_file():
+        problem = f"{course} has no nbgrader_config.py: run this from the course folder or pass --course"
+    elif clash:
+        problem = f"{clash[0]} after --: use this command's own --student / --force (before --)"
+    else:
+        problem = _check_workers(args.workers)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    if args.workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    refused = _check_workers(args.workers)
-    if refused:
-        print(f"error: {refused}", file=sys.stderr)
-        return 2
-    if args.self_check:
-        try:
-            return self_check(course, args.assignment, extra)
-        except GradingStopped as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
     start = time.perf_counter()
     try:
+        if args.self_check:
+            return self_check(course, args.assignment, extra)
         grade(course, args.assignment, pattern=args.student, force=args.force, workers=args.workers, extra=extra)
     except GradingStopped as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - start
-    notes = {}
-    for student in _students(course, args.assignment, args.student):
-        sub = intake.check_submission(course / "submitted" / student / args.assignment,
-                                      intake.assignment_notebooks(course, args.assignment), None)
-        if sub.notes:
-            notes[student] = sub.notes
-    rows = class_report(course, args.assignment, notes)
+    notebooks = intake.assignment_notebooks(course, args.assignment)
+    checked = [intake.check_submission(course / "submitted" / student / args.assignment, notebooks, None)
+               for student in _students(course, args.assignment, args.student)]  # the notes, for the report
+    rows = class_report(course, args.assignment, {sub.student: sub.notes for sub in checked})
     report = Path(args.report) if args.report else course / "autograded" / f"autograde-report-{args.assignment}.csv"
     report.parent.mkdir(parents=True, exist_ok=True)
     write_report(rows, report)

@@ -128,12 +128,6 @@ def write_source(nb: nbformat.NotebookNode) -> str:
     return jupytext.writes(nb, fmt="py:percent")
 
 
-def nbgrader_command() -> list[str]:
-    """The nbgrader CLI of this interpreter's environment."""
-    script = Path(sys.executable).with_name("nbgrader")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "nbgrader"]
-
-
 def copy_course(root: Path, dest: Path, assignment_names: list[str] | None = None) -> Path:
     """A fresh course in ``dest`` (no gradebook): ``nbgrader_config.py``, and ``source/<assignment>`` with the
     notebooks generated from the text sources (so a stale committed ``.ipynb`` never leaks into a release) and any
@@ -157,9 +151,11 @@ def run_nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Com
     env = dict(os.environ)
     # nbgrader runs `alembic` (gradebook migrations) from PATH: put this environment's scripts first.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    # autograde goes through gptedu's intake (plain `nbgrader autograde` is refused by the course configuration)
-    command = [sys.executable, "-m", "gptedu.grading.autograde_class"] if args[:1] == ("autograde",) else [
-        *nbgrader_command(), args[0]]
+    if args[0] == "autograde":  # through gptedu's intake (the course configuration refuses plain nbgrader autograde)
+        command = [sys.executable, "-m", "gptedu.grading.autograde_class"]
+    else:  # the nbgrader CLI of this interpreter's environment
+        script = Path(sys.executable).with_name("nbgrader")
+        command = [str(script), args[0]] if script.exists() else [sys.executable, "-m", "nbgrader", args[0]]
     proc = subprocess.run([*command, *args[1:]], cwd=course, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -170,11 +166,12 @@ def generate_release(course: Path, assignment: str) -> dict[str, nbformat.Notebo
     """``nbgrader generate_assignment --force`` in ``course``; returns the released notebooks by file name."""
     run_nbgrader(course, "generate_assignment", assignment, "--force")
     release = course / "release" / assignment
-    return {p.name: clean_release(nbformat.read(p, as_version=4)) for p in sorted(release.glob("*.ipynb"))}
+    # nbgrader already clears the outputs; this makes it certain
+    return {p.name: without_outputs(nbformat.read(p, as_version=4)) for p in sorted(release.glob("*.ipynb"))}
 
 
-def clean_release(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Outputs and execution counts cleared (nbgrader already clears them; this makes it certain)."""
+def without_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` with the outputs and execution counts of its code cells cleared (in place)."""
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
@@ -190,10 +187,7 @@ def solution_notebook(source_nb: nbformat.NotebookNode) -> nbformat.NotebookNode
         src = _MARKER_LINE.sub("", src)
         cell.source = src.rstrip("\n")
         cell.metadata.pop("nbgrader", None)
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-    return nb
+    return without_outputs(nb)
 
 
 def execute(nb: nbformat.NotebookNode, workdir: Path, quick: bool, timeout: int = 1200) -> float:

@@ -19,6 +19,7 @@ the caller gives it a defined 0. Nothing else of the student, and no other stude
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -198,7 +199,6 @@ def check_submission(folder: Path, notebooks: list[str], dest: Path | None,
         return sub
     if dest is not None:
         dest.mkdir(parents=True, mode=0o700)
-    found = set()
     skipped, links = [], []
     for entry in entries:
         path = Path(entry.path)
@@ -206,7 +206,6 @@ def check_submission(folder: Path, notebooks: list[str], dest: Path | None,
         name = entry.name
         if name.endswith(".ipynb") and name[:-6] in notebooks:
             nb = name[:-6]
-            found.add(nb)
             try:
                 data = read_regular_file(path, limits.notebook_bytes)
             except Rejected as exc:
@@ -257,7 +256,6 @@ def _write_private(path: Path, data: bytes) -> None:
 class Staging:
     """One intake run: ``folders`` (relative to the course, one per worker) hold the checked copies."""
 
-    course: Path
     run: Path
     folders: list[str]
     submissions: dict[str, Submission]
@@ -270,10 +268,25 @@ class Staging:
             parent.rmdir()
 
 
+_DB_URLS: dict[Path, str] = {}
+
+
+def db_url(course: Path) -> str:
+    """The gradebook URL from the course's ``nbgrader_config.py`` (default: ``gradebook.db`` in the course)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course = course.resolve()
+    if course not in _DB_URLS:
+        url = f"sqlite:///{course / 'gradebook.db'}"
+        with contextlib.suppress(BaseException):  # no configuration, or one that fails: the default location
+            cfg = PyFileConfigLoader(str(course / "nbgrader_config.py")).load_config()
+            url = str(cfg.get("CourseDirectory", {}).get("db_url") or url)
+        _DB_URLS[course] = url
+    return _DB_URLS[course]
+
+
 def assignment_notebooks(course: Path, assignment: str) -> list[str]:
     """The assignment's notebook names, from the gradebook (what nbgrader grades), else from ``source/``."""
-    from gptedu.grading.autograde_class import db_url
-
     try:
         from nbgrader.api import Gradebook
 
@@ -309,7 +322,7 @@ def stage(course: Path, assignment: str, students: list[str], *, workers: int = 
         dest = course / folders[k % workers] / student / assignment
         submissions[student] = check_submission(src, notebooks, dest, limits)
         submissions[student].student = student
-    return Staging(course, run, folders, submissions, worker_of)
+    return Staging(run, folders, submissions, worker_of)
 
 
 # ------------------------------------------------------------------------------------------ nbgrader's side
@@ -415,7 +428,6 @@ def _quiet_known_warnings() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _ReleasedChecksums) for f in logger.filters):
             logger.addFilter(_ReleasedChecksums())
-    warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session", module=r"nbgrader\..*")
     warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session")
 
 
@@ -459,9 +471,13 @@ def checked_copytree(src: Path, dest: Path, limits: Limits = DEFAULT_LIMITS, log
     return left_out
 
 
-def _exchange_classes():
+def _nbgrader_classes() -> dict[str, type]:
+    """The classes the course configuration names (``CheckedCollect``, ``CheckedReleaseFeedback``,
+    ``FileTimeCollectorPlugin``), made on first use: importing nbgrader's exchange costs every other command."""
     from nbgrader.exchange.default.collect import ExchangeCollect
     from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
+    from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
+    from traitlets import Unicode
 
     class _CheckedCollect(ExchangeCollect):
         """nbgrader's collect, copying only regular files (``checked_copytree``) out of the exchange inbound."""
@@ -491,13 +507,6 @@ def _exchange_classes():
             self.coursedir.student_id_exclude = ",".join(excluded)
             super().copy_files()
 
-    return _CheckedCollect, _CheckedReleaseFeedback
-
-
-def _collector_class():
-    from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
-    from traitlets import Unicode
-
     class _FileTimeCollectorPlugin(FileNameCollectorPlugin):
         """nbgrader's file-name collector; when ``named_regexp`` has no ``timestamp`` group (or it matched
         nothing), the submission time is the file's modification time as stored in the archive, read in
@@ -516,7 +525,8 @@ def _collector_class():
                 info["timestamp"] = when
             return info
 
-    return _FileTimeCollectorPlugin
+    return {"CheckedCollect": _CheckedCollect, "CheckedReleaseFeedback": _CheckedReleaseFeedback,
+            "FileTimeCollectorPlugin": _FileTimeCollectorPlugin}
 
 
 def _archive_time(extracted: Path, zone: str) -> str:
@@ -547,11 +557,7 @@ def _archive_time(extracted: Path, zone: str) -> str:
 
 
 def __getattr__(name: str):  # nbgrader imports these by name from the configuration
-    if name in ("CheckedCollect", "CheckedReleaseFeedback"):
-        classes = dict(zip(("CheckedCollect", "CheckedReleaseFeedback"), _exchange_classes(), strict=True))
-        globals().update(classes)
-        return classes[name]
-    if name == "FileTimeCollectorPlugin":
-        globals()[name] = _collector_class()
-        return globals()[name]
-    raise AttributeError(name)
+    if name not in ("CheckedCollect", "CheckedReleaseFeedback", "FileTimeCollectorPlugin"):
+        raise AttributeError(name)
+    globals().update(_nbgrader_classes())
+    return globals()[name]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -231,13 +232,10 @@ class JobCgroup:
                         stale.remove()
 
 
-_CGROUP: list = []
-
-
+@functools.cache
 def job_cgroup() -> JobCgroup | None:
-    if not _CGROUP:
-        _CGROUP.append(JobCgroup.detect())
-    return _CGROUP[0]
+    """Where this process makes its jobs' cgroups (found once), or None where cgroups cannot be used."""
+    return JobCgroup.detect()
 
 
 def limits_mode() -> str:
@@ -258,12 +256,13 @@ def _count_user_processes(uid: int) -> int:
     return count
 
 
-def _rlimits(limits: Limits, mode: str) -> dict[int, int]:
+def _rlimits(limits: Limits, per_process: bool) -> dict[int, int]:
+    """The rlimits of a job; ``per_process``: no cgroup holds its memory and processes, so rlimits do."""
     import resource
 
     found = {resource.RLIMIT_CPU: limits.cpu_seconds, resource.RLIMIT_FSIZE: limits.file_mb * 2**20,
              resource.RLIMIT_NOFILE: limits.nofile, resource.RLIMIT_CORE: 0}
-    if mode == "rlimit":
+    if per_process:
         found[resource.RLIMIT_AS] = limits.memory_mb * 2**20
         # per user: what this user runs already, plus the job's share (the documented caveat)
         found[resource.RLIMIT_NPROC] = _count_user_processes(os.getuid()) + limits.nproc
@@ -400,12 +399,11 @@ def run(jail: Jail, populate=None, log_cap: int | None = None) -> int:
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxError(f"bwrap was not found on PATH: {FIX_BWRAP}")
-    mode = limits_mode()
-    cgroup = job_cgroup()
+    found = job_cgroup()
+    cgroup = JobCgroup(found.mode, found.parents) if found else None
     if cgroup is not None:
-        cgroup = JobCgroup(cgroup.mode, cgroup.parents)
         cgroup.create(jail.limits)
-    rlimits = _rlimits(jail.limits, mode)
+    rlimits = _rlimits(jail.limits, per_process=cgroup is None)
     fds: dict[str, int] = {}
     program = seccomp_program()
     if program is not None:
@@ -464,12 +462,7 @@ def run(jail: Jail, populate=None, log_cap: int | None = None) -> int:
                     with contextlib.suppress(OSError):  # the jail may be gone already
                         os.write(go_w, b"go\n")
             os.close(go_w)
-        while True:
-            try:
-                code = proc.wait()
-                break
-            except InterruptedError:
-                continue
+        code = proc.wait()  # retried when a signal interrupts it (PEP 475): stop() does not raise
         return code if code >= 0 else 128 - code
     finally:
         if proc is not None and proc.poll() is None:
@@ -502,15 +495,13 @@ def _read_json(fd: int) -> dict | None:
             return json.loads(data)
 
 
-def copy_folder(src: str, dst: str, budget: int = KERNEL_COPY_BUDGET) -> None:
-    """Copy the student's folder into the kernel's private one: regular files only (no links, devices, FIFOs), no
-    notebooks (an earlier graded notebook holds test code), at most ``budget`` bytes."""
-    for root, dirs, files in os.walk(src, followlinks=False):
-        rel = os.path.relpath(root, src)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
-        target_dir = os.path.normpath(os.path.join(dst, rel))
-        os.makedirs(target_dir, exist_ok=True)
-        for name in files:
+def student_files(folder: str, budget: int = KERNEL_COPY_BUDGET):
+    """What the student's code may read of ``folder``, as (path relative to ``folder``, host path), in a fixed
+    order: regular files only (no links, devices, FIFOs), no notebooks (an earlier graded notebook holds test code),
+    at most ``budget`` bytes."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
             path = os.path.join(root, name)
             try:
                 st = os.lstat(path)
@@ -519,8 +510,16 @@ def copy_folder(src: str, dst: str, budget: int = KERNEL_COPY_BUDGET) -> None:
             if name.endswith(".ipynb") or not stat.S_ISREG(st.st_mode) or st.st_size > budget:
                 continue
             budget -= st.st_size
-            with open(path, "rb") as f_in, open(os.path.join(target_dir, name), "xb") as f_out:
-                shutil.copyfileobj(f_in, f_out)
+            yield os.path.relpath(path, folder), path
+
+
+def copy_folder(src: str, dst: str) -> None:
+    """Copy the :func:`student_files` of ``src`` into ``dst`` (the kernel's private folder, a verification job)."""
+    for rel, path in student_files(src):
+        target = os.path.join(dst, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(path, "rb") as f_in, open(target, "xb") as f_out:
+            shutil.copyfileobj(f_in, f_out)
 
 
 def kernel_main(connection_file: str, limits: Limits, preload: str, extra: list[str]) -> int:
@@ -582,8 +581,8 @@ def problems() -> list[str]:
     elif bwrap_path() is None:
         found.append(f"bubblewrap (bwrap) is not installed or not on PATH: {FIX_BWRAP}")
     else:
-        code, out = _run_captured(Jail([sys.executable, "-I", "-c", "import encodings, site"],
-                                       limits=Limits(memory_mb=1024)), timeout=60)
+        code, out = _run_captured([sys.executable, "-I", "-c", "import encodings, site"], Limits(memory_mb=1024),
+                                  timeout=60)
         if code != 0:
             found.append(f"a jailed Python did not start (exit code {code}): {_explain(out)}")
         elif os.geteuid() == 0 and limits_mode() == "rlimit":
@@ -594,13 +593,12 @@ def problems() -> list[str]:
     return found
 
 
-def _run_captured(jail: Jail, timeout: float, stdin: bytes | None = None) -> tuple[int | None, str]:
-    """Run a jail through this file's ``exec`` command in a child; (exit code or None on timeout, output)."""
-    cmd = [sys.executable, "-I", os.path.abspath(__file__), "exec",
-           *(["--workdir", jail.bind_workdir] if jail.bind_workdir else []),
-           *(["--no-reference"] if not jail.allow_reference else []), *jail.limits.args(), "--", *jail.cmd]
+def _run_captured(cmd: list[str], limits: Limits, timeout: float, *flags: str) -> tuple[int | None, str]:
+    """Run ``cmd`` jailed through this file's ``exec`` command (``flags``: its options) in a child; (exit code or
+    None on timeout, output)."""
+    argv = [sys.executable, "-I", os.path.abspath(__file__), "exec", *flags, *limits.args(), "--", *cmd]
     try:
-        res = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, cwd="/")
+        res = subprocess.run(argv, capture_output=True, timeout=timeout, cwd="/")
     except subprocess.TimeoutExpired:
         return None, f"no answer within {timeout:.0f} s"
     return res.returncode, (res.stdout + res.stderr).decode(errors="replace")
@@ -640,28 +638,20 @@ def self_test(limits: Limits | None = None) -> str:
         return "; ".join(found)
     with tempfile.TemporaryDirectory(prefix="gptedu-self-test-") as course:  # stands for a course folder
         Path(course, "gradebook.db").write_text("secret")
-        jail = Jail([sys.executable, "-c", SELF_TEST, course, os.path.join(PACKAGE_DIR, "__init__.py")],
-                    allow_reference=False, limits=limits or Limits())
-        code, out = _run_captured(jail, timeout=300)
+        code, out = _run_captured([sys.executable, "-c", SELF_TEST, course, os.path.join(PACKAGE_DIR, "__init__.py")],
+                                  limits or Limits(), 300, "--no-reference")
     if code == 0 and "SELF-TEST OK" in out:
         return ""
     lines = [line for line in out.splitlines() if line.strip()]
     return (f"a jailed Python that imports torch failed (exit code {code}): " + _explain("\n".join(lines[-15:])))
 
 
-def find_kernelspec(kernel_name: str = KERNEL_NAME) -> Path | None:
-    from jupyter_core.paths import jupyter_path
-
-    for base in jupyter_path("kernels"):
-        candidate = Path(base) / kernel_name / "kernel.json"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def kernelspec_problems() -> list[str]:
     """Whether the installed kernelspec runs this sandbox with this Python (else: run install again)."""
-    path = find_kernelspec()
+    from jupyter_core.paths import jupyter_path
+
+    found = [Path(base) / KERNEL_NAME / "kernel.json" for base in jupyter_path("kernels")]
+    path = next((p for p in found if p.is_file()), None)
     if path is None:
         return [f"the '{KERNEL_NAME}' kernelspec is not installed: run `{sys.executable} -m gptedu.grading.sandbox "
                 "install` (no root needed)"]
@@ -672,16 +662,12 @@ def kernelspec_problems() -> list[str]:
     return []
 
 
-def default_kernels_dir() -> Path:
-    """``<venv>/share/jupyter/kernels``: found by every Jupyter tool run from this venv, no global change."""
-    return Path(sys.prefix) / "share" / "jupyter" / "kernels"
-
-
 def install(kernels_dir: str | Path | None = None, limits: Limits | None = None, preload: str = "torch") -> Path:
     """Self-test first, then write the kernelspec (atomically); returns its folder. A failed self-test leaves no
     kernelspec (an old one there is removed: it would not work either)."""
     limits = limits or Limits()
-    spec_dir = Path(kernels_dir or default_kernels_dir()) / KERNEL_NAME
+    # default <venv>/share/jupyter/kernels: found by every Jupyter tool run from this venv, no global change
+    spec_dir = Path(kernels_dir or Path(sys.prefix) / "share" / "jupyter" / "kernels") / KERNEL_NAME
     reason = self_test(limits)
     if reason:
         shutil.rmtree(spec_dir, ignore_errors=True)

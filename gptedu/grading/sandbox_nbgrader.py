@@ -20,16 +20,30 @@ No score is read from what the kernel shows: :mod:`gptedu.grading.verify` sets e
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from time import monotonic
 
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    Execute,
+    IgnorePattern,
+    LimitOutput,
+    NbGraderPreprocessor,
+    OverwriteCells,
+    OverwriteKernelspec,
+)
 from traitlets import Bool, Integer, Unicode
 
 RESOURCE_KEY = "gptedu_grading"
@@ -60,14 +74,18 @@ class SandboxExecute(Execute):
                    "a fresh process that has run nothing), so that kernel start-up overlaps grading."
     ).tag(config=True)
 
-    def preprocess(self, nb, resources=None, km=None):
-        self._deadline = None  # starts with the first cell: the kernel's start-up has its own timeout
+    def _reset(self) -> None:
+        """A notebook's run starts: no deadline yet (it starts with the first cell: the kernel's start-up has its
+        own timeout), nothing stopped, no cell run, no output."""
+        self._deadline = None
         self._stopped = ""
         self._current = -1
         self._output_bytes: dict[int, int] = {}
+
+    def preprocess(self, nb, resources=None, km=None):
         self._resources_for_next = resources
-        info = {"stopped": "", "kernel_seconds": 0.0}
-        self._info = info
+        info = self._info = {"kernel_seconds": 0.0}
+        self._reset()
         started = self._started_at = monotonic()
         prestarted = None
         if km is None and self.prestart_kernel:
@@ -82,17 +100,15 @@ class SandboxExecute(Execute):
             # a kernel started in advance that fails to connect must not cost the student anything: start afresh
             self.log.warning("gptedu: the kernel started in advance did not answer; starting a new one")
             self._cleanup_prestarted()
-            self._deadline, self._stopped, self._current, self._output_bytes = None, "", -1, {}
-            info.update(stopped="")
+            self._reset()
             with contextlib.suppress(_StopNotebook):
                 nb, resources = super().preprocess(nb, resources, None)
             prestarted = None
         finally:
             if prestarted is not None:
                 self._cleanup_prestarted()
-        info["seconds"] = monotonic() - started
+        info.update(seconds=monotonic() - started, stopped=self._stopped)
         if self._stopped:
-            info["stopped"] = self._stopped
             for index, cell in enumerate(nb.cells):
                 if index > self._current and cell.cell_type == "code" and cell.source.strip():
                     cell.outputs = [error_output("NotRun", f"This cell was not run: {self._stopped}")]
@@ -155,14 +171,11 @@ class SandboxExecute(Execute):
             return cell, resources
         if self._deadline is None:
             self._deadline = monotonic() + self.notebook_timeout
-            self._info["kernel_seconds"] = round(monotonic() - self._started_at, 2) if hasattr(
-                self, "_started_at") else 0.0
+            self._info["kernel_seconds"] = round(monotonic() - self._started_at, 2)
             self._start_next_kernel()  # this kernel is up: the next one boots while this notebook runs
         if monotonic() >= self._deadline:
-            self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
-                             "that never ends or a very slow cell above.")
             self._current = index - 1
-            raise _StopNotebook
+            self._out_of_time()
         try:
             super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -172,11 +185,14 @@ class SandboxExecute(Execute):
         except CellTimeoutError:
             self._stop(cell, "KernelUnresponsive", "this cell did not stop when interrupted after its time limit "
                        "(does it catch KeyboardInterrupt, e.g. with a bare `except:`?). The kernel was stopped.")
-        if monotonic() >= self._deadline and not self._stopped:
-            self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
-                             "that never ends or a very slow cell above.")
-            raise _StopNotebook
+        if monotonic() >= self._deadline:
+            self._out_of_time()
         return cell, resources
+
+    def _out_of_time(self) -> None:
+        self._stopped = (f"the notebook used up its time limit ({self.notebook_timeout} s). Look for a loop "
+                         "that never ends or a very slow cell above.")
+        raise _StopNotebook
 
     def _stop(self, cell, ename: str, message: str) -> None:
         cell.outputs = [error_output(ename, message), *cell.get("outputs", [])]
@@ -200,7 +216,6 @@ class SandboxExecute(Execute):
                     self._output_bytes[cell_index] = self.max_output_bytes + 1
                 return None
         return super().process_message(msg, cell, cell_index)
-
 
     def on_cell_executed(self, **kwargs):
         """nbgrader appends the execute reply's error when no error output came: capped like the outputs."""
@@ -288,7 +303,7 @@ class _Prestarted:
         self.km = None
         self.kc = None
 
-    def start(self, key: tuple, client, log, warm_code: str | None = None) -> None:
+    def start(self, key: tuple, client, log, warm_code: str) -> None:
         from jupyter_core.utils import run_sync
 
         self.discard()
@@ -303,12 +318,7 @@ class _Prestarted:
             log.warning("gptedu: could not start the next kernel in advance: %s", exc)
             return
         self.key, self.km = key, km
-        self._warm(km, log, warm_code or self.WARM_CODE)
-        if not _PRESTART_ATEXIT:
-            import atexit
-
-            atexit.register(self.discard)
-            _PRESTART_ATEXIT.append(True)
+        self._warm(km, log, warm_code)
 
     def _warm(self, km, log, code: str) -> None:
         """Send ``code`` (silent: no output, no history, no execution count) without waiting for it."""
@@ -355,7 +365,7 @@ class _Prestarted:
 
 
 _PRESTARTED = _Prestarted()
-_PRESTART_ATEXIT: list[bool] = []
+atexit.register(_PRESTARTED.discard)
 
 
 # ---------------------------------------------------------------------------------------- damaged submissions
@@ -443,8 +453,6 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
       ``$GPTEDU_GRADING_BASELINE=1``) switches all four off: the slower original way, same grades, for
       benchmarks (``benchmarks/bench_autograde.py --baseline``).
     """
-    import sys
-
     from gptedu.grading import sandbox
 
     guard = []
@@ -463,17 +471,11 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
                 raise SystemExit(2)
             c.SandboxUnavailable.message = message
             guard = [SandboxUnavailable]
+        # on SandboxExecute itself too: the most specific section wins, so no setting on a parent class (a course's
+        # c.Execute.kernel_name, a command line's --Execute.kernel_name) can swap the jailed kernel out
         c.Execute.kernel_name = c.ExecutePreprocessor.kernel_name = sandbox.KERNEL_NAME
         c.SandboxExecute.kernel_name = sandbox.KERNEL_NAME
         c.SandboxExecute.kernel_manager_class = SandboxKernelManager
-
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (
-        AssignLatePenalties,
-        CheckCellMetadata,
-        IgnorePattern,
-        LimitOutput,
-    )
 
     from gptedu.grading.verify import SaveTrustedGrades, StartVerification, VerifyAnswers
 
@@ -508,8 +510,6 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
         AssignLatePenalties,
         CheckCellMetadata,
     ]
-    from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec
-
     c.Autograde.sanitize_preprocessors = [
         ClearOutput,
         DeduplicateIds,
@@ -535,8 +535,6 @@ def _refuse_autograde_without_secret(c) -> None:
     """``nbgrader autograde`` on a course without a secret stops here, naming the command that creates one (the
     hidden cases derive from it). Other commands (generate_assignment, feedback, export) do not need it; graded
     any other way (formgrader), each notebook fails with the same message instead."""
-    import sys
-
     if sys.argv[1:2] != ["autograde"]:
         return
     from gptedu.grading import secret

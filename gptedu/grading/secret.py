@@ -51,15 +51,11 @@ def for_submission(secret: bytes, code: list[str], folder: str | os.PathLike | N
     for source in code:
         digest.update(b"cell\x00" + hashlib.sha256(source.encode()).digest())
     if folder is not None and os.path.isdir(folder):
-        for root, dirs, files in os.walk(folder, followlinks=False):
-            dirs.sort()
-            for name in sorted(files):
-                where = os.path.join(root, name)
-                if name.endswith(".ipynb") or os.path.islink(where) or not os.path.isfile(where):
-                    continue
-                with open(where, "rb") as f:
-                    content = hashlib.file_digest(f, "sha256").digest()
-                digest.update(os.path.relpath(where, folder).encode() + b"\x00" + content)
+        from gptedu.grading.sandbox import student_files  # what the jail copies, so what the code can read
+
+        for rel, where in student_files(os.fspath(folder)):
+            with open(where, "rb") as f:
+                digest.update(rel.encode() + b"\x00" + hashlib.file_digest(f, "sha256").digest())
     return hmac.new(secret, b"submission\x00" + digest.digest(), hashlib.sha256).digest()
 
 
