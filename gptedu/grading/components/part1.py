@@ -416,8 +416,9 @@ def _generate_problem(ref: nn.Module, run: dict, found, calls) -> tuple[str, str
                     if bool(grad.any()) else "the model ran in training mode.", "decorate generate with "
                     "@torch.no_grad() and call self.eval() first (restore the mode at the end), as the exercise says.")
         fed = [min(ctx, prompt.size(1) + step) for step in range(steps)]
-        if lengths.tolist() != fed[: lengths.numel()]:
-            step = next(i for i, (a, b) in enumerate(zip(lengths.tolist(), fed, strict=False)) if a != b)
+        seen = lengths.tolist()[:steps]  # a call after the last step (an unused extra pass) changes no token
+        if seen != fed[: len(seen)]:
+            step = next(i for i, (a, b) in enumerate(zip(seen, fed, strict=False)) if a != b)
             return ("the model sees the last context_len tokens at each step", f"step {step} fed "
                     f"{int(lengths[step])} tokens to the model; expected {fed[step]} (context_len={ctx}).",
                     "crop to exactly the last context_len tokens: idx[:, -self.context_len:]"
