@@ -36,12 +36,12 @@ PART1 = [name for name, spec in SPECS.items() if spec.notebook[:2].isdigit() and
 ALL = list(SPECS)
 
 
-# The homework grades "GPT model (forward + generate)" as one 30-point component; the course splits it into two test
-# cells of 15. generate() is graded with a correct stand-in forward built from the model's own parts, so a forward
-# mistake costs the forward cells only; a generate written around its own broken forward's output (e.g. a forward
-# that returns the last position only) still loses generate points: that stays inside the homework's component and
-# is reported, not counted as a cascade.
-HOMEWORK_COMPONENT = {"gpt_forward": "GPT model", "gpt_generate": "GPT model"}
+# The series' points table counts "GPT model (forward + generate)" as one 30-point exercise, graded in two test cells
+# of 15. generate() is graded with a correct stand-in forward built from the model's own parts, so a forward mistake
+# costs the forward cells only; a generate written around its own broken forward's output (e.g. a forward that
+# returns the last position only) still loses generate points: that stays inside that exercise and is reported,
+# not counted as a cascade.
+EXERCISE_OF = {"gpt_forward": "GPT model", "gpt_generate": "GPT model"}
 
 
 # Cascades found and reported, kept visible here instead of hidden: answer -> why. The test fails when one of them
@@ -49,8 +49,8 @@ HOMEWORK_COMPONENT = {"gpt_forward": "GPT model", "gpt_generate": "GPT model"}
 KNOWN_CASCADES: dict[str, str] = {}  # none left: sample_next_token is graded with a correct top_k_filter stand-in
 
 
-def homework_component(component: str) -> str:
-    return HOMEWORK_COMPONENT.get(component, component)
+def exercise_of(component: str) -> str:
+    return EXERCISE_OF.get(component, component)
 
 
 def notebook_of(component: str) -> str:
@@ -142,15 +142,15 @@ class Outcome:
 
     @property
     def collateral(self) -> dict[str, float]:
-        """Points lost in other homework components (a cascade): should be empty."""
-        own = {homework_component(c) for c in self.own}
-        return {c: self.lost(c) for c in self.others if self.lost(c) > 0 and homework_component(c) not in own}
+        """Points lost in other exercises (a cascade): should be empty."""
+        own = {exercise_of(c) for c in self.own}
+        return {c: self.lost(c) for c in self.others if self.lost(c) > 0 and exercise_of(c) not in own}
 
     @property
     def same_component(self) -> dict[str, float]:
-        """Points lost in the other test cells of the same homework component (e.g. generate, for a forward bug)."""
-        own = {homework_component(c) for c in self.own}
-        return {c: self.lost(c) for c in self.others if self.lost(c) > 0 and homework_component(c) in own}
+        """Points lost in the other test cells of the same exercise (e.g. generate, for a forward bug)."""
+        own = {exercise_of(c) for c in self.own}
+        return {c: self.lost(c) for c in self.others if self.lost(c) > 0 and exercise_of(c) in own}
 
     @property
     def points_lost(self) -> float:

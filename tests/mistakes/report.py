@@ -1,7 +1,7 @@
 """Print the catch-rate table of the mistakes catalogue: ``python -m tests.mistakes.report [--markdown]``.
 
 One row per catalogued answer: component, answer, what was expected, whether its own component's checks caught it,
-the points it lost there (and in the other test cells of the same homework component, and elsewhere: a cascade),
+the points it lost there (and in the other test cells of the same exercise, and elsewhere: a cascade),
 whether a message names the likely cause, and the first cause the student reads. Then the catch rate, the
 correct-but-unusual answers, the known-undetectable mistakes with the reason, and the realistic mistakes that no
 graded exercise covers.
