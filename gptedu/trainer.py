@@ -122,9 +122,8 @@ def scheduled_lr(progress: float, config: TrainConfig) -> float:
     if start >= 1.0:
         return config.min_lr
     t = (progress - start) / (1.0 - start)
-    if config.decay == "linear":
-        return config.min_lr + (1.0 - t) * (top - config.min_lr)
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * t)) * (top - config.min_lr)
+    left = 1.0 - t if config.decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))  # 1 -> 0 over the decay
+    return config.min_lr + left * (top - config.min_lr)
 
 
 def step_lr(step: int, elapsed: float, config: TrainConfig) -> float:
