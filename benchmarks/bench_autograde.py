@@ -5,6 +5,7 @@
     python benchmarks/bench_autograde.py --baseline --repeats 2   # + the original way, alternating, same run
     python benchmarks/bench_autograde.py --assignment gpt_from_scratch
     python benchmarks/bench_autograde.py --students 30             # a class: 30 complete submissions
+    python benchmarks/bench_autograde.py --students 30 --workers 2 # the same class, two nbgrader processes
 
 What it times: the course (``autograder/``) is copied into a temporary folder, the real ``nbgrader
 generate_assignment`` makes the release, ONE submission is handed in whose every answer cell holds the instructor's
@@ -139,13 +140,15 @@ def prepare(course: Path, assignments: list[str]) -> dict[str, dict[str, nbforma
     return filled
 
 
-def autograde(course: Path, assignment: str, student: str, env: dict, students: list[str] | None = None) -> dict:
+def autograde(course: Path, assignment: str, student: str, env: dict, students: list[str] | None = None,
+              workers: int = 1) -> dict:
     """One autograde (``student`` is a name or a glob matching ``students``): per-notebook rows, wall and CPU
     seconds, the score (the lowest of ``students``)."""
     lines: list[tuple[float, str]] = []
     before = CPU.seconds()
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "gptedu.grading.autograde_class", assignment, "--student", student],
+    proc = subprocess.Popen([sys.executable, "-m", "gptedu.grading.autograde_class", assignment, "--student", student,
+                             "--workers", str(workers)],
                             cwd=course, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def read() -> None:
@@ -184,7 +187,8 @@ def autograde(course: Path, assignment: str, student: str, env: dict, students: 
             "stderr": "\n".join(line for _, line in lines[-30:])}
 
 
-def run_once(course: Path, filled: dict, mode: str, index: int, env: dict, students: int = 1) -> dict:
+def run_once(course: Path, filled: dict, mode: str, index: int, env: dict, students: int = 1,
+             workers: int = 1) -> dict:
     names = [f"{mode}{index}"] if students == 1 else [f"{mode}{index}s{k:02d}" for k in range(students)]
     student = names[0] if students == 1 else f"{mode}{index}s*"
     run_env = dict(env)
@@ -197,12 +201,13 @@ def run_once(course: Path, filled: dict, mode: str, index: int, env: dict, stude
             folder.mkdir(parents=True, exist_ok=True)
             for name, nb in notebooks.items():
                 nbformat.write(nb, folder / name)
-        result[assignment] = autograde(course, assignment, student, run_env, names)
+        result[assignment] = autograde(course, assignment, student, run_env, names, workers)
         r = result[assignment]
         status = "ok" if r["ok"] else "VOID (not full points or nbgrader failed)"
         print(f"  {mode:8s} run {index}: {assignment:17s} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, "
               f"{'lowest ' if students > 1 else ''}score {r['score']}/{r['max_score']} {status}"
-              + (f" ({students} students, {r['wall'] / students:.1f} s each)" if students > 1 else ""), flush=True)
+              + (f" ({students} students, {r['wall'] / students:.1f} s each, {workers} worker(s))" if students > 1
+                 else ""), flush=True)
         if not r["ok"]:
             print(r["stderr"])
     return result
@@ -267,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary course (its path is printed)")
     parser.add_argument("--students", type=int, default=1,
                         help="a class: this many complete submissions, graded by one autograde per part")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="nbgrader processes side by side (autograde_class --workers; per-notebook rows then "
+                             "overlap: read the totals)")
     args = parser.parse_args(argv)
     for var in ("GPTEDU_DATA", "GPTEDU_GPT2_DIR"):
         if not os.environ.get(var):
@@ -286,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[dict]] = {m: [] for m in modes}
         for index in range(args.repeats):
             for mode in (modes if index % 2 == 0 else modes[::-1]):
-                results[mode].append(run_once(course, filled, mode, index, env, args.students))
+                results[mode].append(run_once(course, filled, mode, index, env, args.students, args.workers))
         report(results, assignments)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
