@@ -178,6 +178,24 @@ def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]],
     return cases
 
 
+def module_component(name: str, title: str, notebook: str, visible: int, hidden: int, check: ModuleCheck,
+                     sizes: list[tuple[dict, tuple, int]], hidden_size: Callable[[Draw, int], tuple],
+                     n_hidden: int, adjust: Callable[[list[dict]], list[dict]] | None = None,
+                     cases: dict | None = None, **options) -> Component:
+    """A component whose target is the ``nn.Module`` ``check.cls``: visible ``sizes`` ``(init, x_shape, seed)``,
+    hidden ones ``hidden_size(Draw(secret, name), i)`` for ``i < n_hidden``, built by :func:`module_cases` with
+    ``cases`` (then ``adjust``), compared by ``check``; ``options``: those of :func:`component`."""
+
+    def make_cases(is_hidden: bool, secret: bytes) -> list[dict]:
+        d = Draw(secret, name)
+        made = module_cases(name, check.cls, [hidden_size(d, i) for i in range(n_hidden)] if is_hidden else sizes,
+                            **(cases or {}))
+        return adjust(made) if adjust else made
+
+    target = (cases or {}).get("label") or check.cls.__name__
+    return component(name, title, target, notebook, visible, hidden, make_cases, check, **options)
+
+
 def calls_case(case_id: str, label: str, calls: list[dict], describe: str = "", **data) -> dict:
     """A case of kind ``"calls"``: the runner calls the student's ``label`` with each call's arguments (the call
     format: ``gptedu.grading.runner``'s ``_run_calls``). ``data``: the rest of the case (``construct``,
