@@ -218,15 +218,12 @@ def python_result(outputs: dict, name: str):
     return value
 
 
-STATUS_CHECKS = {
-    "not_attempted": "not attempted",
-    "error": "your code raised an error",
-    "load_error": "parameter names and shapes match the exercise",
-    "forbidden": "no shortcuts (write it yourself)",
-}
-STATUS_CAUSES = {
-    "load_error": "use exactly the attribute names and layer sizes given in the exercise.",
-    "forbidden": "this exercise is about writing the computation yourself.",
+STATUS_CHECKS = {  # status -> (check, cause)
+    "not_attempted": ("not attempted", ""),
+    "error": ("your code raised an error", ""),
+    "load_error": ("parameter names and shapes match the exercise",
+                   "use exactly the attribute names and layer sizes given in the exercise."),
+    "forbidden": ("no shortcuts (write it yourself)", "this exercise is about writing the computation yourself."),
 }
 
 
@@ -238,13 +235,13 @@ def status_failures(case: dict, outputs: dict) -> list[Failure]:
     if status == "ok":
         return []
     message = outputs.get("_message", "")
-    cause = STATUS_CAUSES.get(status, "")
+    check, cause = STATUS_CHECKS.get(status, (status, ""))
     if status == "error":
         cause = outputs.get("_cause") or "read the error above: it names the line of your code that failed."
     for key, text in case.get("error_causes", {}).items():
         if key == status or key in message:
             cause = text
-    return [Failure(STATUS_CHECKS.get(status, status), case["describe"], message, cause, status=status)]
+    return [Failure(check, case["describe"], message, cause, status=status)]
 
 
 def match_variant(found, variants: list[tuple[str, torch.Tensor]], atol: float) -> str:
@@ -274,7 +271,7 @@ class ModuleCheck:
     atol: float
     rtol: float
     cause: str
-    variants: Variants | None = None
+    variants: Variants
     extra: Callable[[dict, dict, nn.Module], list[Failure]] | None = None
     dropout_elsewhere: Callable | None = None
 
@@ -290,9 +287,8 @@ class ModuleCheck:
                                              f"{method}({input_name})", expected, outputs.get(key), self.atol,
                                              self.rtol, self.cause)
                     if failure is not None:
-                        if self.variants is not None:
-                            failure.cause = match_variant(outputs.get(key), self.variants(ref, x.clone(), method),
-                                                          self.atol) or self.cause
+                        failure.cause = match_variant(outputs.get(key), self.variants(ref, x.clone(), method),
+                                                      self.atol) or self.cause
                         failures.append(failure)
         failures += self._causality(case, outputs)
         if self.extra is not None:

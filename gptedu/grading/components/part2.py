@@ -879,13 +879,13 @@ def _collate_cases(hidden: bool, secret: bytes) -> list[dict]:
                        f"collate_instructions on {len(settings)} batches", settings=settings)]
 
 
-def _collate_like(batch, pad, max_length, shift=True, masked=-1, target_pad=-100, mask=True) -> torch.Tensor:
+def _collate_like(batch, pad, max_length, shift=True, masked=-1, pad_targets=False, mask=True) -> torch.Tensor:
     """The targets of a collate written with one knob turned (a typical mistake)."""
     seqs = [list(p) + list(r) for p, r in batch]
     length = max(len(s) for s in seqs) - 1
     if max_length is not None:
         length = min(length, max_length)
-    targets = torch.full((len(batch), length), target_pad, dtype=torch.long)
+    targets = torch.full((len(batch), length), pad if pad_targets else -100, dtype=torch.long)
     for row, ((prompt, _), seq) in enumerate(zip(batch, seqs, strict=True)):
         y = list((seq[1:] if shift else seq[:-1])[:length])
         if mask:
@@ -895,23 +895,21 @@ def _collate_like(batch, pad, max_length, shift=True, masked=-1, target_pad=-100
     return targets
 
 
-def _collate_variants(batch, pad, max_length) -> list[tuple[str, torch.Tensor]]:
-    return [
-        ("the prompt is not masked: set the targets of prompt tokens (targets[j] for j < len(prompt) - 1) to -100.",
-         _collate_like(batch, pad, max_length, mask=False)),
-        ("the padding in the targets is pad_id: padded target positions must be -100 so the loss skips them.",
-         _collate_like(batch, pad, max_length, target_pad=pad)),
-        ("one target too many is masked: the first response token (targets[len(prompt) - 1]) must stay, it is "
-         "what the model predicts after reading the whole prompt.", _collate_like(batch, pad, max_length, masked=0)),
-        ("the last prompt token is not masked as a target: mask targets[j] for every j < len(prompt) - 1.",
-         _collate_like(batch, pad, max_length, masked=-2)),
-        ("the targets are not shifted: targets = (prompt + response)[1:], inputs = (prompt + response)[:-1].",
-         _collate_like(batch, pad, max_length, shift=False)),
-    ]
+COLLATE_MISTAKES = [  # (likely cause, the knobs of _collate_like that write that mistake)
+    ("the prompt is not masked: set the targets of prompt tokens (targets[j] for j < len(prompt) - 1) to -100.",
+     dict(mask=False)),
+    ("the padding in the targets is pad_id: padded target positions must be -100 so the loss skips them.",
+     dict(pad_targets=True)),
+    ("one target too many is masked: the first response token (targets[len(prompt) - 1]) must stay, it is what the "
+     "model predicts after reading the whole prompt.", dict(masked=0)),
+    ("the last prompt token is not masked as a target: mask targets[j] for every j < len(prompt) - 1.",
+     dict(masked=-2)),
+    ("the targets are not shifted: targets = (prompt + response)[1:], inputs = (prompt + response)[:-1].",
+     dict(shift=False)),
+]
 
 
 def _collate_compare(case, outputs):
-    failures = []
     for i, (batch, pad, max_length) in enumerate(case["settings"]):
         desc = case["calls"][i]["describe"]
         x, y = finetune.collate_instructions(batch, pad, max_length=max_length)
@@ -935,12 +933,11 @@ def _collate_compare(case, outputs):
         fail = tensor_failure("targets: next tokens, -100 on prompt tokens and padding", desc, "targets", y, fy, 0, 0,
                               "")
         if fail:
-            fail.cause = next((text for text, v in _collate_variants(batch, pad, max_length)
-                               if v.shape == fy.shape and torch.equal(v, fy)),
-                              "targets = (prompt + response)[1:], with targets[j] = -100 for j < len(prompt) - 1 "
-                              "and on the padding.")
+            variants = [(text, _collate_like(batch, pad, max_length, **knobs)) for text, knobs in COLLATE_MISTAKES]
+            fail.cause = match_variant(fy, variants, 0) or ("targets = (prompt + response)[1:], with targets[j] = "
+                                                            "-100 for j < len(prompt) - 1 and on the padding.")
             return [fail]
-    return failures
+    return []
 
 
 COMPONENTS = {c.name: c for c in [
