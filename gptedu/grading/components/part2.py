@@ -118,14 +118,13 @@ def _gelu_variants(ref, x, method):
     ]
 
 
-def _wide(cases: list[dict]) -> list[dict]:
+def _gelu_inputs(cases: list[dict]) -> list[dict]:
     for c in cases:
         c["inputs"] = {"x": c["inputs"]["x"] * 3.0}
     return cases
 
 
 # ============================================================================================== FeedForward
-
 def _ff_variants(ref, x, method):
     lin1, lin2 = ref.layers[0], ref.layers[2]
     return [
@@ -944,10 +943,10 @@ COMPONENTS = {c.name: c for c in [
     module_component("gpt2_layer_norm", "LayerNorm (scale/shift, biased variance)", NB10, 5, 5, ModuleCheck(
         layers.LayerNorm, 1e-4, 1e-4, "scale * (x - mean) / sqrt(var + eps) + shift over the last axis, biased "
         "variance, eps = 1e-5.", _ln_variants),
-        [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)], _ln_size, 3, _ln_inputs),
+        [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)], _ln_size, 3, adjust=_ln_inputs),
     module_component("gpt2_gelu", "GELU (tanh approximation)", NB10, 3, 2, ModuleCheck(
         layers.GELU, 1e-5, 1e-5, "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))).", _gelu_variants),
-        [({}, (3, 20), 121)], _cfg_size(lambda c: {}), 2, _wide, cases=dict(with_params=False)),
+        [({}, (3, 20), 121)], _cfg_size(lambda c: {}), 2, adjust=_gelu_inputs, cases=dict(with_params=False)),
     module_component("gpt2_feed_forward", "FeedForward(cfg)", NB10, 3, 2, ModuleCheck(
         layers.FeedForward, 1e-5, 1e-4, "self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), GELU(), "
         "nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants),
@@ -975,7 +974,7 @@ COMPONENTS = {c.name: c for c in [
         _model_variants),
         [({"cfg": _cfg(10, 17, 16, 2, 2)}, (2, 10), 171),
          ({"cfg": _cfg(8, 11, 8, 2, 1, tie_weights=True)}, (1, 8), 172)],
-        _cfg_size(lambda c: {"cfg": c}, min_seq=2, tokens=True), 2, _tying_cause,
+        _cfg_size(lambda c: {"cfg": c}, min_seq=2, tokens=True), 2, adjust=_tying_cause,
         cases=dict(causal=True, token_ids=True, stand_ins=MODEL_PARTS),
         uses=("gpt2_layer_norm", "gpt2_embedding", "gpt2_block"), forbid_torch_attention=True),
     component("gpt2_param_count", "gpt_param_count (closed form)", "gpt_param_count", NB10, 3, 2, _count_cases,
@@ -990,8 +989,7 @@ COMPONENTS = {c.name: c for c in [
     component("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
               _loss_batch_compare),
     component("gpt2_calc_loss_loader", "calc_loss_loader", "calc_loss_loader", NB12, 3, 2, _loss_loader_cases,
-              _loss_loader_compare,
-              uses=("gpt2_calc_loss_batch",)),
+              _loss_loader_compare, uses=("gpt2_calc_loss_batch",)),
     component("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
               _gen_compare),
     module_component("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", NB13, 10, 10, _CachedCheck(
