@@ -178,6 +178,24 @@ def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]],
     return cases
 
 
+def module_component(name: str, title: str, notebook: str, visible: int, hidden: int, check: ModuleCheck,
+                     sizes: list[tuple[dict, tuple, int]], hidden_size: Callable[[Draw, int], tuple],
+                     n_hidden: int, adjust: Callable[[list[dict]], list[dict]] | None = None,
+                     cases: dict | None = None, **options) -> Component:
+    """A component whose target is the ``nn.Module`` ``check.cls``: visible ``sizes`` ``(init, x_shape, seed)``,
+    hidden ones ``hidden_size(Draw(secret, name), i)`` for ``i < n_hidden``, built by :func:`module_cases` with
+    ``cases`` (then ``adjust``), compared by ``check``; ``options``: those of :func:`component`."""
+
+    def make_cases(is_hidden: bool, secret: bytes) -> list[dict]:
+        d = Draw(secret, name)
+        made = module_cases(name, check.cls, [hidden_size(d, i) for i in range(n_hidden)] if is_hidden else sizes,
+                            **(cases or {}))
+        return adjust(made) if adjust else made
+
+    target = (cases or {}).get("label") or check.cls.__name__
+    return component(name, title, target, notebook, visible, hidden, make_cases, check, **options)
+
+
 def calls_case(case_id: str, label: str, calls: list[dict], describe: str = "", **data) -> dict:
     """A case of kind ``"calls"``: the runner calls the student's ``label`` with each call's arguments (the call
     format: ``gptedu.grading.runner``'s ``_run_calls``). ``data``: the rest of the case (``construct``,
@@ -200,15 +218,12 @@ def python_result(outputs: dict, name: str):
     return value
 
 
-STATUS_CHECKS = {
-    "not_attempted": "not attempted",
-    "error": "your code raised an error",
-    "load_error": "parameter names and shapes match the exercise",
-    "forbidden": "no shortcuts (write it yourself)",
-}
-STATUS_CAUSES = {
-    "load_error": "use exactly the attribute names and layer sizes given in the exercise.",
-    "forbidden": "this exercise is about writing the computation yourself.",
+STATUS_CHECKS = {  # status -> (check, cause)
+    "not_attempted": ("not attempted", ""),
+    "error": ("your code raised an error", ""),
+    "load_error": ("parameter names and shapes match the exercise",
+                   "use exactly the attribute names and layer sizes given in the exercise."),
+    "forbidden": ("no shortcuts (write it yourself)", "this exercise is about writing the computation yourself."),
 }
 
 
@@ -220,13 +235,13 @@ def status_failures(case: dict, outputs: dict) -> list[Failure]:
     if status == "ok":
         return []
     message = outputs.get("_message", "")
-    cause = STATUS_CAUSES.get(status, "")
+    check, cause = STATUS_CHECKS.get(status, (status, ""))
     if status == "error":
         cause = outputs.get("_cause") or "read the error above: it names the line of your code that failed."
     for key, text in case.get("error_causes", {}).items():
         if key == status or key in message:
             cause = text
-    return [Failure(STATUS_CHECKS.get(status, status), case["describe"], message, cause, status=status)]
+    return [Failure(check, case["describe"], message, cause, status=status)]
 
 
 def match_variant(found, variants: list[tuple[str, torch.Tensor]], atol: float) -> str:
@@ -256,7 +271,7 @@ class ModuleCheck:
     atol: float
     rtol: float
     cause: str
-    variants: Variants | None = None
+    variants: Variants
     extra: Callable[[dict, dict, nn.Module], list[Failure]] | None = None
     dropout_elsewhere: Callable | None = None
 
@@ -272,9 +287,8 @@ class ModuleCheck:
                                              f"{method}({input_name})", expected, outputs.get(key), self.atol,
                                              self.rtol, self.cause)
                     if failure is not None:
-                        if self.variants is not None:
-                            failure.cause = match_variant(outputs.get(key), self.variants(ref, x.clone(), method),
-                                                          self.atol) or self.cause
+                        failure.cause = match_variant(outputs.get(key), self.variants(ref, x.clone(), method),
+                                                      self.atol) or self.cause
                         failures.append(failure)
         failures += self._causality(case, outputs)
         if self.extra is not None:

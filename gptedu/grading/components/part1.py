@@ -22,7 +22,7 @@ from gptedu.grading.components.base import (
     calls_case,
     component,
     gen,
-    module_cases,
+    module_component,
     python_result,
     reference_params,
     sampling_failure,
@@ -45,17 +45,10 @@ def _pe_table(num: int, d: int, swap: bool = False, exp_scale: float = 1.0, star
     return pe
 
 
-def _pe_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = [(dict(d_model=16, num_range=50), (2, 10, 16), 1), (dict(d_model=8, num_range=100), (1, 100, 8), 2)]
-    if hidden:
-        d = Draw(secret, "positional_encoding")
-        sizes = []
-        for i in range(3):
-            d_model, seq = 2 * d(i, "half_d", low=2, high=32), d(i, "seq", low=1, high=300)
-            init = dict(d_model=d_model) if i == 0 else dict(d_model=d_model, num_range=seq + d(i, "spare", high=40))
-            sizes.append((init, (d(i, "batch", low=1, high=3), seq, d_model), d.seed(i)))
-    return module_cases("positional_encoding", positional.PositionalEncoding, sizes, with_params=False,
-                        report_buffers=["pe"])
+def _pe_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+    d_model, seq = 2 * d(i, "half_d", low=2, high=32), d(i, "seq", low=1, high=300)
+    init = dict(d_model=d_model) if i == 0 else dict(d_model=d_model, num_range=seq + d(i, "spare", high=40))
+    return init, (d(i, "batch", low=1, high=3), seq, d_model), d.seed(i)
 
 
 def _pe_variants(ref, x, method):
@@ -99,11 +92,6 @@ def _pe_extra(case, outputs, ref) -> list[Failure]:
                           if "shape" in fail.message else "compare your formula with the one in the markdown above.")
             failures.append(fail)
     return failures
-
-
-_pe_compare = ModuleCheck(positional.PositionalEncoding, 1e-4, 0.0,
-                          "compare your table with the formula; plot it next to the reference heatmap.",
-                          _pe_variants, _pe_extra)
 
 
 # ============================================================================================== 03 head
@@ -169,39 +157,20 @@ def _head_extra(case, outputs, ref) -> list[Failure]:
     return failures
 
 
-def _head_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = [(dict(d_model=16, d_k=8, d_v=8, context_len=12), (2, 12, 16), 11),
-             (dict(d_model=16, d_k=4, d_v=6, context_len=20), (3, 7, 16), 12)]
-    if hidden:
-        d = Draw(secret, "head")
-        sizes = []
-        for i in range(3):
-            init = dict(d_model=d(i, "d_model", low=4, high=40), d_k=d(i, "d_k", low=2, high=16),
-                        d_v=d(i, "d_v", low=2, high=16), context_len=d(i, "ctx", low=4, high=64))
-            seq = init["context_len"] if i == 1 else d(i, "seq", low=2, high=init["context_len"])
-            sizes.append((init, (d(i, "batch", low=1, high=4), seq, init["d_model"]), d.seed(i)))
-    return module_cases("head", attention.Head, sizes, methods=("forward", "attention_weights"), causal=True)
-
-
-_head_compare = ModuleCheck(attention.Head, 1e-5, 1e-4,
-                            "compare each step with the formula softmax(mask(q k^T / sqrt(d_k))) v.",
-                            _head_variants, _head_extra)
+def _head_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+    init = dict(d_model=d(i, "d_model", low=4, high=40), d_k=d(i, "d_k", low=2, high=16),
+                d_v=d(i, "d_v", low=2, high=16), context_len=d(i, "ctx", low=4, high=64))
+    seq = init["context_len"] if i == 1 else d(i, "seq", low=2, high=init["context_len"])
+    return init, (d(i, "batch", low=1, high=4), seq, init["d_model"]), d.seed(i)
 
 
 # ============================================================================================== 04 multi-head
-def _mha_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = [(dict(d_model=16, num_heads=4, context_len=12), (2, 12, 16), 21),
-             (dict(d_model=8, num_heads=2, context_len=10), (1, 5, 8), 22)]
-    if hidden:
-        d = Draw(secret, "multi_head")
-        sizes = []
-        for i in range(3):
-            heads = 1 if i == 2 else d(i, "heads", low=2, high=8)
-            init = dict(d_model=heads * d(i, "head_size", low=1, high=6), num_heads=heads,
-                        context_len=d(i, "ctx", low=4, high=40))
-            sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=2, high=init["context_len"]),
-                                 init["d_model"]), d.seed(i)))
-    return module_cases("multi_head", attention.MultiHeadAttention, sizes, causal=True)
+def _mha_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+    heads = 1 if i == 2 else d(i, "heads", low=2, high=8)
+    init = dict(d_model=heads * d(i, "head_size", low=1, high=6), num_heads=heads,
+                context_len=d(i, "ctx", low=4, high=40))
+    seq = d(i, "seq", low=2, high=init["context_len"])
+    return init, (d(i, "batch", low=1, high=3), seq, init["d_model"]), d.seed(i)
 
 
 def _mha_variants(ref, x, method):
@@ -215,24 +184,12 @@ def _mha_variants(ref, x, method):
     ]
 
 
-_mha_compare = ModuleCheck(attention.MultiHeadAttention, 1e-5, 1e-4,
-                           "concatenate the heads' outputs along the last axis (dim=-1) in the order of self.heads, "
-                           "then apply self.proj.", _mha_variants)
-
-
 # ============================================================================================== 05 feed-forward
-def _ffn_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = [(dict(d_model=16, d_ff=64), (2, 5, 16), 31), (dict(d_model=8, d_ff=24), (4, 3, 8), 32)]
-    if hidden:
-        d = Draw(secret, "feed_forward")
-        sizes = []
-        for i in range(3):
-            init = dict(d_model=d(i, "d_model", low=4, high=32))
-            if i < 2:  # the third uses the default d_ff
-                init["d_ff"] = d(i, "d_ff", low=4, high=96)
-            sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=1, high=12), init["d_model"]),
-                          d.seed(i)))
-    return module_cases("feed_forward", feedforward.FeedForward, sizes)
+def _ffn_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+    init = dict(d_model=d(i, "d_model", low=4, high=32))
+    if i < 2:  # the third uses the default d_ff
+        init["d_ff"] = d(i, "d_ff", low=4, high=96)
+    return init, (d(i, "batch", low=1, high=3), d(i, "seq", low=1, high=12), init["d_model"]), d.seed(i)
 
 
 def _ffn_variants(ref, x, method):
@@ -247,35 +204,19 @@ def _ffn_variants(ref, x, method):
     ]
 
 
-_ffn_compare = ModuleCheck(feedforward.FeedForward, 1e-5, 1e-4,
-                           "self.ffn must be nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), "
-                           "nn.Linear(d_ff, d_model)).", _ffn_variants)
-
-
 # ============================================================================================== 06 decoder layer
 LAYER_PREREQS = ("MultiHeadAttention.", "Head.", "FeedForward.")
 
 
-def _stack_sizes(secret: bytes, name: str, n: int, layers: bool = False) -> list[tuple[dict, tuple, int]]:
+def _stack_size(d: Draw, i: int, layers: bool = False) -> tuple[dict, tuple, int]:
     """Hidden sizes of a decoder layer or stack: d_model divisible by num_heads, seq <= context_len."""
-    d = Draw(secret, name)
-    sizes = []
-    for i in range(n):
-        heads = d(i, "heads", low=1, high=4)
-        init = dict(d_model=heads * d(i, "head_size", low=2, high=8), num_heads=heads,
-                    d_ff=d(i, "d_ff", low=4, high=48), context_len=d(i, "ctx", low=4, high=24))
-        if layers:
-            init["num_layers"] = d(i, "layers", low=1, high=3)
-        sizes.append((init, (d(i, "batch", low=1, high=3), d(i, "seq", low=2, high=init["context_len"]),
-                             init["d_model"]), d.seed(i)))
-    return sizes
-
-
-def _layer_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = (_stack_sizes(secret, "decoder_layer", 2) if hidden else
-             [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10), (2, 10, 16), 41),
-              (dict(d_model=8, num_heads=4, d_ff=8, context_len=12), (1, 6, 8), 42)])
-    return module_cases("decoder_layer", decoder.TransformerDecoderLayer, sizes, causal=True)
+    heads = d(i, "heads", low=1, high=4)
+    init = dict(d_model=heads * d(i, "head_size", low=2, high=8), num_heads=heads,
+                d_ff=d(i, "d_ff", low=4, high=48), context_len=d(i, "ctx", low=4, high=24))
+    if layers:
+        init["num_layers"] = d(i, "layers", low=1, high=3)
+    seq = d(i, "seq", low=2, high=init["context_len"])
+    return init, (d(i, "batch", low=1, high=3), seq, init["d_model"]), d.seed(i)
 
 
 def _layer_variants(ref, x, method):
@@ -296,21 +237,11 @@ def _layer_variants(ref, x, method):
     ]
 
 
-_layer_compare = ModuleCheck(decoder.TransformerDecoderLayer, 1e-5, 1e-4,
-                             "pre-norm: x = x + attn(norm1(x)); then x = x + ffn(norm2(x)).", _layer_variants)
-
-
 # ============================================================================================== 07 decoder + GPT
 DECODER_PREREQS = (*LAYER_PREREQS, "TransformerDecoderLayer.")
 GPT_PREREQS = (*DECODER_PREREQS, "TransformerDecoder.", "PositionalEncoding.", "sinusoidal_table")
 GPT_PREREQ_NAMES = {"ReferenceDecoder": "gptedu.char.decoder.TransformerDecoder",
                     "PositionalEncoding": "gptedu.char.positional.PositionalEncoding"}
-
-
-def _decoder_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = (_stack_sizes(secret, "decoder", 2, layers=True) if hidden else
-             [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10, num_layers=2), (2, 10, 16), 51)])
-    return module_cases("decoder", decoder.TransformerDecoder, sizes, causal=True)
 
 
 def _decoder_variants(ref, x, method):
@@ -325,22 +256,9 @@ def _decoder_variants(ref, x, method):
     ]
 
 
-_decoder_compare = ModuleCheck(decoder.TransformerDecoder, 1e-5, 1e-4,
-                               "apply every layer in order, then the final norm: for layer in self.layers: "
-                               "x = layer(x); return self.norm(x).", _decoder_variants)
-
-
-def _gpt_sizes(secret: bytes, name: str, n: int) -> list[tuple[dict, int]]:
-    d = Draw(secret, name)
-    return [(dict(vocab_size=d(i, "vocab", low=5, high=65), **init), seed)
-            for i, (init, _, seed) in enumerate(_stack_sizes(secret, name, n, layers=True))]
-
-
-def _gpt_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(init, (1 + i, Draw(secret, "gpt_forward")(i, "seq", low=2, high=init["context_len"])), seed)
-              for i, (init, seed) in enumerate(_gpt_sizes(secret, "gpt_forward", 2))] if hidden else
-             [(dict(vocab_size=11, d_model=16, num_heads=2, d_ff=32, context_len=12, num_layers=2), (2, 12), 61)])
-    return module_cases("gpt_forward", model.GPTModel, sizes, causal=True, token_ids=True)
+def _gpt_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+    init, (_, seq, _), seed = _stack_size(d, i, layers=True)
+    return dict(vocab_size=d(i, "vocab", low=5, high=65), **init), (1 + i, seq), seed
 
 
 def _gpt_variants(ref, x, method):
@@ -356,16 +274,13 @@ def _gpt_variants(ref, x, method):
     ]
 
 
-_gpt_compare = ModuleCheck(model.GPTModel, 2e-5, 1e-4, "embedding -> positional encoding -> decoder -> fc_out, "
-                           "returning logits (batch, seq, vocab_size).", _gpt_variants)
-
-
 GEN_TEMPERATURE_GREEDY = 1e-4  # notebook 07's generate() divides by the temperature, so "greedy" is T -> 0
 
 
 def _generate_cases(hidden: bool, secret: bytes) -> list[dict]:
     settings = ([(init, seed, (0.5, 2.0)[i % 2])
-                 for i, (init, seed) in enumerate(_gpt_sizes(secret, "gpt_generate", 2))] if hidden else
+                 for i, (init, _, seed) in enumerate(_gpt_size(Draw(secret, "gpt_generate"), i) for i in range(2))]
+                if hidden else
                 [(dict(vocab_size=13, d_model=16, num_heads=2, d_ff=32, context_len=8, num_layers=2), 71, 0.6)])
     cases = []
     for i, (init, seed, temp) in enumerate(settings):
@@ -657,7 +572,7 @@ def _get_batch_compare(case, outputs):
                                     "token ids must be long for nn.Embedding and cross_entropy."))
         starts = position[x[:, 0].long().clamp(0, n - 1)]
         offsets = torch.arange(seq)
-        if int(starts.max()) + seq >= n + 0 and bool((starts + seq >= n).any()):
+        if bool((starts + seq >= n).any()):
             failures.append(Failure("windows stay inside the data", desc,
                                     f"a window starts at {int(starts.max())}; with seq_len={seq} its target would run "
                                     f"past the end (data has {n} tokens).",
@@ -754,24 +669,21 @@ def _loop_compare(case, outputs):
                                 f"the model was called {len(training)} time(s) for {n_batches} batches.",
                                 "loop over every (src, tgt) batch of the dataloader once and call model(src)."))
         return failures
-    if case["mode"] == "train":
-        if not bool(training.all()):
-            failures.append(Failure("the model is in training mode", desc,
-                                    "the model was in eval mode during the forward pass.",
-                                    "call model.train() at the start of train()."))
-        if not bool(grad.all()):
-            failures.append(Failure("gradients are enabled in train()", desc, "forward ran under torch.no_grad().",
-                                    "only evaluate() uses torch.no_grad()."))
-    else:
-        if bool(training.any()):
-            failures.append(Failure("the model is in eval mode", desc, "the model was in training mode.",
-                                    "call model.eval() at the start of evaluate() (dropout must be off)."))
-        if bool(grad.any()):
-            failures.append(Failure("no gradients in evaluate()", desc, "forward ran with autograd on.",
-                                    "wrap the loop in torch.no_grad() (or decorate evaluate with @torch.no_grad())."))
-        if any(bool(outputs.get(f"hasgrad:{k}", False)) for k in expected_params):
-            failures.append(Failure("evaluate() does not backpropagate", desc, "parameters received gradients.",
-                                    "evaluate only computes the loss: no loss.backward(), no optimizer."))
+    train = case["mode"] == "train"
+    for wrong, check, message, cause in (
+            (train and not bool(training.all()), "the model is in training mode",
+             "the model was in eval mode during the forward pass.", "call model.train() at the start of train()."),
+            (train and not bool(grad.all()), "gradients are enabled in train()", "forward ran under torch.no_grad().",
+             "only evaluate() uses torch.no_grad()."),
+            (not train and bool(training.any()), "the model is in eval mode", "the model was in training mode.",
+             "call model.eval() at the start of evaluate() (dropout must be off)."),
+            (not train and bool(grad.any()), "no gradients in evaluate()", "forward ran with autograd on.",
+             "wrap the loop in torch.no_grad() (or decorate evaluate with @torch.no_grad())."),
+            (not train and any(bool(outputs.get(f"hasgrad:{k}", False)) for k in expected_params),
+             "evaluate() does not backpropagate", "parameters received gradients.",
+             "evaluate only computes the loss: no loss.backward(), no optimizer.")):
+        if wrong:
+            failures.append(Failure(check, desc, message, cause))
     if "loss_tensor" in outputs:
         graph = bool(outputs["loss_tensor"])
         failures.append(Failure("returns the mean loss as a Python float", desc,
@@ -789,11 +701,11 @@ def _loop_compare(case, outputs):
                                 f"expected {expected_loss:.6f}, found {float(found) if found is not None else None}.",
                                 cause, "loss"))
     for name, expected in expected_params.items():
-        fail = tensor_failure("parameters after the epoch match the reference" if case["mode"] == "train" else
+        fail = tensor_failure("parameters after the epoch match the reference" if train else
                               "evaluate() leaves the parameters unchanged", desc, name, expected,
                               outputs.get(f"param:{name}"), 1e-5, 1e-4, "")
         if fail:
-            if case["mode"] == "train":
+            if train:
                 found_p = outputs.get(f"param:{name}")
                 cause = "per batch: optimizer.zero_grad(); loss = criterion(...); loss.backward(); optimizer.step()."
                 for variant, text in (("no_step", "optimizer.step() is never called: the weights did not move."),
@@ -984,23 +896,49 @@ COMPONENTS = {c.name: c for c in [
     component("text_dataset", "TextDataset", "TextDataset", "01_data", 3, 2, _dataset_cases, _dataset_compare),
     component("get_batch", "get_batch (random windows, shifted targets)", "get_batch", "01_data", 3, 2,
               _get_batch_cases, _get_batch_compare),
-    component("positional_encoding", "PositionalEncoding", "PositionalEncoding", "02_positional_encoding", 5, 5,
-              _pe_cases, _pe_compare),
-    component("head", "Head (masked scaled dot-product attention)", "Head", "03_single_head", 10, 10, _head_cases,
-              _head_compare, forbid_torch_attention=True),
-    component("multi_head", "MultiHeadAttention", "MultiHeadAttention", "04_multi_head", 5, 5, _mha_cases,
-              _mha_compare, {"Head": "gptedu.char.attention.Head"}, forbid_torch_attention=True,
-              allowed_reference=("Head.",)),
-    component("feed_forward", "FeedForward", "FeedForward", "05_feed_forward", 5, 5, _ffn_cases, _ffn_compare),
-    component("decoder_layer", "TransformerDecoderLayer (pre-norm)", "TransformerDecoderLayer", "06_decoder_layer",
-              5, 5, _layer_cases, _layer_compare,
-              {"MultiHeadAttention": "gptedu.char.attention.MultiHeadAttention",
-               "FeedForward": "gptedu.char.feedforward.FeedForward"}, forbid_torch_attention=True,
-              allowed_reference=LAYER_PREREQS),
-    component("decoder", "TransformerDecoder", "TransformerDecoder", "07_gpt", 5, 5, _decoder_cases,
-              _decoder_compare, DECODER_PREREQ, forbid_torch_attention=True, allowed_reference=DECODER_PREREQS),
-    component("gpt_forward", "GPTModel.forward", "GPTModel", "07_gpt", 8, 7, _gpt_cases, _gpt_compare,
-              GPT_PREREQ_NAMES, forbid_torch_attention=True, allowed_reference=GPT_PREREQS),
+    module_component("positional_encoding", "PositionalEncoding", "02_positional_encoding", 5, 5, ModuleCheck(
+        positional.PositionalEncoding, 1e-4, 0.0, "compare your table with the formula; plot it next to the "
+        "reference heatmap.", _pe_variants, _pe_extra),
+        [(dict(d_model=16, num_range=50), (2, 10, 16), 1), (dict(d_model=8, num_range=100), (1, 100, 8), 2)],
+        _pe_size, 3, cases=dict(with_params=False, report_buffers=["pe"])),
+    module_component("head", "Head (masked scaled dot-product attention)", "03_single_head", 10, 10, ModuleCheck(
+        attention.Head, 1e-5, 1e-4, "compare each step with the formula softmax(mask(q k^T / sqrt(d_k))) v.",
+        _head_variants, _head_extra),
+        [(dict(d_model=16, d_k=8, d_v=8, context_len=12), (2, 12, 16), 11),
+         (dict(d_model=16, d_k=4, d_v=6, context_len=20), (3, 7, 16), 12)],
+        _head_size, 3, cases=dict(methods=("forward", "attention_weights"), causal=True), forbid_torch_attention=True),
+    module_component("multi_head", "MultiHeadAttention", "04_multi_head", 5, 5, ModuleCheck(
+        attention.MultiHeadAttention, 1e-5, 1e-4, "concatenate the heads' outputs along the last axis (dim=-1) in "
+        "the order of self.heads, then apply self.proj.", _mha_variants),
+        [(dict(d_model=16, num_heads=4, context_len=12), (2, 12, 16), 21),
+         (dict(d_model=8, num_heads=2, context_len=10), (1, 5, 8), 22)],
+        _mha_size, 3, cases=dict(causal=True), prerequisites={"Head": "gptedu.char.attention.Head"},
+        forbid_torch_attention=True, allowed_reference=("Head.",)),
+    module_component("feed_forward", "FeedForward", "05_feed_forward", 5, 5, ModuleCheck(
+        feedforward.FeedForward, 1e-5, 1e-4, "self.ffn must be nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), "
+        "nn.Linear(d_ff, d_model)).", _ffn_variants),
+        [(dict(d_model=16, d_ff=64), (2, 5, 16), 31), (dict(d_model=8, d_ff=24), (4, 3, 8), 32)], _ffn_size, 3),
+    module_component("decoder_layer", "TransformerDecoderLayer (pre-norm)", "06_decoder_layer", 5, 5, ModuleCheck(
+        decoder.TransformerDecoderLayer, 1e-5, 1e-4, "pre-norm: x = x + attn(norm1(x)); then x = x + ffn(norm2(x)).",
+        _layer_variants),
+        [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10), (2, 10, 16), 41),
+         (dict(d_model=8, num_heads=4, d_ff=8, context_len=12), (1, 6, 8), 42)],
+        _stack_size, 2, cases=dict(causal=True),
+        prerequisites={"MultiHeadAttention": "gptedu.char.attention.MultiHeadAttention",
+                       "FeedForward": "gptedu.char.feedforward.FeedForward"},
+        forbid_torch_attention=True, allowed_reference=LAYER_PREREQS),
+    module_component("decoder", "TransformerDecoder", "07_gpt", 5, 5, ModuleCheck(
+        decoder.TransformerDecoder, 1e-5, 1e-4, "apply every layer in order, then the final norm: for layer in "
+        "self.layers: x = layer(x); return self.norm(x).", _decoder_variants),
+        [(dict(d_model=16, num_heads=2, d_ff=32, context_len=10, num_layers=2), (2, 10, 16), 51)],
+        lambda d, i: _stack_size(d, i, layers=True), 2, cases=dict(causal=True), prerequisites=DECODER_PREREQ,
+        forbid_torch_attention=True, allowed_reference=DECODER_PREREQS),
+    module_component("gpt_forward", "GPTModel.forward", "07_gpt", 8, 7, ModuleCheck(
+        model.GPTModel, 2e-5, 1e-4, "embedding -> positional encoding -> decoder -> fc_out, returning logits "
+        "(batch, seq, vocab_size).", _gpt_variants),
+        [(dict(vocab_size=11, d_model=16, num_heads=2, d_ff=32, context_len=12, num_layers=2), (2, 12), 61)],
+        _gpt_size, 2, cases=dict(causal=True, token_ids=True), prerequisites=GPT_PREREQ_NAMES,
+        forbid_torch_attention=True, allowed_reference=GPT_PREREQS),
     component("gpt_generate", "GPTModel.generate", "GPTModel", "07_gpt", 8, 7, _generate_cases, _generate_compare,
               GPT_PREREQ_NAMES, forbid_torch_attention=True, allowed_reference=GPT_PREREQS),
     component("train", "train (one epoch)", "train", "08_training", 5, 5,

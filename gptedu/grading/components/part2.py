@@ -28,7 +28,7 @@ from gptedu.grading.components.base import (
     calls_case,
     component,
     match_variant,
-    module_cases,
+    module_component,
     python_result,
     sampling_failure,
 )
@@ -44,18 +44,28 @@ def _cfg(context_len, vocab_size, emb_dim, n_heads, n_layers, drop_rate=0.1, qkv
                 drop_rate=drop_rate, qkv_bias=qkv_bias, tie_weights=tie_weights)
 
 
+def _hidden_cfg(d: Draw, i: int, **fixed) -> tuple[dict, tuple[int, int], int]:
+    """The ``i``-th hidden ``(cfg, (batch, seq), seed)`` of a component, drawn from the course secret."""
+    heads = d(i, "heads", low=1, high=4)
+    cfg = _cfg(d(i, "ctx", low=4, high=16), d(i, "vocab", low=5, high=40), heads * d(i, "head_dim", low=2, high=8),
+               heads, d(i, "layers", low=1, high=2), d(i, "drop", high=5) / 10,
+               qkv_bias=i % 2 == 0 if i < 2 else bool(d(i, "qkv", high=1)), tie_weights=i % 2 == 1)
+    cfg.update(fixed)
+    return cfg, (d(i, "batch", low=1, high=3), d(i, "seq", low=1, high=cfg["context_len"])), d.seed(i)
+
+
 def _hidden_cfgs(secret: bytes, name: str, n: int, **fixed) -> list[tuple[dict, tuple[int, int], int]]:
-    """``n`` hidden ``(cfg, (batch, seq), seed)`` of a component, drawn from the course secret."""
-    d = Draw(secret, name)
-    out = []
-    for i in range(n):
-        heads = d(i, "heads", low=1, high=4)
-        cfg = _cfg(d(i, "ctx", low=4, high=16), d(i, "vocab", low=5, high=40), heads * d(i, "head_dim", low=2, high=8),
-                   heads, d(i, "layers", low=1, high=2), d(i, "drop", high=5) / 10,
-                   qkv_bias=i % 2 == 0 if i < 2 else bool(d(i, "qkv", high=1)), tie_weights=i % 2 == 1)
-        cfg.update(fixed)
-        out.append((cfg, (d(i, "batch", low=1, high=3), d(i, "seq", low=1, high=cfg["context_len"])), d.seed(i)))
-    return out
+    return [_hidden_cfg(Draw(secret, name), i, **fixed) for i in range(n)]
+
+
+def _cfg_size(init: Callable[[dict], dict], min_seq: int = 1, tokens: bool = False, **fixed) -> Callable:
+    """The ``hidden_size`` of a module built from ``init(cfg)``, on token ids (``tokens``) or ``(b, seq, emb)``."""
+
+    def size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+        c, (b, s), seed = _hidden_cfg(d, i, **fixed)
+        return init(c), (b, max(min_seq, s)) if tokens else (b, max(min_seq, s), c["emb_dim"]), seed
+
+    return size
 
 
 def _att_init(cfg: dict) -> dict:
@@ -64,11 +74,12 @@ def _att_init(cfg: dict) -> dict:
 
 
 # ============================================================================================== LayerNorm
-def _ln_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(dict(emb_dim=c["emb_dim"] + i), (b, s, c["emb_dim"] + i), seed)
-              for i, (c, (b, s), seed) in enumerate(_hidden_cfgs(secret, "gpt2_layer_norm", 3))] if hidden else
-             [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)])
-    cases = module_cases("gpt2_layer_norm", layers.LayerNorm, sizes)
+def _ln_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+    c, (b, s), seed = _hidden_cfg(d, i)
+    return dict(emb_dim=c["emb_dim"] + i), (b, s, c["emb_dim"] + i), seed
+
+
+def _ln_inputs(cases: list[dict]) -> list[dict]:
     for i, c in enumerate(cases):
         # inputs far from mean 0 / variance 1, so normalising matters; the last case has a variance close to eps,
         # where eps inside or outside the square root makes a difference
@@ -95,20 +106,7 @@ def _ln_variants(ref, x, method):
     ]
 
 
-_ln_compare = ModuleCheck(layers.LayerNorm, 1e-4, 1e-4, "scale * (x - mean) / sqrt(var + eps) + shift over the last "
-                          "axis, biased variance, eps = 1e-5.", _ln_variants)
-
-
 # ============================================================================================== GELU
-def _gelu_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([((b, s, c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_gelu", 2)] if hidden
-             else [((3, 20), 121)])
-    cases = module_cases("gpt2_gelu", layers.GELU, [({}, shape, seed) for shape, seed in sizes], with_params=False)
-    for c in cases:
-        c["inputs"] = {"x": c["inputs"]["x"] * 3.0}
-    return cases
-
-
 def _gelu_variants(ref, x, method):
     c = math.sqrt(2 / math.pi)
     return [
@@ -120,19 +118,13 @@ def _gelu_variants(ref, x, method):
     ]
 
 
-_gelu_compare = ModuleCheck(layers.GELU, 1e-5, 1e-5, "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))).",
-                            _gelu_variants)
+def _gelu_inputs(cases: list[dict]) -> list[dict]:
+    for c in cases:
+        c["inputs"] = {"x": c["inputs"]["x"] * 3.0}
+    return cases
 
 
 # ============================================================================================== FeedForward
-def _ff_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(c, (b, s, c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_feed_forward", 2)]
-             if hidden else
-             [(_cfg(8, 10, 16, 2, 1), (2, 5, 16), 131)])
-    return module_cases("gpt2_feed_forward", layers.FeedForward,
-                        [({"cfg": c}, shape, seed) for c, shape, seed in sizes], stand_ins=("GELU",))
-
-
 def _ff_variants(ref, x, method):
     lin1, lin2 = ref.layers[0], ref.layers[2]
     return [
@@ -143,19 +135,7 @@ def _ff_variants(ref, x, method):
     ]
 
 
-_ff_compare = ModuleCheck(layers.FeedForward, 1e-5, 1e-4, "self.layers = nn.Sequential(nn.Linear(emb_dim, "
-                          "4 * emb_dim), GELU(), nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants)
-
-
 # ============================================================================================== attention
-def _att_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(_att_init(c), (b, s, c["emb_dim"]), seed)
-              for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_attention", 3, drop_rate=0.3)] if hidden else
-             [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
-              (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)])
-    return module_cases("gpt2_attention", attention.MultiHeadAttention, sizes, causal=True, train_mode=True)
-
-
 def _manual_mha(ref, x, scale=None, mask="causal", split="ok", proj=True, dim=-1, dropout_at=None):
     """The reference attention ``ref`` on ``x`` written with one typical mistake (``dropout_at``: ``"scores"`` or
     ``"heads"``, where the exercise does not put ``ref.dropout``)."""
@@ -201,18 +181,7 @@ def _dropout_elsewhere(ref, x):
              lambda: _manual_mha(ref, x, dropout_at="heads"))]
 
 
-_att_compare = ModuleCheck(attention.MultiHeadAttention, 1e-5, 1e-4, "project, split into heads (batch, n_heads, seq, "
-                           "head_dim), mask, softmax, combine, out_proj.", _att_variants,
-                           dropout_elsewhere=_dropout_elsewhere)
-
-
 # ============================================================================================== embedding
-def _emb_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(dict(context_len=c["context_len"], vocab_size=c["vocab_size"], emb_dim=c["emb_dim"], drop_rate=0.3),
-               (b, s), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_embedding", 2)] if hidden else
-             [(dict(context_len=8, vocab_size=20, emb_dim=8, drop_rate=0.1), (2, 6), 151)])
-    return module_cases("gpt2_embedding", model.GPTEmbedding, sizes, token_ids=True, train_mode=True)
-
 
 def _emb_variants(ref, x, method):
     seq = x.size(1)
@@ -226,18 +195,7 @@ def _emb_variants(ref, x, method):
     return out
 
 
-_emb_compare = ModuleCheck(model.GPTEmbedding, 1e-6, 1e-5, "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.",
-                           _emb_variants)
-
-
 # ============================================================================================== block
-def _block_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(c, (b, max(2, s), c["emb_dim"]), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_block", 2)]
-             if hidden else [(_cfg(8, 10, 16, 2, 1), (2, 8, 16), 161)])
-    return module_cases("gpt2_block", model.TransformerBlock, [({"cfg": c}, shape, seed) for c, shape, seed in sizes],
-                        causal=True, stand_ins=BLOCK_PARTS, train_mode=True)
-
-
 # The student's earlier classes the block and the model call: they run with correct stand-ins for them.
 BLOCK_PARTS = ("LayerNorm", "GELU", "FeedForward", "MultiHeadAttention")
 MODEL_PARTS = (*BLOCK_PARTS, "GPTEmbedding", "TransformerBlock")
@@ -256,17 +214,8 @@ def _block_variants(ref, x, method):
     ]
 
 
-_block_compare = ModuleCheck(model.TransformerBlock, 1e-5, 1e-4,
-                             "x = x + drop_shortcut(att(norm1(x))); x = x + drop_shortcut(ff(norm2(x))).",
-                             _block_variants)
-
-
 # ============================================================================================== model
-def _model_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(c, (b, max(2, s)), seed) for c, (b, s), seed in _hidden_cfgs(secret, "gpt2_model", 2)] if hidden else
-             [(_cfg(10, 17, 16, 2, 2), (2, 10), 171), (_cfg(8, 11, 8, 2, 1, tie_weights=True), (1, 8), 172)])
-    cases = module_cases("gpt2_model", model.GPTModel, [({"cfg": c}, shape, seed) for c, shape, seed in sizes],
-                         causal=True, token_ids=True, stand_ins=MODEL_PARTS)
+def _tying_cause(cases: list[dict]) -> list[dict]:
     for case in cases:
         if case["init"]["cfg"]["tie_weights"]:
             case["error_causes"] = {"load_error": "with cfg['tie_weights'], out_head must reuse the embedding matrix: "
@@ -282,10 +231,6 @@ def _model_variants(ref, x, method):
         ("forward returns probabilities: return the raw logits (batch, seq, vocab_size).", torch.softmax(ref(x), -1)),
         ("the transformer blocks are skipped.", ref.out_head(ref.final_norm(ref.emb(x)))),
     ]
-
-
-_model_compare = ModuleCheck(model.GPTModel, 2e-5, 1e-4, "emb -> trf_blocks -> final_norm -> out_head (no bias), "
-                             "returning logits.", _model_variants)
 
 
 # ============================================================================================== parameter count
@@ -694,9 +639,6 @@ def _gen_compare(case, outputs):
                                   "tensor, e.g. bool((idx_next == eos_id).all()), not idx_next.item()."}[name]
             if name == "eos_batch" and outputs.get("error:eos_batch"):
                 found = outputs["error:eos_batch"]
-            log = outputs.get(f"calls:{name}")
-            if name == "crop" and isinstance(log, torch.Tensor) and log.numel() and int(log[:, 2].max()) > ctx:
-                cause = "the model was fed more than context_size tokens: crop first, idx[:, -context_size:]."
             shown = found.tolist() if isinstance(found, torch.Tensor) else found
             failures.append(Failure(f"{name}: tokens equal the reference", call["describe"],
                                     f"expected {expected.tolist()}, found {shown}", cause))
@@ -765,58 +707,35 @@ class CachedAttentionReference(attention.MultiHeadAttention):
         return torch.cat(outs, dim=1)
 
 
-def _cached_att_cases(hidden: bool, secret: bytes) -> list[dict]:
-    sizes = ([(_att_init(c), (b, max(2, s), c["emb_dim"]), seed)
-              for c, (b, s), seed in _hidden_cfgs(secret, "kv_cached_attention", 3)] if hidden else
-             [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
-              (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)])
-    return module_cases("kv_cached_attention", CachedAttentionReference, sizes, label="CachedMultiHeadAttention",
-                        methods=("forward", "step_by_step", "prefill_then_steps"), causal=True)
-
-
 def _cached_att_variants(ref, x, method):
     if method == "forward":
         return _att_variants(ref, x, method)
-    seq = x.size(1)
-    out = []
-    # the new queries attend to the cached keys but the mask is not shifted: it uses the top-left corner
-    def no_offset(chunks):
-        keys, values, outs = [], [], []
-        for a, b in chunks:
-            part = x[:, a:b]
-            q, k, v = (ref._split_heads(w(part)) for w in (ref.W_query, ref.W_key, ref.W_value))
-            keys.append(k)
-            values.append(v)
-            k_all, v_all = torch.cat(keys, 2), torch.cat(values, 2)
-            scores = q @ k_all.transpose(2, 3) / math.sqrt(ref.head_dim)
-            n_new, n_all = b - a, b
-            scores = scores.masked_fill(ref.mask[:n_new, :n_all], float("-inf"))
-            w = torch.softmax(scores, -1)
-            outs.append(ref.out_proj((w @ v_all).transpose(1, 2).reshape(x.size(0), n_new, ref.d_out)))
-        return torch.cat(outs, 1)
-
+    b, seq = x.shape[:2]
     half = max(1, seq // 2)
     chunks = ([(t, t + 1) for t in range(seq)] if method == "step_by_step" else
               [(0, half)] + [(t, t + 1) for t in range(half, seq)])
-    out.append(("with a cache, the mask must be shifted: the new queries sit at positions start..start+new-1, so "
-                "use mask[start:start + new, :start + new], not the top-left corner.", no_offset(chunks)))
-    out.append(("the cache is not used: the new positions attend only to themselves. Append the new keys/values to "
-                "the cached ones and attend to all of them.",
-                torch.cat([ref(x[:, a:b]) for a, b in chunks], 1)))
-    return out
+
+    def heads(t):  # (batch, n, d_out) -> (batch, n_heads, n, head_dim)
+        return t.view(b, t.size(1), ref.n_heads, ref.head_dim).transpose(1, 2)
+
+    no_offset = []  # the new queries attend to every cached key, but through the mask's top-left corner
+    for start, end in chunks:
+        q, k, v = heads(ref.W_query(x[:, start:end])), heads(ref.W_key(x[:, :end])), heads(ref.W_value(x[:, :end]))
+        scores = (q @ k.transpose(2, 3) / math.sqrt(ref.head_dim)).masked_fill(ref.mask[:end - start, :end], -math.inf)
+        no_offset.append(ref.out_proj((torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(b, end - start, -1)))
+    return [("with a cache, the mask must be shifted: the new queries sit at positions start..start+new-1, so use "
+             "mask[start:start + new, :start + new], not the top-left corner.", torch.cat(no_offset, 1)),
+            ("the cache is not used: the new positions attend only to themselves. Append the new keys/values to the "
+             "cached ones and attend to all of them.", torch.cat([ref(x[:, a:e]) for a, e in chunks], 1))]
 
 
-_cached_att_check = ModuleCheck(CachedAttentionReference, 1e-5, 1e-4, "forward(x) must equal plain attention; "
-                                "step_by_step / prefill_then_steps feed the same x through the cache and must give "
-                                "the same outputs.", _cached_att_variants)
-
-
-def _cached_att_compare(case, outputs):
-    failures = _cached_att_check(case, outputs)
-    for f in failures:
-        if "step_by_step" in f.tensor or "prefill" in f.tensor:
-            f.check = "cached outputs equal uncached ones: " + f.check
-    return failures
+class _CachedCheck(ModuleCheck):
+    def __call__(self, case: dict, outputs: dict) -> list[Failure]:
+        failures = super().__call__(case, outputs)
+        for f in failures:
+            if "step_by_step" in f.tensor or "prefill" in f.tensor:
+                f.check = "cached outputs equal uncached ones: " + f.check
+        return failures
 
 
 GEN13_ALLOWED = ("GPTModel.", "GPTEmbedding.", "TransformerBlock.", "MultiHeadAttention.", "LayerNorm.",
@@ -959,13 +878,13 @@ def _collate_cases(hidden: bool, secret: bytes) -> list[dict]:
                        f"collate_instructions on {len(settings)} batches", settings=settings)]
 
 
-def _collate_like(batch, pad, max_length, shift=True, masked=-1, target_pad=-100, mask=True) -> torch.Tensor:
+def _collate_like(batch, pad, max_length, shift=True, masked=-1, pad_targets=False, mask=True) -> torch.Tensor:
     """The targets of a collate written with one knob turned (a typical mistake)."""
     seqs = [list(p) + list(r) for p, r in batch]
     length = max(len(s) for s in seqs) - 1
     if max_length is not None:
         length = min(length, max_length)
-    targets = torch.full((len(batch), length), target_pad, dtype=torch.long)
+    targets = torch.full((len(batch), length), pad if pad_targets else -100, dtype=torch.long)
     for row, ((prompt, _), seq) in enumerate(zip(batch, seqs, strict=True)):
         y = list((seq[1:] if shift else seq[:-1])[:length])
         if mask:
@@ -975,23 +894,21 @@ def _collate_like(batch, pad, max_length, shift=True, masked=-1, target_pad=-100
     return targets
 
 
-def _collate_variants(batch, pad, max_length) -> list[tuple[str, torch.Tensor]]:
-    return [
-        ("the prompt is not masked: set the targets of prompt tokens (targets[j] for j < len(prompt) - 1) to -100.",
-         _collate_like(batch, pad, max_length, mask=False)),
-        ("the padding in the targets is pad_id: padded target positions must be -100 so the loss skips them.",
-         _collate_like(batch, pad, max_length, target_pad=pad)),
-        ("one target too many is masked: the first response token (targets[len(prompt) - 1]) must stay, it is "
-         "what the model predicts after reading the whole prompt.", _collate_like(batch, pad, max_length, masked=0)),
-        ("the last prompt token is not masked as a target: mask targets[j] for every j < len(prompt) - 1.",
-         _collate_like(batch, pad, max_length, masked=-2)),
-        ("the targets are not shifted: targets = (prompt + response)[1:], inputs = (prompt + response)[:-1].",
-         _collate_like(batch, pad, max_length, shift=False)),
-    ]
+COLLATE_MISTAKES = [  # (likely cause, the knobs of _collate_like that write that mistake)
+    ("the prompt is not masked: set the targets of prompt tokens (targets[j] for j < len(prompt) - 1) to -100.",
+     dict(mask=False)),
+    ("the padding in the targets is pad_id: padded target positions must be -100 so the loss skips them.",
+     dict(pad_targets=True)),
+    ("one target too many is masked: the first response token (targets[len(prompt) - 1]) must stay, it is what the "
+     "model predicts after reading the whole prompt.", dict(masked=0)),
+    ("the last prompt token is not masked as a target: mask targets[j] for every j < len(prompt) - 1.",
+     dict(masked=-2)),
+    ("the targets are not shifted: targets = (prompt + response)[1:], inputs = (prompt + response)[:-1].",
+     dict(shift=False)),
+]
 
 
 def _collate_compare(case, outputs):
-    failures = []
     for i, (batch, pad, max_length) in enumerate(case["settings"]):
         desc = case["calls"][i]["describe"]
         x, y = finetune.collate_instructions(batch, pad, max_length=max_length)
@@ -1015,28 +932,51 @@ def _collate_compare(case, outputs):
         fail = tensor_failure("targets: next tokens, -100 on prompt tokens and padding", desc, "targets", y, fy, 0, 0,
                               "")
         if fail:
-            fail.cause = next((text for text, v in _collate_variants(batch, pad, max_length)
-                               if v.shape == fy.shape and torch.equal(v, fy)),
-                              "targets = (prompt + response)[1:], with targets[j] = -100 for j < len(prompt) - 1 "
-                              "and on the padding.")
+            variants = [(text, _collate_like(batch, pad, max_length, **knobs)) for text, knobs in COLLATE_MISTAKES]
+            fail.cause = match_variant(fy, variants, 0) or ("targets = (prompt + response)[1:], with targets[j] = "
+                                                            "-100 for j < len(prompt) - 1 and on the padding.")
             return [fail]
-    return failures
+    return []
 
 
 COMPONENTS = {c.name: c for c in [
-    component("gpt2_layer_norm", "LayerNorm (scale/shift, biased variance)", "LayerNorm", NB10, 5, 5, _ln_cases,
-              _ln_compare),
-    component("gpt2_gelu", "GELU (tanh approximation)", "GELU", NB10, 3, 2, _gelu_cases, _gelu_compare),
-    component("gpt2_feed_forward", "FeedForward(cfg)", "FeedForward", NB10, 3, 2, _ff_cases, _ff_compare,
-              uses=("gpt2_gelu",)),
-    component("gpt2_attention", "MultiHeadAttention (batched, causal)", "MultiHeadAttention", NB10, 10, 10, _att_cases,
-              _att_compare, forbid_torch_attention=True),
-    component("gpt2_embedding", "GPTEmbedding (token + learned position)", "GPTEmbedding", NB10, 3, 2, _emb_cases,
-              _emb_compare),
-    component("gpt2_block", "TransformerBlock (pre-LN)", "TransformerBlock", NB10, 5, 5, _block_cases, _block_compare,
-              uses=("gpt2_layer_norm", "gpt2_feed_forward", "gpt2_attention"), forbid_torch_attention=True),
-    component("gpt2_model", "GPTModel (with weight tying)", "GPTModel", NB10, 5, 5, _model_cases, _model_compare,
-              uses=("gpt2_layer_norm", "gpt2_embedding", "gpt2_block"), forbid_torch_attention=True),
+    module_component("gpt2_layer_norm", "LayerNorm (scale/shift, biased variance)", NB10, 5, 5, ModuleCheck(
+        layers.LayerNorm, 1e-4, 1e-4, "scale * (x - mean) / sqrt(var + eps) + shift over the last axis, biased "
+        "variance, eps = 1e-5.", _ln_variants),
+        [(dict(emb_dim=8), (2, 4, 8), 111), (dict(emb_dim=16), (1, 6, 16), 112)], _ln_size, 3, adjust=_ln_inputs),
+    module_component("gpt2_gelu", "GELU (tanh approximation)", NB10, 3, 2, ModuleCheck(
+        layers.GELU, 1e-5, 1e-5, "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))).", _gelu_variants),
+        [({}, (3, 20), 121)], _cfg_size(lambda c: {}), 2, adjust=_gelu_inputs, cases=dict(with_params=False)),
+    module_component("gpt2_feed_forward", "FeedForward(cfg)", NB10, 3, 2, ModuleCheck(
+        layers.FeedForward, 1e-5, 1e-4, "self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), GELU(), "
+        "nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants),
+        [({"cfg": _cfg(8, 10, 16, 2, 1)}, (2, 5, 16), 131)], _cfg_size(lambda c: {"cfg": c}), 2,
+        cases=dict(stand_ins=("GELU",)), uses=("gpt2_gelu",)),
+    module_component("gpt2_attention", "MultiHeadAttention (batched, causal)", NB10, 10, 10, ModuleCheck(
+        attention.MultiHeadAttention, 1e-5, 1e-4, "project, split into heads (batch, n_heads, seq, head_dim), mask, "
+        "softmax, combine, out_proj.", _att_variants, dropout_elsewhere=_dropout_elsewhere),
+        [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
+         (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)],
+        _cfg_size(_att_init, drop_rate=0.3), 3, cases=dict(causal=True, train_mode=True), forbid_torch_attention=True),
+    module_component("gpt2_embedding", "GPTEmbedding (token + learned position)", NB10, 3, 2, ModuleCheck(
+        model.GPTEmbedding, 1e-6, 1e-5, "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.", _emb_variants),
+        [(dict(context_len=8, vocab_size=20, emb_dim=8, drop_rate=0.1), (2, 6), 151)],
+        _cfg_size(lambda c: dict(context_len=c["context_len"], vocab_size=c["vocab_size"], emb_dim=c["emb_dim"],
+                                 drop_rate=0.3), tokens=True), 2, cases=dict(token_ids=True, train_mode=True)),
+    module_component("gpt2_block", "TransformerBlock (pre-LN)", NB10, 5, 5, ModuleCheck(
+        model.TransformerBlock, 1e-5, 1e-4, "x = x + drop_shortcut(att(norm1(x))); x = x + "
+        "drop_shortcut(ff(norm2(x))).", _block_variants),
+        [({"cfg": _cfg(8, 10, 16, 2, 1)}, (2, 8, 16), 161)], _cfg_size(lambda c: {"cfg": c}, min_seq=2), 2,
+        cases=dict(causal=True, stand_ins=BLOCK_PARTS, train_mode=True),
+        uses=("gpt2_layer_norm", "gpt2_feed_forward", "gpt2_attention"), forbid_torch_attention=True),
+    module_component("gpt2_model", "GPTModel (with weight tying)", NB10, 5, 5, ModuleCheck(
+        model.GPTModel, 2e-5, 1e-4, "emb -> trf_blocks -> final_norm -> out_head (no bias), returning logits.",
+        _model_variants),
+        [({"cfg": _cfg(10, 17, 16, 2, 2)}, (2, 10), 171),
+         ({"cfg": _cfg(8, 11, 8, 2, 1, tie_weights=True)}, (1, 8), 172)],
+        _cfg_size(lambda c: {"cfg": c}, min_seq=2, tokens=True), 2, adjust=_tying_cause,
+        cases=dict(causal=True, token_ids=True, stand_ins=MODEL_PARTS),
+        uses=("gpt2_layer_norm", "gpt2_embedding", "gpt2_block"), forbid_torch_attention=True),
     component("gpt2_param_count", "gpt_param_count (closed form)", "gpt_param_count", NB10, 3, 2, _count_cases,
               _count_compare),
     component("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
@@ -1049,12 +989,17 @@ COMPONENTS = {c.name: c for c in [
     component("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
               _loss_batch_compare),
     component("gpt2_calc_loss_loader", "calc_loss_loader", "calc_loss_loader", NB12, 3, 2, _loss_loader_cases,
-              _loss_loader_compare,
-              uses=("gpt2_calc_loss_batch",)),
+              _loss_loader_compare, uses=("gpt2_calc_loss_batch",)),
     component("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
               _gen_compare),
-    component("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", "CachedMultiHeadAttention", NB13, 10, 10,
-              _cached_att_cases, _cached_att_compare, forbid_torch_attention=True),
+    module_component("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", NB13, 10, 10, _CachedCheck(
+        CachedAttentionReference, 1e-5, 1e-4, "forward(x) must equal plain attention; step_by_step / "
+        "prefill_then_steps feed the same x through the cache and must give the same outputs.", _cached_att_variants),
+        [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
+         (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)],
+        _cfg_size(_att_init, min_seq=2), 3, cases=dict(label="CachedMultiHeadAttention", causal=True,
+                                                       methods=("forward", "step_by_step", "prefill_then_steps")),
+        forbid_torch_attention=True),
     component("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
               _cached_gen_cases, _cached_gen_compare, forbid_torch_attention=True, allowed_reference=GEN13_ALLOWED),
     component("format_prompt", "format_prompt (the instruction template)", "format_prompt", NB14, 3, 2,
