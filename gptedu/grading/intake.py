@@ -11,7 +11,6 @@ written for the student (``could not grade: ...``) and a defined 0. :func:`confi
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import os
@@ -64,9 +63,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         raise Rejected(f"{path.name} is {_kind(before.st_mode)}, not a file")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise Rejected(f"{path.name} is a symbolic link, not a file") from None
+    except OSError as exc:  # ELOOP: it became a link after lstat
         raise Rejected(f"{path.name} could not be opened ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as file:  # closes fd
         st = os.fstat(fd)
@@ -155,12 +152,9 @@ def check_submission(folder: Path, notebooks: list[str], dest: Path, limits: Lim
 
     sub = Submission(student=folder.parent.name)
     try:
-        st = os.lstat(folder)
-        if not stat.S_ISDIR(st.st_mode):
-            raise Rejected(f"the submission folder is {_kind(st.st_mode)}")
-        st = os.lstat(folder.parent)
-        if not stat.S_ISDIR(st.st_mode):
-            raise Rejected(f"the student's folder is {_kind(st.st_mode)}")
+        for what, where in (("submission", folder), ("student's", folder.parent)):
+            if not stat.S_ISDIR(mode := os.lstat(where).st_mode):
+                raise Rejected(f"the {what} folder is {_kind(mode)}")
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except (Rejected, OSError) as exc:
         reason = str(exc) if isinstance(exc, Rejected) else f"the submission folder cannot be read ({exc})"
