@@ -465,15 +465,17 @@ def test_workers_need_limits_of_their_own(monkeypatch):
     assert autograde_class._check_workers(2) == ""
 
 
-def test_formgrader_autograde_button_is_refused(monkeypatch):
+def test_formgrader_autograde_button_is_refused(monkeypatch, tmp_path):
     from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
-    monkeypatch.setattr(NbGraderAPI, "autograde", NbGraderAPI.autograde)  # put back after the test
+    monkeypatch.setattr(Autograde, "start", Autograde.start)  # put back after the test
     monkeypatch.setattr(sys, "argv", ["jupyter-lab"])
     monkeypatch.delenv(intake.ENV, raising=False)
     intake.configure_intake(Config())
-    result = NbGraderAPI.autograde(None, "ps", "good1")
+    result = NbGraderAPI(CourseDirectory(root=str(tmp_path))).autograde("ps", "good1")
     assert result["success"] is False and "python -m gptedu.grading.autograde_class" in result["error"]
 
 

@@ -7,21 +7,15 @@ Usage, from the course folder (``autograder/``)::
     python -m gptedu.grading.autograde_class gpt_from_scratch -- --SandboxExecute.timeout=60   # nbgrader flags
     python -m gptedu.grading.autograde_class gpt_from_scratch --self-check        # solutions as a fake student
 
-1. **Intake** (``gptedu.grading.intake``): every file of ``submitted/<student>/<assignment>/`` is checked with
-   ``lstat`` (regular files only, sizes capped, notebook JSON parsed with limits) and the notebooks that pass are
-   copied into ``intake/``; ``submitted/`` is never modified.
-2. **nbgrader autograde** grades the copy (``--CourseDirectory.submitted_directory``), in ``--workers`` processes
-   on disjoint students (refused unless the sandbox gives every job limits of its own).
-3. **Failure stays where it happened**: nbgrader drops a student's whole assignment when one notebook fails; that
-   student's notebooks are then graded one by one (``--notebook``), so only the notebook that fails again is lost.
-4. **One truth**: a notebook rejected at intake or failed in nbgrader gets a defined 0 in the gradebook (so
-   formgrader and ``nbgrader export`` agree with the report, and no earlier score survives) and, in
-   ``autograded/``, a short notebook saying "could not grade: <reason>" that ``generate_feedback`` turns into the
-   student's feedback.
+Intake (``gptedu.grading.intake``) copies what passes its checks into ``intake/``; ``nbgrader autograde`` grades
+that copy in ``--workers`` processes (refused unless the sandbox gives every job limits of its own). nbgrader drops
+a student's whole assignment when one notebook fails, so that student's notebooks are then graded one by one. A
+notebook rejected at intake or failed in nbgrader gets a defined 0 in the gradebook and, in ``autograded/``, a
+notebook saying "could not grade: <reason>" that ``generate_feedback`` turns into the student's feedback.
 
-The report (``autograded/autograde-report-<assignment>.csv``, also printed) has one row per student and notebook:
-``graded`` / ``failed to grade`` / ``not submitted``, the score, and the message. Exit code 0 when every submitted
-notebook was graded, 1 otherwise (everyone else is graded all the same), 2 on a usage error.
+The report (``autograded/autograde-report-<assignment>.csv``, also printed) has one row per student and notebook.
+Exit code 0 when every submitted notebook was graded, 1 otherwise (everyone else is graded all the same), 2 on a
+usage error or when nbgrader stopped before grading.
 """
 
 from __future__ import annotations
@@ -93,35 +87,27 @@ class GradingStopped(RuntimeError):
     """nbgrader stopped before grading a student (configuration, sandbox, gradebook): no grade was changed."""
 
 
-class _Autograde:
-    """One ``nbgrader autograde`` on a staging folder; its log is kept, and echoed (``echo``) or written to
-    ``log``."""
+def _autograde(course: Path, assignment: str, folder: str, extra: list[str], *, student: str = "*",
+               notebook: str = "*", log: Path | None = None) -> subprocess.Popen:
+    """Start one ``nbgrader autograde`` on a staging folder; its output goes to ``log``, else to a pipe."""
+    nbgrader = f"{SKIP_IRI_GRAMMARS}; sys.argv[0] = 'nbgrader'; from nbgrader.apps.nbgraderapp import main; main()"
+    args = [sys.executable, "-c", nbgrader, "autograde", assignment, "--force", f"--student={student}",
+            f"--notebook={notebook}", *extra]
+    with open(log, "w") if log else contextlib.nullcontext(subprocess.PIPE) as out:
+        return subprocess.Popen(args, cwd=course, env=intake.nbgrader_env(**{intake.ENV: folder}), stdout=out,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
 
-    def __init__(self, course: Path, assignment: str, folder: str, extra: list[str], *, student: str = "*",
-                 notebook: str = "*", echo: bool = True, log: Path | None = None):
-        import threading
 
-        env = dict(os.environ, **{intake.ENV: folder})
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader calls `alembic`
-        nbgrader = f"{SKIP_IRI_GRAMMARS}; sys.argv[0] = 'nbgrader'; from nbgrader.apps.nbgraderapp import main; main()"
-        args = [sys.executable, "-c", nbgrader, "autograde", assignment, "--force", f"--student={student}",
-                f"--notebook={notebook}", *extra]
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(args, cwd=course, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, errors="replace")
-        self._thread = threading.Thread(target=self._pump, args=(echo, log), daemon=True)
-        self._thread.start()
-
-    def _pump(self, echo: bool, log: Path | None) -> None:
-        with open(log or os.devnull, "w") as out:
-            for line in self.proc.stdout:
-                self.lines.append(line)
-                (sys.stderr if echo else out).write(line)
-
-    def wait(self) -> tuple[int, str]:
-        code = self.proc.wait()
-        self._thread.join()
-        return code, "".join(self.lines)
+def _wait(proc: subprocess.Popen, log: Path | None = None, echo: bool = False) -> tuple[int, str]:
+    """The exit code and output of an ``_autograde`` run, its piped output echoed to stderr when ``echo``."""
+    if log is not None:
+        return proc.wait(), log.read_text(errors="replace")
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if echo:
+            sys.stderr.write(line)
+    return proc.wait(), "".join(lines)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -179,20 +165,18 @@ def zero_notebook(course: Path, assignment: str, student: str, notebook: str, me
             "This notebook scores 0 until a readable copy is graded.")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
     nb.metadata[PLACEHOLDER_KEY] = message
-    path = folder / f"{notebook}.ipynb"
-    if path.is_symlink() or path.exists():
-        path.unlink()
-    nbformat.write(nb, path)
+    (folder / f"{notebook}.ipynb").unlink(missing_ok=True)
+    nbformat.write(nb, folder / f"{notebook}.ipynb")
 
 
 def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = False, workers: int = 1,
           extra: list[str] | None = None, sources: dict[str, Path] | None = None,
-          quiet: bool = False) -> dict[tuple[str, str], str]:
+          quiet: bool = False) -> tuple[dict[tuple[str, str], str], dict[str, list[str]]]:
     """Intake, nbgrader autograde in ``workers`` processes, per-notebook retry of failed students, defined zeros.
 
-    Returns the notebooks that could not be graded: ``{(student, notebook): "could not grade: ..."}``. Raises
-    :class:`GradingStopped` when nbgrader stopped for another reason than a student's notebook (then no grade is
-    changed)."""
+    Returns the notebooks that could not be graded (``{(student, notebook): "could not grade: ..."}``) and intake's
+    notes per student. Raises :class:`GradingStopped` when nbgrader stopped for another reason than a student's
+    notebook (then no grade is changed)."""
     extra = list(extra or [])
     students = sorted(sources) if sources else [
         s for s in _students(course, assignment, pattern) if _needs_grading(course, assignment, s, force)]
@@ -200,7 +184,7 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
     if not students:
         print(f"[autograde_class] nothing to grade for '{assignment}' (graded already? use --force)",
               file=sys.stderr)
-        return failures
+        return failures, {}
     staging = intake.stage(course, assignment, students, workers=min(workers, len(students)), sources=sources)
     try:
         for sub in staging.submissions.values():
@@ -227,10 +211,10 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
                 continue
             echo = len(staging.folders) == 1 and not quiet
             log = None if echo else logs / f"autograde-{assignment}-worker{k}.log"
-            runs.append((k, _Autograde(course, assignment, folder, extra, echo=echo, log=log)))
+            runs.append((k, _autograde(course, assignment, folder, extra, log=log), log, echo))
         failed: set[str] = set()
-        for k, run in runs:
-            code, log = run.wait()
+        for k, proc, log_file, echo in runs:
+            code, log = _wait(proc, log_file, echo)
             failed |= _failed_students(assignment, log)
             for student, sub in staging.submissions.items():
                 if (staging.worker_of[student] == k and student not in failed
@@ -244,8 +228,8 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
             folder = staging.folders[staging.worker_of[student]]
             for nb in sorted(sub.staged):
                 before[(student, nb)] = _stamp(path(student, nb))
-                code, log = _Autograde(course, assignment, folder, extra, student=glob.escape(student),
-                                       notebook=glob.escape(nb), echo=False).wait()
+                code, log = _wait(_autograde(course, assignment, folder, extra, student=glob.escape(student),
+                                             notebook=glob.escape(nb)))
                 if written(student, nb):
                     continue
                 if student not in _failed_students(assignment, log):
@@ -258,7 +242,7 @@ def grade(course: Path, assignment: str, *, pattern: str = "*", force: bool = Fa
             zero_notebook(course, assignment, student, nb, message, staging.submissions[student].timestamp)
     finally:
         staging.remove()
-    return failures
+    return failures, {s: sub.notes for s, sub in staging.submissions.items()}
 
 
 def _check_workers(workers: int) -> str:
@@ -325,8 +309,7 @@ def write_report(rows: list[Row], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(Row.__dataclass_fields__))
         writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
+        writer.writerows(asdict(row) for row in rows)
 
 
 def format_report(rows: list[Row]) -> str:
@@ -348,8 +331,8 @@ def self_check(course: Path, assignment: str, extra: list[str]) -> int:
 
     student = SELF_CHECK_STUDENT
     try:
-        failures = grade(course, assignment, force=True, extra=extra, sources={student: course / "source" /
-                                                                                    assignment}, quiet=True)
+        failures, _ = grade(course, assignment, force=True, extra=extra,
+                            sources={student: course / "source" / assignment}, quiet=True)
         short = []
         with Gradebook(intake.db_url(course)) as gb:
             for nb in gb.find_assignment(assignment).notebooks:
@@ -406,15 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.self_check:
             return self_check(course, args.assignment, extra)
-        grade(course, args.assignment, pattern=args.student, force=args.force, workers=args.workers, extra=extra)
+        _, notes = grade(course, args.assignment, pattern=args.student, force=args.force, workers=args.workers,
+                         extra=extra)
     except GradingStopped as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - start
-    notebooks = intake.assignment_notebooks(course, args.assignment)
-    checked = [intake.check_submission(course / "submitted" / student / args.assignment, notebooks, None)
-               for student in _students(course, args.assignment, args.student)]  # the notes, for the report
-    rows = class_report(course, args.assignment, {sub.student: sub.notes for sub in checked})
+    rows = class_report(course, args.assignment, notes)
     report = Path(args.report) if args.report else course / "autograded" / f"autograde-report-{args.assignment}.csv"
     report.parent.mkdir(parents=True, exist_ok=True)
     write_report(rows, report)

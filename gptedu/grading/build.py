@@ -1,5 +1,5 @@
-"""Regenerate the course from its text sources: ``autograder/src`` -> ``autograder/source`` (nbgrader's instructor
-notebooks), ``notebooks/`` (student release) and ``solutions/`` (executed).
+"""Regenerate the course from its text sources, ``autograder/src/<assignment>/NN_name.py`` (jupytext percent
+format; each ``# %%`` header carries the cell's id and nbgrader metadata: ``autograder/README.md``, "Authoring"):
 
     python -m gptedu.grading.build                # every assignment; executes the solutions (training in full)
     python -m gptedu.grading.build --quick        # solutions executed with GPTEDU_QUICK=1 (short training)
@@ -7,21 +7,10 @@ notebooks), ``notebooks/`` (student release) and ``solutions/`` (executed).
     python -m gptedu.grading.build --check        # exit 1 if a generated copy is stale (sources, not outputs)
     python -m gptedu.grading.build --format-sources   # rewrite autograder/src in jupytext's canonical layout
 
-The single source of truth is ``autograder/src/<assignment>/NN_name.py``, one file per notebook in jupytext's
-*percent* format; each ``# %%`` header carries the cell's id and nbgrader metadata (why text, and how to edit it:
-``autograder/README.md``, "Authoring"). A cell with nbgrader metadata must carry an id (grading restores a stripped
-cell's metadata by id); another cell may omit it and gets ``auto-<index>``.
-
-* ``autograder/source/<assignment>/<name>.ipynb`` is the source read by jupytext, with a fixed notebook metadata
-  (python3 kernel); committed because nbgrader's ``generate_assignment`` and the grading read it.
-* ``notebooks/<name>.ipynb`` comes from the real ``nbgrader generate_assignment <assignment> --force``, run in a
-  temporary copy of the course: solutions replaced by stubs, hidden tests stripped, outputs cleared.
-* ``solutions/<name>.ipynb`` is the source with the solution markers removed, the hidden tests removed (solutions are
-  public) and the nbgrader metadata dropped, executed top to bottom in ``solutions/`` so outputs and plots show on
-  GitHub.
-
-Every assignment folder under ``autograder/src`` is built; file names are unique across assignments (numbered).
-Needs the ``course`` extra (nbgrader, nbclient, jupytext).
+It writes ``autograder/source/<assignment>/*.ipynb`` (nbgrader's instructor notebooks), ``notebooks/`` (the release,
+from the real ``nbgrader generate_assignment``) and ``solutions/`` (markers, hidden tests and nbgrader metadata
+removed, executed so outputs show on GitHub). A cell with nbgrader metadata must carry an id (grading restores a
+stripped cell's metadata by id); another cell gets ``auto-<index>``.
 """
 
 from __future__ import annotations
@@ -40,6 +29,8 @@ from pathlib import Path
 from unittest import mock
 
 import nbformat
+
+from gptedu.grading.intake import nbgrader_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _MARKER_LINE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
@@ -148,15 +139,13 @@ def copy_course(root: Path, dest: Path, assignment_names: list[str] | None = Non
 
 def run_nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``nbgrader <args>`` with the course as working directory (so its config is read)."""
-    env = dict(os.environ)
-    # nbgrader runs `alembic` (gradebook migrations) from PATH: put this environment's scripts first.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     if args[0] == "autograde":  # through gptedu's intake (the course configuration refuses plain nbgrader autograde)
         command = [sys.executable, "-m", "gptedu.grading.autograde_class"]
     else:  # the nbgrader CLI of this interpreter's environment
         script = Path(sys.executable).with_name("nbgrader")
         command = [str(script), args[0]] if script.exists() else [sys.executable, "-m", "nbgrader", args[0]]
-    proc = subprocess.run([*command, *args[1:]], cwd=course, capture_output=True, text=True, env=env)
+    proc = subprocess.run([*command, *args[1:]], cwd=course, capture_output=True, text=True,
+                          env=nbgrader_env())
     if check and proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
@@ -166,7 +155,6 @@ def generate_release(course: Path, assignment: str) -> dict[str, nbformat.Notebo
     """``nbgrader generate_assignment --force`` in ``course``; returns the released notebooks by file name."""
     run_nbgrader(course, "generate_assignment", assignment, "--force")
     release = course / "release" / assignment
-    # nbgrader already clears the outputs; this makes it certain
     return {p.name: without_outputs(nbformat.read(p, as_version=4)) for p in sorted(release.glob("*.ipynb"))}
 
 
@@ -183,9 +171,7 @@ def solution_notebook(source_nb: nbformat.NotebookNode) -> nbformat.NotebookNode
     """The instructor source turned into a public solution: no markers, no hidden tests, no nbgrader metadata."""
     nb = copy.deepcopy(source_nb)
     for cell in nb.cells:
-        src = _HIDDEN_BLOCK.sub("", cell.source)
-        src = _MARKER_LINE.sub("", src)
-        cell.source = src.rstrip("\n")
+        cell.source = _MARKER_LINE.sub("", _HIDDEN_BLOCK.sub("", cell.source)).rstrip("\n")
         cell.metadata.pop("nbgrader", None)
     return without_outputs(nb)
 
@@ -223,11 +209,11 @@ def source_notebooks(root: Path, assignment: str) -> dict[str, nbformat.Notebook
     folder = sources_dir(root) / assignment
     notebooks = {}
     for path in sorted(folder.glob("[0-9]*.py")):
+        nb = read_source(path)  # its errors name the file
         try:
-            notebooks[path.with_suffix(".ipynb").name] = with_course_repo(read_source(path))
+            notebooks[path.with_suffix(".ipynb").name] = with_course_repo(nb)
         except SourceError as err:
-            message = str(err)
-            raise SourceError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+            raise SourceError(f"{path}: {err}") from None
     return notebooks
 
 
@@ -284,22 +270,17 @@ def build(root: Path = REPO_ROOT, execute_solutions: bool = True, quick: bool = 
 
 
 def with_committed_outputs(sol: nbformat.NotebookNode, committed: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """``sol`` with the outputs of ``committed`` (an executed copy) when every code cell is unchanged.
-
-    Only then do the outputs still belong to the code: a change to the text (markdown) or to the setup cell's install
-    block (which the build never runs) keeps them; a change to any other code, or cells added, removed or reordered
-    among the code, drops them (run the build with execution).
-    """
+    """``sol`` with the outputs of ``committed`` (an executed copy) while the code that runs is unchanged: edits to
+    markdown or to the setup cell's install block (never run by the build) keep them; any other code change drops
+    them (run the build with execution)."""
     if [(c.cell_type, c.source) for c in sol.cells] == [(c.cell_type, c.source) for c in committed.cells]:
         return committed
-    new_code = [c for c in sol.cells if c.cell_type == "code"]
-    old_code = [c for c in committed.cells if c.cell_type == "code"]
-    if _code_that_runs(new_code) != _code_that_runs(old_code):
+    if _code_that_runs(sol) != _code_that_runs(committed):
         return sol
     sol = copy.deepcopy(sol)
+    old_code = [c for c in committed.cells if c.cell_type == "code"]
     for new_cell, old_cell in zip((c for c in sol.cells if c.cell_type == "code"), old_code, strict=True):
-        new_cell.outputs = old_cell.outputs
-        new_cell.execution_count = old_cell.execution_count
+        new_cell.outputs, new_cell.execution_count = old_cell.outputs, old_cell.execution_count
         if "execution" in old_cell.metadata:  # nbclient's timestamps of that run
             new_cell.metadata["execution"] = old_cell.metadata["execution"]
     sol.metadata = committed.metadata
@@ -309,59 +290,44 @@ def with_committed_outputs(sol: nbformat.NotebookNode, committed: nbformat.Noteb
 _INSTALL_BLOCK = re.compile(r"\A.*?\"pip\", \"install\".*?\n", re.DOTALL)
 
 
-def _code_that_runs(code_cells: list) -> list[str]:
-    """The code cells' sources, the setup cell's install block left out: it only runs where gptedu is missing,
-    never in the build, so editing it cannot change an output."""
-    sources = [c.source for c in code_cells]
-    if sources:
-        sources[0] = _INSTALL_BLOCK.sub("", sources[0], count=1)
-    return sources
+def _code_that_runs(nb: nbformat.NotebookNode) -> list[str]:
+    """The code cells' sources, the setup cell's install block (it only runs where gptedu is missing) left out."""
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    return [_INSTALL_BLOCK.sub("", sources[0], count=1), *sources[1:]] if sources else []
 
 
-def _sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
-    return [(c.cell_type, c.source.rstrip("\n")) for c in nb.cells]
-
-
-def stale_instructor_notebooks(root: Path = REPO_ROOT) -> list[str]:
-    """``autograder/source/<assignment>/*.ipynb`` that differ from their text source (cells, ids, metadata)."""
-    problems: list[str] = []
-    for assignment in assignments(root):
-        problems += _differences(course_dir(root) / "source" / assignment, f"autograder/source/{assignment}",
-                                 source_notebooks(root, assignment), lambda old, new: old == new,
-                                 f"text source in autograder/src/{assignment}")
-    return problems
-
-
-def _differences(folder: Path, label: str, expected: dict[str, nbformat.NotebookNode],
-                 same: Callable[[nbformat.NotebookNode, nbformat.NotebookNode], bool], source: str) -> list[str]:
-    """How the notebooks in ``folder`` differ from ``expected`` (file name -> notebook): missing, extra, changed."""
+def _differences(folder: Path, label: str, expected: dict[str, nbformat.NotebookNode], source: str,
+                 key: Callable = lambda nb: nb) -> list[str]:
+    """How the notebooks in ``folder`` differ from ``expected`` (file name -> notebook, compared by ``key``)."""
     committed = {p.name for p in folder.glob("*.ipynb")}
     return ([f"{label}/{name} is missing" for name in sorted(set(expected) - committed)]
             + [f"{label}/{name} has no {source} any more" for name in sorted(committed - set(expected))]
             + [f"{label}/{name} differs from its {source}" for name in sorted(set(expected) & committed)
-               if not same(nbformat.read(folder / name, as_version=4), expected[name])])
+               if key(nbformat.read(folder / name, as_version=4)) != key(expected[name])])
+
+
+def stale_instructor_notebooks(root: Path = REPO_ROOT) -> list[str]:
+    """``autograder/source/<assignment>/*.ipynb`` that differ from their text source (cells, ids, metadata)."""
+    return [problem for a in assignments(root) for problem in _differences(
+        course_dir(root) / "source" / a, f"autograder/source/{a}", source_notebooks(root, a),
+        f"text source in autograder/src/{a}")]
 
 
 def stale_copies(root: Path = REPO_ROOT, releases: dict[str, dict] | None = None) -> list[str]:
-    """Generated copies that differ from what the build would write now: ``autograder/source`` (whole notebook:
-    cells, ids, metadata), ``notebooks/`` and ``solutions/`` (cell types and sources; outputs are not compared).
-
-    ``releases`` (assignment -> {file name: notebook}) may pass releases generated already from the current sources,
-    to save an nbgrader run; the other assignments are generated here.
-    """
+    """Generated copies that differ from what the build would write now: ``autograder/source`` (whole notebooks),
+    ``notebooks/`` and ``solutions/`` (cell types and sources, not outputs). ``releases`` (assignment -> {file
+    name: notebook}) may pass releases already generated from the current sources, to save nbgrader runs."""
     problems = stale_instructor_notebooks(root)
-    releases = releases or {}
+    expected: dict[str, dict[str, nbformat.NotebookNode]] = {"notebooks": {}, "solutions": {}}
     with tempfile.TemporaryDirectory(prefix="gptedu-check-") as tmp:
         course = copy_course(root, Path(tmp) / "course")
-        expected: dict[str, dict[str, nbformat.NotebookNode]] = {"notebooks": {}, "solutions": {}}
         for assignment in assignments(root):
-            release = releases.get(assignment) or generate_release(course, assignment)
-            expected["notebooks"].update(release)
+            expected["notebooks"].update((releases or {}).get(assignment) or generate_release(course, assignment))
             for name, nb in source_notebooks(root, assignment).items():
                 expected["solutions"][name] = solution_notebook(nb)
-        for folder, notebooks in expected.items():
-            problems += _differences(root / folder, folder, notebooks,
-                                     lambda old, new: _sources(old) == _sources(new), "source")
+    for folder, notebooks in expected.items():
+        problems += _differences(root / folder, folder, notebooks, "source",
+                                 key=lambda nb: [(c.cell_type, c.source.rstrip("\n")) for c in nb.cells])
     return problems
 
 

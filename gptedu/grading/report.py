@@ -85,16 +85,8 @@ class GradeResult:
         return head + "\n" + "\n".join(f.render(hidden) for f in problems)
 
 
-def tensor_failure(
-    check: str,
-    case: str,
-    name: str,
-    expected: torch.Tensor,
-    found,
-    atol: float,
-    rtol: float = 0.0,
-    cause: str = "",
-) -> Failure | None:
+def tensor_failure(check: str, case: str, name: str, expected: torch.Tensor, found, atol: float, rtol: float = 0.0,
+                   cause: str = "") -> Failure | None:
     """Compare ``found`` with ``expected`` (type, shape, dtype kind, NaNs, values); ``None`` when they agree."""
     if not isinstance(found, torch.Tensor):
         return Failure(check, case, f"expected a tensor, found {type(found).__name__} ({str(found)[:80]}).",
@@ -114,7 +106,7 @@ def tensor_failure(
         if bool((diff > allowed).any()):
             flat = int(torch.argmax(diff - allowed))
             pos = [int(p) for p in torch.unravel_index(torch.tensor(flat), diff.shape)] if diff.dim() else []
-            at = tuple(pos)
+            at = tuple(pos)  # indexes a 0-dim tensor too
             tol = f"{atol:g}" + (f" + {rtol:g}*|expected|" if rtol else "")
             msg = (f"max |error| {float(diff.max()):.6g} (tolerance {tol}); first bad value at position {pos}: "
                    f"expected {float(exp_f[at]):.6g}, found {float(found_f[at]):.6g}.")

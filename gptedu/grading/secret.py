@@ -1,14 +1,9 @@
-"""The course secret: hidden cases (sizes, seeds, inputs) derive from it, so no one can precompute them.
-
-The secret is created when the instructor sets up the course and lives in the course folder only (never in the
-package, the release, the feedback or the repository)::
+"""The course secret: hidden cases (sizes, seeds, inputs) derive from it (:func:`derive`), so no one can
+precompute them. It lives in the course folder only, ``<course>/.gptedu/secret`` (32 random bytes, hex, mode 0600,
+in a folder of mode 0700 whose ``.gitignore`` is ``*``)::
 
     python -m gptedu.grading.secret init   --course autograder   # once, when the course is set up
     python -m gptedu.grading.secret rotate --course autograder   # a new secret: new hidden cases from now on
-
-It is ``<course>/.gptedu/secret`` (32 random bytes, hex, mode 0600, in a folder of mode 0700 that also holds a
-``.gitignore`` of ``*``, so ``git add`` never picks it up). Components turn it into case parameters with
-:func:`derive`; autograding without it refuses (:func:`load` raises :class:`MissingSecret` naming the command).
 """
 
 from __future__ import annotations
@@ -42,11 +37,8 @@ def derive(secret: bytes, *labels: str | int, low: int = 0, high: int = 2**31 - 
 
 def for_submission(secret: bytes, code: list[str], folder: str | os.PathLike | None = None) -> bytes:
     """The secret of one submission's hidden cases: the course ``secret`` keyed with everything the student's code
-    can read (its ``code`` cells and the regular files beside the notebook in ``folder``, notebooks aside).
-
-    Regrading the same submission gives the same cases, but any change to what the code can read gives new ones,
-    so hidden cases that leak during a grading run (through a timing channel, say) are worth nothing afterwards:
-    a submission that carries what leaked is a different submission with different cases."""
+    can read (its ``code`` cells and the files beside the notebook in ``folder``). A regrade gives the same cases;
+    a submission that carries hidden cases leaked during a run is a different submission, with different cases."""
     digest = hashlib.sha256()
     for source in code:
         digest.update(b"cell\x00" + hashlib.sha256(source.encode()).digest())
@@ -90,7 +82,11 @@ def load(course: str | os.PathLike) -> bytes:
     return value
 
 
-def _write(course: str | os.PathLike) -> Path:
+def init(course: str | os.PathLike, replace: bool = False) -> Path:
+    """Create the course's secret if it has none (an existing one is kept unless ``replace``); returns its path."""
+    if not replace and path(course).exists():
+        load(course)  # a damaged secret is reported, not silently kept
+        return path(course)
     folder = Path(course) / FOLDER
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
@@ -106,20 +102,9 @@ def _write(course: str | os.PathLike) -> Path:
     return where
 
 
-def init(course: str | os.PathLike) -> Path:
-    """Create the course's secret if it has none (an existing secret is kept); returns its path."""
-    where = path(course)
-    if where.exists():
-        load(course)  # a damaged secret is reported, not silently kept
-        return where
-    return _write(course)
-
-
 def rotate(course: str | os.PathLike) -> Path:
-    """Replace the course's secret by a new random one: every hidden case changes from the next autograde on."""
-    if not Path(course).is_dir():
-        raise MissingSecret(f"{os.fspath(course)} is not a folder: pass the course folder with --course")
-    return _write(course)
+    """Replace the course's secret: every hidden case changes from the next autograde on."""
+    return init(course, replace=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         existed = path(course).exists()
-        where = init(course) if args.command == "init" else rotate(course)
+        where = init(course, replace=args.command == "rotate")
     except (MissingSecret, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
