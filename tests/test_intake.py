@@ -324,6 +324,41 @@ def test_feedback_holds_the_graded_notebook_and_why_it_could_not_grade(ours):
     assert "could not grade" in (course / "feedback" / "hostile" / "ps" / "a.html").read_text()
 
 
+def _inbound(root: Path, course: Path, student: str) -> Path:
+    """A submission in the exchange's inbound, as ``nbgrader submit`` leaves it, with a link to the course secret."""
+    stamp = "2026-01-30 10:00:00.000000 UTC"
+    folder = root / "exchange" / "intake-test" / "inbound" / f"{student}+ps+{stamp}+0123abcd"
+    folder.mkdir(parents=True)
+    nbformat.write(_answer(course, "a"), folder / "a.ipynb")
+    (folder / "timestamp.txt").write_text(stamp)
+    (folder / "secret").symlink_to(course / ".gptedu" / "secret")
+    return folder
+
+
+def test_collect_copies_regular_files_only(tmp_path):
+    """Plain ``nbgrader collect`` copies what a link in the inbound points to (the course secret here); the course's
+    collector copies regular files only, never blocks on a FIFO or reads /dev/zero, and names what it left out."""
+    plain = _course(tmp_path / "plain", PLAIN)
+    _inbound(tmp_path / "plain", plain, "mallory")
+    res = nbgrader(plain, "collect", "ps")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (plain / "submitted" / "mallory" / "ps" / "secret").read_text() == SECRET_TEXT  # the attack works there
+
+    course = _course(tmp_path / "ours", OURS)
+    inbound = _inbound(tmp_path / "ours", course, "mallory")
+    (inbound / "zeros").symlink_to("/dev/zero")
+    os.mkfifo(inbound / "pipe")
+    os.symlink(inbound / "a.ipynb", inbound / "b.ipynb")
+    res = nbgrader(course, "collect", "ps", timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = course / "submitted" / "mallory" / "ps"
+    assert sorted(p.name for p in got.iterdir()) == ["a.ipynb", "timestamp.txt"], sorted(got.iterdir())
+    assert not any(p.is_symlink() for p in got.iterdir())
+    assert nbformat.read(got / "a.ipynb", as_version=4).cells  # the notebook itself came through intact
+    for name in ("secret", "zeros", "pipe", "b.ipynb"):
+        assert f"not collected: {name}: " in res.stderr, (name, res.stderr[-3000:])
+
+
 def test_release_feedback_for_a_class_with_zip_students(ours, tmp_path):
     """Plain nbgrader stops for the whole class at the first student without timestamp.txt; here the others get
     their feedback and the zip students are named."""
