@@ -142,8 +142,8 @@ def _is_library(filename: str) -> bool:
 
 
 def _describe_call(what: str, exc: BaseException) -> tuple[str, str]:
-    """``(message, cause)``: what raised, the exception and the last line of the student's code in the traceback;
-    the cause points at that line when the error arose there, else at the library call the student's code made."""
+    """``(message, cause)``: what raised, the exception and the student's last line in the traceback; the cause
+    points at that line, or at the library call made from it."""
     frames = traceback.extract_tb(exc.__traceback__)
     student = [f for f in frames if not _is_library(f.filename)]
     if not student:
@@ -446,18 +446,11 @@ def _stand_ins_bound(obj: Any, names: list[str]):
 
 
 def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
-    """Call a function (or a class then its methods) with plain arguments, recording results and raised errors.
-
-    ``case["calls"]``: list of ``{"name", "args", "kwargs", "seed", "describe", "method", "generator_seed",
-    "expect_error", "soft"}`` (all but ``name`` optional); the object is called as ``obj(*args, **kwargs)``. With
-    ``case["construct"]``, ``obj(*construct)`` is built first and each call is ``getattr(instance, method)(*args)``
-    (``method`` ``"__len__"``/``"__getitem__"`` included). With ``case["params"]`` (functions that take a model: loss,
-    generation), each call gets a fresh ``TinyCausalLM(**case["init"])`` with those weights where its ``args`` or
-    ``kwargs`` hold ``"<model>"``, and its prints are dropped. Tensors, ints, floats, strings, and lists/tuples/dicts
-    of them come back as tensors or strings under ``result:<name>``; with a model also ``requires_grad:<name>`` for a
-    tensor result and ``calls:<name>`` (the model's call log, ``(n, 4)``). A ``soft`` call's error is one finding
-    (``error:<name>``), not the end of the run; an ``expect_error`` call records what it raised (``raised:<name>``).
-    """
+    """Call a function, or build ``obj(*construct)`` and call its ``method``s, once per ``case["calls"]`` item
+    (``name``; optional ``args``, ``kwargs``, ``seed``, ``describe``, ``method``, ``generator_seed``, ``expect_error``,
+    ``soft``). ``"<model>"`` arguments get a fresh ``TinyCausalLM`` with ``case["params"]``. Outputs:
+    ``result:<name>`` (see :func:`_store`), ``requires_grad:``/``calls:<name>`` with a model, ``error:<name>`` for a
+    ``soft`` call's error, ``raised:<name>`` for an ``expect_error`` call."""
     label = case.get("label", getattr(obj, "__name__", "function"))
     target: Any = obj
     out: dict[str, Any] = {}
