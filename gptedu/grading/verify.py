@@ -487,25 +487,17 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
     uses_reference = sorted(imported_reference_modules(sources))
     static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the graded components "
               "must be your own code.") if uses_reference else ""
-    jobs = []
+    results: dict[tuple[str, str], Verdict] = {}
     for withheld, group in withheld_groups(components).items():
         provided = provided_names(source_nb, group, cells)
-        for which in WHICH:
+        for which in WHICH:  # a group's hidden run follows its visible one in the same jail
             cases = {c.name: [(case_key(c, which, i), case) for i, case in enumerate(
                 c.cases(hidden=which == "hidden", secret=secret if which == "hidden" else None))] for c in group}
-            jobs.append((withheld, group, which, cases, provided))
-
-    def run(job):
-        withheld, group, which, cases, provided = job
-        return run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld), student_dir=student_dir,
-                              cases=cases, provided=provided)
-
-    ran = [run(job) for job in jobs]  # in order: a group's hidden run follows its visible one in the same jail
-    results: dict[tuple[str, str], Verdict] = {}
-    for (_, group, which, cases, _), (outputs, problem) in zip(jobs, ran, strict=True):
-        for component in group:
-            results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
-                                                     static)
+            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld),
+                                              student_dir=student_dir, cases=cases, provided=provided)
+            for component in group:
+                results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
+                                                         static)
     return results
 
 
