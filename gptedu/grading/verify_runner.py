@@ -46,12 +46,6 @@ class _BlockReference:
         return None
 
 
-def _block_reference() -> None:
-    sys.meta_path.insert(0, _BlockReference)
-    for name in [m for m in sys.modules if m == "gptedu" or m.startswith("gptedu.")]:
-        del sys.modules[name]
-
-
 def run_job(job_dir: str) -> bytes:
     """Run the job in ``job_dir`` (the student's cells, then every case); returns ``MARKER`` + the saved outputs."""
     import torch
@@ -265,7 +259,7 @@ def _preload() -> None:
 def main() -> int:
     """Import torch, then answer runs from stdin (8-byte length + ``pack_files`` bytes) with replies on stdout
     (8-byte length, 4-byte exit code, the run's stdout)."""
-    _block_reference()
+    sys.meta_path.insert(0, _BlockReference)  # a fresh ``-I`` Python: no gptedu module is loaded yet
     import torch
 
     torch.set_num_threads(1)
