@@ -22,8 +22,8 @@ Modes (same grades, the tests check both):
   runs, the verification's jailed Pythons are started in advance (torch imported; one jail per student's code),
   the next notebook's kernel boots, and imports torch (and torch._dynamo where that notebook builds an optimizer),
   while the current one runs;
-* ``baseline`` (``--baseline``; ``GPTEDU_GRADING_BASELINE=1``): a fresh Python (and jail) per verification job,
-  the verification after the kernel, each kernel started when its notebook comes.
+* ``baseline`` (``--baseline``; ``GPTEDU_GRADING_BASELINE=1``): the verification after the kernel (its jailed
+  Pythons still started in advance), each kernel started when its notebook comes.
 
 Per notebook: wall seconds from nbgrader's "Sanitizing" line of the notebook to the next notebook's (nbgrader's
 own start-up and exit are rows of their own), and, from the ``gptedu timing`` log line, the kernel start and the

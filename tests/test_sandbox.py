@@ -264,7 +264,7 @@ REFUSE = ("import sys\ncourse = sys.argv[1]\nsys.argv = ['nbgrader', 'autograde'
           "from gptedu.grading.sandbox_nbgrader import configure_nbgrader\nc = Config()\n"
           "c.CourseDirectory.root = course\n"
           "print('JAILED', configure_nbgrader(c))\nfrom gptedu.grading import verify\n"
-          "print('VERIFY JAILED', verify.verify_server(prestart=False).jailed)\n")
+          "print('VERIFY JAILED', verify.verify_server().jailed)\n")
 
 
 def test_autograde_refuses_without_the_sandbox_and_the_switch_covers_every_step(tmp_path):

@@ -102,7 +102,7 @@ def _report(server, cell: str, prefix: str) -> str:
 
 @pytest.fixture(scope="module", params=["jailed", "unsandboxed"])
 def server(request):
-    srv = verify.VerifyServer(request.param == "jailed", spares=1)
+    srv = verify.VerifyServer(request.param == "jailed")
     srv.mode = request.param
     srv.start_soon()
     yield srv
@@ -146,7 +146,7 @@ def test_a_jail_serves_one_key_and_keeps_its_runs_apart():
     """Runs of the same code and reference copy (a notebook's visible, then hidden cases) share a jail started in
     advance, but each is a fresh fork: what the first left (patched torch, files in /tmp and HOME, a process) is
     gone for the second. Another key gets another jail, and the first one is ended."""
-    srv = verify.VerifyServer(True, spares=1)
+    srv = verify.VerifyServer(True)
     try:
         srv.start_soon()
         (first,) = srv._waiting
@@ -205,7 +205,7 @@ def test_a_run_cannot_find_an_earlier_runs_files_in_its_memory():
     inherited finds nothing of an earlier one."""
     import secrets
 
-    srv = verify.VerifyServer(True, spares=1)
+    srv = verify.VerifyServer(True)
     try:
         marker = b"gptedu-memory-probe-" + secrets.token_hex(16).encode()
         first = {**_job("x = 1"), "reference_copy/withheld.py": marker * 64}  # a withheld class's source (3 KB)
@@ -236,7 +236,7 @@ def test_a_run_can_write_only_where_the_next_run_finds_nothing():
     """bwrap's root and /dev are writable tmpfs by default, which a run could use to leave files for the next run
     of the same jail (the next notebook of the student); the jail's writable places are /tmp and /dev/shm (emptied
     after every run) and /dev/pts (pseudo-terminals, gone with their process)."""
-    srv = verify.VerifyServer(True, spares=1)
+    srv = verify.VerifyServer(True)
     try:
         report = _report_keyed(srv, WRITABLE, "writable:", "student-a")
         assert report.split("writable: ")[1].split() == ["/dev/pts", "/dev/shm", "/tmp"], report
@@ -265,7 +265,6 @@ def test_baseline_switches_every_speed_up_off(monkeypatch):
     assert fast.Autograde.autograde_preprocessors[:3] == [verify.StartVerification, SandboxExecute,
                                                           verify.VerifyAnswers]
     assert base.Autograde.autograde_preprocessors[:2] == [SandboxExecute, verify.VerifyAnswers]
-    assert (fast.VerifyAnswers.reuse_process, base.VerifyAnswers.reuse_process) == (True, False)
     assert (fast.SandboxExecute.prestart_kernel, base.SandboxExecute.prestart_kernel) == (True, False)
     assert fast.KernelManager.shutdown_wait_time == 1.0 and "shutdown_wait_time" not in base.KernelManager
 

@@ -1,8 +1,4 @@
-"""In-process grading: run a component's cases on the student's object and compare with the reference.
-
-``check(name, obj)`` is what the notebooks' test cells call; ``grade_component(name, obj)`` is the programmatic
-form (no printing, no raising) used by the tests and the mistakes suite.
-"""
+"""In-process grading: ``check(name, obj)`` for the notebooks' cells, ``grade_component(name, obj)`` for tests."""
 
 from __future__ import annotations
 
@@ -57,10 +53,7 @@ def run_cases(spec: Component, obj: Any, which: str) -> tuple[list[Failure], int
 
 
 def earlier_failures_note(spec: Component, namespace: Any) -> str:
-    """A line naming the earlier exercises this one calls whose own self-check fails (``Component.uses``), or "".
-
-    The checks run this exercise with correct stand-ins for them, so its verdict is its own; the note says where the
-    student's notebook would still go wrong."""
+    """A line naming the earlier exercises this one calls (``Component.uses``) whose own self-check fails, or ""."""
     if not isinstance(namespace, Mapping):
         return ""
     failing = []
@@ -76,13 +69,8 @@ def earlier_failures_note(spec: Component, namespace: Any) -> str:
 
 
 def grade_component(name: str, obj_or_namespace: Any, hidden: bool = True) -> GradeResult:
-    """Grade one component in-process.
-
-    ``obj_or_namespace``: the student's class/function, or a namespace (e.g. ``globals()``) holding it under the
-    exercise's name. ``hidden=True`` grades like the autograder (every test cell, visible and hidden cases);
-    ``hidden=False`` runs the visible self-check cases only. Returns a :class:`GradeResult` with ``points``,
-    ``max_points``, ``per_grade_id`` and ``failures``.
-    """
+    """Grade one component in-process: the student's class/function, or a namespace (``globals()``) holding it.
+    ``hidden=False`` runs the visible cases only."""
     spec = get_spec(name)
     obj = _resolve(spec, obj_or_namespace)
     per_grade_id: dict[str, tuple[float, float]] = {}
@@ -101,14 +89,9 @@ def grade_component(name: str, obj_or_namespace: Any, hidden: bool = True) -> Gr
 
 
 def check(name: str, obj_or_namespace: Any, hidden: bool = False) -> None:
-    """Self-check of one component, for a notebook cell: instant feedback, never a score.
-
-    ``hidden=False``: runs the visible cases and prints a short report; when a check fails (or the stub is
-    untouched) it raises :class:`CheckFailed`, an ``AssertionError``; the notebook shows the report instead of a
-    traceback. ``hidden=True`` (the hidden test cells): the hidden cases derive from the course's secret, which this
-    notebook does not have, so it only says where they run: the grader runs them on your functions, outside this
-    notebook, and sets this cell's score and output. Returns ``None``.
-    """
+    """A notebook cell's self-check (never a score): prints the visible cases' report, or raises
+    :class:`CheckFailed` with it. ``hidden=True`` only says that the grader runs the hidden cases (from the course
+    secret, which the notebook does not have)."""
     spec = get_spec(name)
     if hidden:
         print(f"{spec.title}: the hidden tests run when your notebook is graded, outside this notebook (other "

@@ -1,20 +1,9 @@
-"""Run one grading case on a student's object and return its raw outputs.
+"""Run one grading case on a student's object: ``run_case(student_obj, case) -> dict[str, Tensor | str | list]``.
 
-This module imports only ``torch`` and the standard library, never ``gptedu``: the sandboxed grader copies it next
-to the student's extracted code and calls :func:`run_case` in a process that cannot import the reference.
-
-A *case* is plain data (``dict`` of ``str``/``int``/``float``/``list``/``Tensor``), built by
-``gptedu.grading.components``. ``run_case(student_obj, case)`` returns ``dict[str, Tensor | str | list[str]]``:
-
-* output tensors under names chosen by the case's ``kind`` (e.g. ``"forward:x"``, ``"result:encode"``,
-  ``"tokens:greedy"``);
-* ``"_status"``: ``"ok"``, ``"not_attempted"`` (the stub raised ``NotImplementedError`` or returned ``None``),
-  ``"error"`` (the student's code raised), ``"load_error"`` (parameter names/shapes differ from the exercise), or
-  ``"forbidden"`` (a shortcut the exercise excludes was used);
-* ``"_message"``: a sentence for the student when the status is not ``"ok"``;
-* ``"_forbidden"``: the forbidden calls or modules that were seen (empty list when none).
-
-Every run is deterministic: the case carries its seeds and ``run_case`` seeds torch's global RNG before each call.
+Imports only torch and the standard library: the sandbox runs a copy of this file where ``gptedu`` is absent. A case
+is plain data built by ``gptedu.grading.components``; the outputs hold tensors under names chosen by its ``kind``,
+``"_status"`` (``ok``, ``not_attempted``, ``error``, ``load_error``, ``forbidden``), ``"_message"`` for the student
+and ``"_forbidden"`` (the shortcuts seen). Every run is seeded from the case.
 """
 
 from __future__ import annotations
@@ -80,13 +69,8 @@ class StudentCodeError(Exception):
 
 # --------------------------------------------------------------------------------------------- shortcut detection
 class ShortcutGuard(TorchFunctionMode):
-    """Context manager that notices shortcuts while the student's code runs.
-
-    * calls of PyTorch's own attention (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``, ...) when
-      ``forbid_torch_attention`` is set;
-    * calls into the reference package ``gptedu`` other than the prerequisites the exercise lets the student use
-      (``allowed`` lists qualified-name prefixes such as ``"Head."``).
-    """
+    """Notices shortcuts while the student's code runs: PyTorch's own attention (with ``forbid_torch_attention``),
+    the reference package other than the ``allowed`` qualified-name prefixes, and the unbound stand-ins."""
 
     def __init__(self, forbid_torch_attention: bool, allowed: list[str] | tuple[str, ...] = (),
                  stand_ins: list[str] | tuple[str, ...] = ()):
@@ -158,8 +142,8 @@ def _is_library(filename: str) -> bool:
 
 
 def _describe_call(what: str, exc: BaseException) -> tuple[str, str]:
-    """``(message, cause)``: what raised, the exception and the last line of the student's code in the traceback;
-    the cause points at that line when the error arose there, else at the library call the student's code made."""
+    """``(message, cause)``: what raised, the exception and the student's last line in the traceback; the cause
+    points at that line, or at the library call made from it."""
     frames = traceback.extract_tb(exc.__traceback__)
     student = [f for f in frames if not _is_library(f.filename)]
     if not student:
@@ -202,11 +186,7 @@ def kwargs_text(kwargs: dict) -> str:
 
 
 def _shared_submodule(module: nn.Module) -> str:
-    """A sentence when one submodule with weights is registered under several names (``[layer] * n``), else ``""``.
-
-    (Added by the mistakes suite: such a module loses its duplicates from ``named_parameters()``, and the generic
-    "missing parameters" message does not say why.)
-    """
+    """A sentence when one submodule with weights is registered under several names (``[layer] * n``), else ``""``."""
     names_of: dict[int, list[str]] = {}
     for name, sub in module.named_modules(remove_duplicate=False):
         if name and any(True for _ in sub.parameters()):  # sharing a parameterless GELU is harmless
@@ -222,12 +202,8 @@ def _shared_submodule(module: nn.Module) -> str:
 
 def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | None, label: str,
                  guard: ShortcutGuard | None = None) -> nn.Module:
-    """Construct ``cls(**init)`` and inject ``params`` (parameter name -> tensor).
-
-    Every parameter of the reference must exist in the student's module under the same name and shape, and the
-    student's module must have no other parameters. Buffers are not injected (a causal mask or a positional table
-    is recomputed by the student's code and checked through the outputs).
-    """
+    """Construct ``cls(**init)`` and load ``params`` (name -> tensor): the parameter names and shapes must be the
+    reference's exactly. Buffers are not loaded (the student's code recomputes them; the outputs check them)."""
     what = f"{label}({kwargs_text(init)})"
     module = _call(what, cls, **init)
     if module is None:
@@ -268,8 +244,7 @@ def build_module(cls: Callable, init: dict, params: dict[str, torch.Tensor] | No
 def _run_module(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
     """Forward (and optional extra methods) of an ``nn.Module`` on each named input."""
     label = case.get("label", getattr(obj, "__name__", "module"))
-    module = build_module(_with_stand_ins(obj, case.get("stand_ins", [])), case["init"], case.get("params"), label,
-                          guard)
+    module = build_module(obj, case["init"], case.get("params"), label, guard)
     module.eval()
     out: dict[str, Any] = {}
     if case.get("report_buffers"):
@@ -320,9 +295,8 @@ def _run_generate(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
 
 
 def _use_stand_in_forward(model: nn.Module) -> list[tuple[int, int, int]]:
-    """Give the model a correct ``forward`` built from its own parts, so ``generate`` is graded on its own merits
-    (a ``forward`` mistake costs the ``forward`` points only). Returns the list where each call records
-    ``(sequence length, autograd on, training mode)``. Models without the exercise's parts keep theirs."""
+    """Give the model a correct ``forward`` from its own parts (a ``forward`` mistake costs only its own points);
+    returns the call log ``(sequence length, autograd on, training mode)``. Models without those parts keep theirs."""
     calls: list[tuple[int, int, int]] = []
     parts = ("embedding", "pos_encoding", "decoder", "fc_out")
     if not all(isinstance(getattr(model, name, None), nn.Module) for name in parts):
@@ -452,52 +426,33 @@ STAND_IN_PARTS = {"TransformerBlock": ("MultiHeadAttention", "FeedForward", "Lay
                   "FeedForward": ("GELU",)}
 
 
-def _rebind(fn: Any, names: list[str]) -> Any:
-    """A function with the global names in ``names`` bound to the stand-ins (``fn`` itself when it uses none)."""
-    code = getattr(fn, "__code__", None)
-    if code is None or not any(name in code.co_names for name in names):
-        return fn
-    scope = dict(fn.__globals__)
+@contextlib.contextmanager
+def _stand_ins_bound(obj: Any, names: list[str]):
+    """While a case runs, the global ``names`` of the student's code (``obj``'s module scope) are the stand-ins."""
+    scope: dict = {}
+    for value in [obj, *(vars(obj).values() if isinstance(obj, type) else ())]:
+        value = getattr(value, "__func__", getattr(value, "fget", value))
+        if hasattr(value, "__globals__"):
+            scope = value.__globals__
+            break
+    saved = {name: scope[name] for name in names if name in scope}
     scope.update({name: STAND_INS[name] for name in names})
-    clone = type(fn)(code, scope, fn.__name__, fn.__defaults__, fn.__closure__)
-    clone.__kwdefaults__ = fn.__kwdefaults__
-    return clone
-
-
-def _with_stand_ins(obj: Any, names: list[str]) -> Any:
-    """``obj`` (a function, or a class: a subclass whose methods see the stand-ins) using correct stand-ins."""
-    if not names or not isinstance(obj, type):
-        return _rebind(obj, names) if names else obj
-    methods = {}
-    for key, value in vars(obj).items():
-        if isinstance(value, staticmethod | classmethod):
-            rebound = type(value)(_rebind(value.__func__, names))
-        elif isinstance(value, property):
-            rebound = property(_rebind(value.fget, names), value.fset, value.fdel, value.__doc__)
-        else:
-            rebound = _rebind(value, names)
-        if rebound is not value:
-            methods[key] = rebound
-    if not methods:
-        return obj
-    return type(obj)(obj.__name__, (obj,), {**methods, "__module__": obj.__module__, "__qualname__": obj.__qualname__})
+    try:
+        yield
+    finally:
+        for name in names:
+            scope.pop(name, None)
+        scope.update(saved)
 
 
 def _run_calls(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
-    """Call a function (or a class then its methods) with plain arguments, recording results and raised errors.
-
-    ``case["calls"]``: list of ``{"name", "args", "kwargs", "seed", "describe", "method", "generator_seed",
-    "expect_error", "soft"}`` (all but ``name`` optional); the object is called as ``obj(*args, **kwargs)``. With
-    ``case["construct"]``, ``obj(*construct)`` is built first and each call is ``getattr(instance, method)(*args)``
-    (``method`` ``"__len__"``/``"__getitem__"`` included). With ``case["params"]`` (functions that take a model: loss,
-    generation), each call gets a fresh ``TinyCausalLM(**case["init"])`` with those weights where its ``args`` or
-    ``kwargs`` hold ``"<model>"``, and its prints are dropped. Tensors, ints, floats, strings, and lists/tuples/dicts
-    of them come back as tensors or strings under ``result:<name>``; with a model also ``requires_grad:<name>`` for a
-    tensor result and ``calls:<name>`` (the model's call log, ``(n, 4)``). A ``soft`` call's error is one finding
-    (``error:<name>``), not the end of the run; an ``expect_error`` call records what it raised (``raised:<name>``).
-    """
+    """Call a function, or build ``obj(*construct)`` and call its ``method``s, once per ``case["calls"]`` item
+    (``name``; optional ``args``, ``kwargs``, ``seed``, ``describe``, ``method``, ``generator_seed``, ``expect_error``,
+    ``soft``). ``"<model>"`` arguments get a fresh ``TinyCausalLM`` with ``case["params"]``. Outputs:
+    ``result:<name>`` (see :func:`_store`), ``requires_grad:``/``calls:<name>`` with a model, ``error:<name>`` for a
+    ``soft`` call's error, ``raised:<name>`` for an ``expect_error`` call."""
     label = case.get("label", getattr(obj, "__name__", "function"))
-    target: Any = _with_stand_ins(obj, case.get("stand_ins", []))
+    target: Any = obj
     out: dict[str, Any] = {}
     if "construct" in case:
         args = case["construct"]
@@ -615,14 +570,11 @@ def _run_loop(obj: Callable, case: dict, guard: ShortcutGuard) -> dict:
 
 # ------------------------------------------------------------------- part 2: loss/generation functions, KV caches
 class TinyCausalLM(nn.Module):
-    """A small causal language model for checking loss, training-loop and generation functions.
+    """A small causal LM for checking loss, training-loop and generation functions: ``(batch, seq)`` ids ->
+    ``(batch, seq, vocab)`` logits, each depending on every earlier token (so a wrong crop changes them).
 
-    The logits at position t depend on token t, on its position and on every token before it (a running mean of the
-    embedded tokens plus learned positions), so a wrongly cropped context changes them.
-    ``forward(idx, kv_cache=None)``: ``(batch, seq)`` ids → ``(batch, seq, vocab)`` logits. With ``kv_cache`` (the
-    interface of ``gptedu.gpt2.KVCache``: ``.length`` and ``.layers(n)``, whose items have ``.append(keys,
-    values)``), ``idx`` holds only the new tokens. More than ``context_len`` positions raise a ``ValueError``.
-    Each call is recorded as ``(training, grad enabled, new tokens, start position)`` in ``self.calls``.
+    With ``kv_cache`` (``gptedu.gpt2.KVCache``'s interface) ``idx`` holds only the new tokens; more than
+    ``context_len`` positions raise ``ValueError``. ``self.calls``: ``(training, grad on, new tokens, start)``.
     """
 
     def __init__(self, vocab_size: int = 11, d_model: int = 8, context_len: int = 8):
@@ -667,11 +619,8 @@ KINDS: dict[str, Callable[[Callable, dict, ShortcutGuard], dict]] = {
 
 
 def run_case(student_obj: Any, case: dict) -> dict:
-    """Run one case on the student's object; never raises for a failure of the student's code.
-
-    ``student_obj`` is the class or function the exercise asks for. Returns the outputs described in the module
-    docstring, with ``"_status"``, ``"_message"`` and ``"_forbidden"`` always present.
-    """
+    """Run one case on the student's class or function (see the module docstring); never raises for the
+    student's code."""
     guard = ShortcutGuard(bool(case.get("forbid_torch_attention")), case.get("allowed_reference", ()),
                           case.get("stand_ins", ()))
     status, message = "ok", ""
@@ -681,7 +630,7 @@ def run_case(student_obj: Any, case: dict) -> dict:
     else:
         previous_threads = torch.get_num_threads()
         try:
-            with guard:
+            with guard, _stand_ins_bound(student_obj, case.get("stand_ins", [])):
                 outputs = KINDS[case["kind"]](student_obj, dict(case), guard)
         except StudentCodeError as exc:
             status, message = exc.status, exc.message

@@ -483,7 +483,6 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
 
     if baseline is None:
         baseline = os.environ.get("GPTEDU_GRADING_BASELINE", "") not in ("", "0")
-    c.VerifyAnswers.reuse_process = not baseline
 
     c.Execute.timeout = cell_timeout
     c.SandboxExecute.timeout = cell_timeout

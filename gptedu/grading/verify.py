@@ -1,28 +1,16 @@
-"""The one trusted scoring path: every graded test cell is scored from the student's functions' outputs, compared
-with the reference in nbgrader's own process, never from what the cell displayed.
+"""The one trusted scoring path: every test cell is scored from the student's functions' outputs, compared with
+the reference in nbgrader's own process, never from what the kernel displayed (the student's code can rewrite all
+of that).
 
-Everything that runs in the grading kernel after the student's code can be rewritten by it (display hooks that
-plant an ``execute_result``, monkeypatched ``torch.allclose`` or grading helpers, spoofed modules, IPython input
-transformers). So the kernel's run only gives the student's notebook its outputs; the score comes from here:
+1. :class:`VerifyAnswers` takes the student's code (answer cells and cells the student added; the instructor's
+   imports and constants kept) and the components' cases, built here (hidden ones from the course secret);
+2. a jailed process runs the code and :func:`gptedu.grading.runner.run_case`, with a *pruned copy* of the reference
+   holding only the allowed prerequisites (never a graded class). Visible and hidden cases run separately, so a run
+   whose messages the feedback may quote never held a hidden input;
+3. the outputs are compared here (``Component.compare``); the verdict replaces the test cell's outputs and
+   :class:`SaveTrustedGrades` writes full points or 0. An unclaimed test cell scores 0 and says so.
 
-1. :class:`VerifyAnswers` (an nbgrader preprocessor after ``SandboxExecute``) takes the student's code from the
-   submission: the answer cells, plus code cells the student added (cells that are not in the instructor's
-   notebook); instructor cells are skipped, but their ``import`` lines and simple constants are kept. The reference
-   classes the notebook's checks allow (a component's prerequisites, and the instructor's ``gptedu`` imports that the
-   student's code names) are served by a *pruned copy*: only those classes and what they need, and never a graded
-   component's own class;
-2. the cases are built here, on the trusted side (``Component.cases``; the hidden ones from the course secret,
-   :mod:`gptedu.grading.secret`), and passed as data to a fresh sandboxed process that runs the student's code and
-   :func:`gptedu.grading.runner.run_case` on them. Visible and hidden cases go to *separate* processes, so a run that
-   can show the student's own error messages never held a hidden input;
-3. back in nbgrader's process the outputs are compared with the reference (``Component.compare``). The verdict
-   replaces the test cell's outputs (the feedback shows the trusted verdict, not what the submission displayed), and
-   :class:`SaveTrustedGrades` (nbgrader's ``SaveAutoGrades`` with the score of a test cell taken from the verdict)
-   writes full points or 0 to the gradebook. A test cell that no component claims is a course configuration error:
-   it scores 0 and says so.
-
-Hidden-test feedback names the check and the likely cause, never the inputs, sizes, seeds or expected values, and
-never text the student's code produced during the hidden run (an exception message can carry hidden inputs out).
+Hidden-test feedback names the check and the likely cause, never the inputs or any text of the student's run.
 """
 
 from __future__ import annotations
@@ -46,13 +34,11 @@ from pathlib import Path
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
-from traitlets import Bool, Integer
+from traitlets import Integer
 
 from gptedu.grading.sandbox_nbgrader import RESOURCE_KEY, error_output
 
 COPY_PACKAGE = "reference_copy"
-FORBIDDEN_NAMES = ("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward",
-                   "flex_attention", "_native_multi_head_attention")
 WHICH = ("visible", "hidden")
 
 
@@ -71,11 +57,8 @@ def is_test_cell(cell) -> bool:
 
 
 def student_code_cells(nb, *instructor_nbs) -> list[tuple[int, str]]:
-    """(index, source) of the answer cells and of the code cells the student added, in notebook order.
-
-    A code cell without nbgrader metadata counts as the student's unless its text is one of the instructor's cells
-    (setup, demos, test cells) in ``instructor_nbs`` (the source and the released notebook).
-    """
+    """(index, source) of the answer cells and of the code cells the student added (not the text of a cell of
+    ``instructor_nbs``), in notebook order."""
     instructor = {_normalise(c.source) for other in instructor_nbs if other is not None for c in other.cells
                   if _is_code(c) and not utils.is_solution(c)}
     found = []
@@ -284,11 +267,8 @@ def _pruned(tree: ast.Module, names: set[str], withheld: set[str]) -> ast.Module
 
 def build_prelude(statements: list[str], provided: dict[str, str], withheld: set[str],
                   ) -> tuple[str, dict[str, set[str]]]:
-    """The prelude source and what the reference copy must hold (module -> names).
-
-    ``statements``: the instructor's imports and constants (:func:`instructor_prelude`; no ``gptedu`` imports);
-    ``provided``: alias -> ``gptedu.module.Name`` of the reference classes the student's code may use (names that
-    are not a class or function of ``gptedu``, or are ``withheld``, are left out)."""
+    """The prelude source (the instructor's ``statements``, then imports of ``provided``, alias -> ``gptedu`` path,
+    from the copy) and what the reference copy must hold (module -> names); ``withheld`` names are left out."""
     lines = ["import math", "import torch", "from torch import nn", "import torch.nn.functional as F"]
     lines += [f"try:\n    {statement}\nexcept Exception:\n    pass" for statement in statements]
     wanted: dict[str, set[str]] = {}
@@ -407,17 +387,11 @@ def course_secret(config) -> bytes:
 
 
 class VerifyAnswers(NbGraderPreprocessor):
-    """Decide every test cell of the notebook from the trusted comparison; put the verdict in the cell's outputs.
-
-    The verdicts go to ``resources["gptedu_grading"]["verdicts"]`` (grade id -> :class:`Verdict`), which
-    :class:`SaveTrustedGrades` turns into the gradebook's scores."""
+    """Decide every test cell from the trusted comparison, put the verdict in its outputs and in
+    ``resources["gptedu_grading"]["verdicts"]`` (grade id -> :class:`Verdict`) for :class:`SaveTrustedGrades`."""
 
     timeout = Integer(300, help="Seconds for one sandboxed run (one notebook's components, visible or hidden "
                                 "cases).").tag(config=True)
-    reuse_process = Bool(
-        True, help="Run the sandboxed jobs through one verification server per grading process (torch imported "
-                   "once, a fresh fork and jail per job) instead of a new Python per job."
-    ).tag(config=True)
 
     def preprocess(self, nb, resources):
         import time
@@ -481,8 +455,7 @@ class VerifyAnswers(NbGraderPreprocessor):
                 "student_dir": student_dir}
 
     def verdicts(self, nb, resources) -> dict[tuple[str, str], Verdict]:
-        """(component name, "visible"|"hidden") -> :class:`Verdict` for the notebook's components. In the background
-        (:class:`StartVerification`), its first use also imports torch and the reference, beside the first kernel."""
+        """(component name, "visible"|"hidden") -> :class:`Verdict` for the notebook's components."""
         import torch
 
         plan = self.plan(nb, resources)
@@ -490,7 +463,7 @@ class VerifyAnswers(NbGraderPreprocessor):
             return {}
         torch.set_num_threads(1)  # the comparisons are small; more threads only contend with the kernel
         return verify_components(list(plan["components"].values()), plan["cells"], plan["source_nb"],
-                                 plan["secret"], self.timeout, plan["student_dir"], self.reuse_process)
+                                 plan["secret"], self.timeout, plan["student_dir"])
 
     def _instructor_notebooks(self, resources):
         """The source notebook and the released one (the source again when there is no release folder)."""
@@ -507,49 +480,30 @@ class VerifyAnswers(NbGraderPreprocessor):
 
 
 def verify_components(components, cells, source_nb, secret: bytes, timeout: int, student_dir: str | None = None,
-                      reuse_process: bool = True) -> dict[tuple[str, str], Verdict]:
-    """Run the student's ``cells`` on every case of ``components`` in the sandbox and judge the outputs.
-
-    One sandboxed run per group of components that may see the same reference classes (:func:`withheld_groups`)
-    and per kind of case: the visible run never holds a hidden case, so its feedback may quote the student's own
-    error messages; the hidden run's feedback never does."""
+                      ) -> dict[tuple[str, str], Verdict]:
+    """Run the student's ``cells`` on every case of ``components`` in the sandbox and judge the outputs: one run
+    per :func:`withheld_groups` group and per kind of case (visible, hidden)."""
     sources = [source for _, source in cells]
     uses_reference = sorted(imported_reference_modules(sources))
-    forbidden = [n for n in FORBIDDEN_NAMES if n in used_names(sources)]
-    jobs = []
+    static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the graded components "
+              "must be your own code.") if uses_reference else ""
+    results: dict[tuple[str, str], Verdict] = {}
     for withheld, group in withheld_groups(components).items():
         provided = provided_names(source_nb, group, cells)
-        for which in WHICH:
+        for which in WHICH:  # a group's hidden run follows its visible one in the same jail
             cases = {c.name: [(case_key(c, which, i), case) for i, case in enumerate(
                 c.cases(hidden=which == "hidden", secret=secret if which == "hidden" else None))] for c in group}
-            jobs.append((withheld, group, which, cases, provided))
-
-    def run(job):
-        withheld, group, which, cases, provided = job
-        return run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld), student_dir=student_dir,
-                              reuse_process=reuse_process, cases=cases, provided=provided)
-
-    ran = [run(job) for job in jobs]  # in order: a group's hidden run follows its visible one in the same jail
-    results: dict[tuple[str, str], Verdict] = {}
-    for (_, group, which, cases, _), (outputs, problem) in zip(jobs, ran, strict=True):
-        for component in group:
-            static = ""
-            if uses_reference:
-                static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the "
-                          "graded components must be your own code.")
-            elif forbidden and component.forbid_torch_attention:
-                static = (f"your code uses {', '.join(forbidden)}, but this exercise asks you to compute "
-                          "attention yourself.")
-            results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
-                                                     static)
+            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld),
+                                              student_dir=student_dir, cases=cases, provided=provided)
+            for component in group:
+                results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
+                                                         static)
     return results
 
 
 class SaveTrustedGrades(SaveAutoGrades):
-    """nbgrader's ``SaveAutoGrades``, except that an autograded test cell's score is SET from the trusted verdict
-    (full points or 0), never read from the cell's outputs; answer cells graded by hand are untouched.
-
-    A test cell without a verdict (the verification did not run, or no component claims it) scores 0."""
+    """nbgrader's ``SaveAutoGrades``, except that a test cell's score is SET from the trusted verdict (full points,
+    or 0 when it failed or has none), never read from the cell's outputs."""
 
     def _add_score(self, cell, resources) -> None:
         if not is_test_cell(cell):
@@ -571,26 +525,18 @@ def _executor():
 
 
 class StartVerification(NbGraderPreprocessor):
-    """Start :class:`VerifyAnswers`' sandboxed runs in the background before the kernel runs the notebook.
-
-    The verification only needs the student's code as submitted (the sanitized notebook), not the kernel's
-    outputs, so it runs on the second core while the kernel executes; ``VerifyAnswers`` then collects the verdicts.
-    Place it right before ``SandboxExecute``. Without a course secret it stops the notebook here, before any kernel."""
-
-    enabled = Bool(True).tag(config=True)
+    """Start :class:`VerifyAnswers`' runs in the background (they need only the submitted code) while the kernel
+    runs the notebook. Place it right before ``SandboxExecute``. Without a course secret it stops here."""
 
     def preprocess(self, nb, resources):
         import copy
 
         verifier = VerifyAnswers(config=self.config)
         course_secret(self.config)  # fail before the kernel starts
-        if not self.enabled:
-            return nb, resources
-        if verifier.reuse_process:
-            from gptedu.grading import sandbox
+        from gptedu.grading import sandbox
 
-            with contextlib.suppress(sandbox.SandboxError):  # reported by the run itself
-                verify_server().start_soon()  # boots (imports torch) beside the kernel
+        with contextlib.suppress(sandbox.SandboxError):  # reported by the run itself
+            verify_server().start_soon()  # boots (imports torch) beside the kernel
         # a private copy of what the plan reads: the kernel's run changes the notebook meanwhile
         snapshot = copy.deepcopy(nb)
         context = {"nbgrader": dict(resources.get("nbgrader") or {}),
@@ -639,19 +585,15 @@ def _parse_outputs(stdout: bytes) -> dict:
 
 
 class VerifyServer:
-    """Jailed Pythons for the verification, started in advance (``spares`` of them wait), each in a jail of its own:
-    it imports torch while the grader does other work, then runs what it is sent, each run in a child forked for
-    it. One jail serves ONE ``key`` only (one student: every run of one submission's notebooks) and is ended when a
-    run with another key comes, so nothing passes between students; between two runs of the same key everything
-    the first left is killed and emptied, and the jail's server never holds a run's bytes (each child reads its
-    own), so a run never finds another run's reference copy.
-    ``run(files, timeout, key)`` -> (exit code or None on timeout, stdout, stderr tail). Unjailed
-    (``GPTEDU_UNSANDBOXED=1``): the same runner in a plain process."""
+    """Jailed Pythons that import torch before they get work (one waits in advance); each run is a child forked in
+    the jail. One jail serves ONE ``key`` (one student's submission) and ends when another key comes, so nothing
+    passes between students. ``run(files, timeout, key)`` -> (exit code or None on timeout, stdout, stderr tail).
+    Unjailed (``GPTEDU_UNSANDBOXED=1``): the same runner in a plain process."""
 
-    def __init__(self, jailed: bool, spares: int = 1):
+    def __init__(self, jailed: bool):
         import threading
 
-        self.jailed, self.spares = jailed, spares
+        self.jailed = jailed
         self._waiting: list[subprocess.Popen] = []
         self._bound: tuple[str, subprocess.Popen] | None = None  # (key, the jail serving it)
         self._dir: str | None = None
@@ -682,12 +624,12 @@ class VerifyServer:
         return proc
 
     def start_soon(self) -> None:
-        """Start jailed Pythons now, up to ``spares`` waiting (they boot beside the kernel). Never waits."""
+        """Start a jailed Python now, unless one is waiting (it boots beside the kernel). Never waits."""
         if not self.lock.acquire(blocking=False):
             return
         try:
             self._waiting = [p for p in self._waiting if p.poll() is None]
-            while len(self._waiting) < self.spares:
+            if not self._waiting:
                 self._waiting.append(self._launch())
         finally:
             self.lock.release()
@@ -714,15 +656,14 @@ class VerifyServer:
             return (None if isinstance(exc, TimeoutError) else 1), b"", tail or f"{type(exc).__name__}: {exc}"
         tail = b"".join(proc.tail).decode(errors="replace")[-2000:]
         proc.tail.clear()
-        keep = key is not None and self.spares
+        keep = key is not None
         with self.lock:  # runs may come two at a time: the jail kept last wins, any other is ended
             old, self._bound = self._bound, ((key, proc) if keep else self._bound)
         if keep and old is not None and old[1] is not proc:
             _end(old[1])
         if not keep:
             _end(proc)
-        if self.spares:
-            self.start_soon()
+        self.start_soon()
         return code, out, tail
 
     def stop(self) -> None:
@@ -791,10 +732,10 @@ def _end(proc: subprocess.Popen) -> None:
             stream.close()
 
 
-_SERVERS: dict[tuple[bool, bool], VerifyServer] = {}
+_SERVERS: dict[bool, VerifyServer] = {}
 
 
-def verify_server(prestart: bool = True) -> VerifyServer:
+def verify_server() -> VerifyServer:
     """The process-wide runner source: jailed, or unjailed where ``GPTEDU_UNSANDBOXED=1`` says so. Raises
     :class:`~gptedu.grading.sandbox.SandboxError` (with the fix) when the jail cannot run: never a silent fallback."""
     from gptedu.grading import sandbox
@@ -804,14 +745,13 @@ def verify_server(prestart: bool = True) -> VerifyServer:
     if found:
         raise sandbox.SandboxError("the grading sandbox cannot run here (" + "; ".join(found) + "). See `python -m "
                                    f"gptedu.grading.sandbox check`; {sandbox.UNSANDBOXED_ENV}=1 grades without it.")
-    key = (jailed, prestart)
-    if key not in _SERVERS:
+    if jailed not in _SERVERS:
         import atexit
 
         if not _SERVERS:
             atexit.register(stop_servers)
-        _SERVERS[key] = VerifyServer(jailed, 1 if prestart else 0)
-    return _SERVERS[key]
+        _SERVERS[jailed] = VerifyServer(jailed)
+    return _SERVERS[jailed]
 
 
 def stop_servers() -> None:
@@ -824,13 +764,9 @@ def _read_tree(folder: Path) -> dict[str, bytes]:
 
 
 def withheld_groups(components) -> dict[tuple[str, ...], list]:
-    """Components grouped by the reference classes that must NOT be in their sandbox.
-
-    A component's sandbox withholds every class graded in the notebook except the component's own prerequisites:
-    e.g. in ``07_gpt`` the ``GPTModel`` checks may use the reference ``TransformerDecoder`` (so a wrong decoder does
-    not cost the model's points twice), while the ``TransformerDecoder`` check runs in a sandbox where no reference
-    decoder exists at all. Each group is one sandboxed run (per kind of case).
-    """
+    """Components grouped by the reference classes withheld from their sandbox: every class graded in the
+    notebook except the component's prerequisites (``GPTModel`` may use the reference ``TransformerDecoder``; the
+    ``TransformerDecoder`` check runs where none exists)."""
     targets = {component.target for component in components}
     groups: dict[tuple[str, ...], list] = {}
     for component in components:
@@ -841,14 +777,10 @@ def withheld_groups(components) -> dict[tuple[str, ...], list]:
 
 
 def run_in_sandbox(specs, cells, source_nb, timeout: int, *, withheld: set[str], cases: dict[str, list],
-                   provided: dict[str, str], student_dir: str | None = None, reuse_process: bool = True,
-                   ) -> tuple[dict | None, str]:
+                   provided: dict[str, str], student_dir: str | None = None) -> tuple[dict | None, str]:
     """Run the student's cells and ``run_case`` on ``cases`` (component name -> [(key, case)], built on the trusted
     side) in the jail, with the reference copy of ``provided`` (alias -> ``gptedu`` path) without the ``withheld``
-    classes; (outputs, problem). The jail is always required, unless ``GPTEDU_UNSANDBOXED=1``.
-
-    Each run gets a jailed Python of its own (:class:`VerifyServer`); ``reuse_process`` (default) starts the next
-    one in advance, so its torch import overlaps other work."""
+    classes; (outputs, problem). The jail is required unless ``GPTEDU_UNSANDBOXED=1``."""
     import torch
 
     from gptedu.grading import runner, sandbox
@@ -868,7 +800,7 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, *, withheld: set[str],
             "specs": [{"name": spec.name, "target": spec.target} for spec in specs],
         }))
         try:
-            server = verify_server(prestart=reuse_process)
+            server = verify_server()
         except sandbox.SandboxError as exc:
             return None, str(exc)
         files = _read_tree(job)
@@ -887,9 +819,8 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, *, withheld: set[str],
 
 def check_solutions(course: Path, only: list[str] | None = None, timeout: int = 300,
                     secret: bytes | None = None) -> dict[str, dict]:
-    """Verify the instructor's own solutions of every source notebook out of process (they must all pass).
-
-    ``secret``: the hidden cases' secret (default: the course's, else a fresh random one)."""
+    """Verify the instructor's solutions of every source notebook out of process (default ``secret``: the course's,
+    else a random one)."""
     import secrets as random_secrets
 
     import nbformat

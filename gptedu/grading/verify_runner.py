@@ -1,19 +1,11 @@
 """Runs inside a jail (no ``gptedu``, no network, ``nobody``): the student's code on the grading cases.
 
-The grader starts this file in a fresh jail *before* it has work for it (``VerifyServer`` in
-:mod:`gptedu.grading.verify`): it imports torch while the grader does other work, then reads runs from its
-standard input, all of ONE student's code (every notebook of one submission). A run is ``pack_files`` bytes:
-``job.json`` (the student's code cells, the imports), ``cases.pt``, ``grading_runner.py`` (a copy of
-:mod:`gptedu.grading.runner`), the reference-copy package of prerequisite classes, the files handed in beside the
-notebook. Each run is a child forked for it: it writes the files into a fresh folder of the private ``/tmp``, runs
-them, and writes, after ``MARKER``, a ``torch.save`` of ``{case key: run_case outputs}`` plus ``"_cells"`` (what
-each code cell raised, if anything). After each run every process it left is killed and ``/tmp`` and ``/dev/shm``
-are emptied, and this process never holds a run's bytes (the child reads them from standard input itself), so a
-run cannot find an earlier run's reference copy in its memory; the jail ends when the grader moves on to another
-student, so nothing passes between students.
-
-Nothing in here is trusted by the grader: whatever this process writes is only ever *compared* with the
-reference, in nbgrader's own process, which never ran student code.
+Started by ``VerifyServer`` (:mod:`gptedu.grading.verify`) before there is work, it imports torch, then answers
+runs of ONE student's code from standard input. A run is ``pack_files`` bytes (``job.json``, ``cases.pt``,
+``grading_runner.py``, the reference copy, the student's files), run in a child forked for it that writes, after
+``MARKER``, a ``torch.save`` of ``{case key: run_case outputs}`` plus ``"_cells"`` (what each cell raised). After a
+run every process it left is killed and ``/tmp`` and ``/dev/shm`` are emptied; this process never holds a run's
+bytes, so no run finds another's reference copy. Nothing here is trusted: the grader only compares its outputs.
 """
 
 from __future__ import annotations
@@ -44,22 +36,6 @@ class _NoIPython:
         return iter(())
 
 
-def _poison_torch_attention(torch) -> None:
-    """Make PyTorch's ready-made attention raise: an exercise's output must come from the student's own code."""
-
-    def forbidden(*args, **kwargs):
-        raise RuntimeError("PyTorch's built-in attention is not available while grading: this exercise asks you "
-                           "to compute attention yourself.")
-
-    import torch.nn.functional as F  # noqa: N812
-
-    for owner, name in ((F, "scaled_dot_product_attention"), (F, "multi_head_attention_forward"),
-                        (torch._C._nn, "scaled_dot_product_attention"), (torch, "_native_multi_head_attention")):
-        if hasattr(owner, name):
-            setattr(owner, name, forbidden)
-    torch.nn.MultiheadAttention.forward = forbidden
-
-
 class _BlockReference:
     """Import hook refusing ``gptedu`` (the jail does not contain it anyway; this covers the unsandboxed fallback)."""
 
@@ -68,12 +44,6 @@ class _BlockReference:
         if name == "gptedu" or name.startswith("gptedu."):
             raise ModuleNotFoundError(f"No module named {name!r} (the reference is not available while grading)")
         return None
-
-
-def _block_reference() -> None:
-    sys.meta_path.insert(0, _BlockReference)
-    for name in [m for m in sys.modules if m == "gptedu" or m.startswith("gptedu.")]:
-        del sys.modules[name]
 
 
 def run_job(job_dir: str) -> bytes:
@@ -87,7 +57,6 @@ def run_job(job_dir: str) -> bytes:
     import grading_runner  # the copy of gptedu.grading.runner
 
     cases = torch.load(os.path.join(job_dir, "cases.pt"), weights_only=True)
-    _poison_torch_attention(torch)
 
     student = types.ModuleType("student")
     student.__dict__["get_ipython"] = lambda: _NoIPython()
@@ -200,9 +169,8 @@ def _end_with_parent(parent: int) -> None:
 
 
 def _run_forked(size: int, jailed: bool) -> tuple[int, bytes]:
-    """One run in a child forked from this process (torch loaded, no student code run yet): (exit code, stdout).
-    The child reads the run's ``size`` bytes from standard input. Afterwards nothing of it is left: in the jail
-    every other process is killed (``kill(-1)``)."""
+    """One run (its ``size`` bytes read from stdin by the child forked for it): (exit code, stdout). Afterwards
+    nothing of it is left: in the jail every other process is killed (``kill(-1)``)."""
     import threading
 
     job_dir = tempfile.mkdtemp(prefix="job-")  # in the jail: its private /tmp; removed after the run
@@ -279,8 +247,7 @@ PRELOADED = ("matplotlib.pyplot", "regex", "tqdm.auto", "torch.utils.data", "tor
 
 
 def _preload() -> None:
-    """Import, once, what the notebooks' first cells import, before any run is forked: every run would pay for it
-    again (``matplotlib.pyplot`` alone, 0.4-0.6 s), and a fork shares it. Nothing of a student's is loaded yet."""
+    """Import what the notebooks' first cells import once, before any fork (``matplotlib.pyplot``: 0.4-0.6 s)."""
     import importlib
 
     os.environ.setdefault("MPLBACKEND", "Agg")  # no display in the jail; the notebook's plots are not graded here
@@ -291,9 +258,8 @@ def _preload() -> None:
 
 def main() -> int:
     """Import torch, then answer runs from stdin (8-byte length + ``pack_files`` bytes) with replies on stdout
-    (8-byte length, 4-byte exit code, the run's stdout); each run in a child forked for it. The grader sends this
-    process only runs of ONE student's code (the visible and hidden cases of each notebook of one submission)."""
-    _block_reference()
+    (8-byte length, 4-byte exit code, the run's stdout)."""
+    sys.meta_path.insert(0, _BlockReference)  # a fresh ``-I`` Python: no gptedu module is loaded yet
     import torch
 
     torch.set_num_threads(1)
