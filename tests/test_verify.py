@@ -55,3 +55,16 @@ def test_solution_is_confirmed_and_a_borrowed_reference_is_not(source_nb):
     found = _verdicts(cheat, source_nb)
     assert set(found["decoder"]) == {"visible", "hidden"}  # failed
     assert found["gpt_forward"] == set() and found["gpt_generate"] == set()
+
+
+def test_answers_inside_time_magics_are_verified(source_nb):
+    """A ``%%time`` answer cell (or a ``%time`` line) still defines the student's code in the trusted run; other
+    magics stay no-ops there."""
+    timed = {}
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            timed[meta["grade_id"]] = "%%time\n" + kit.strip_markers(cell.source)
+    assert _verdicts(_solved(source_nb, timed), source_nb) == {"decoder": set(), "gpt_forward": set(),
+                                                              "gpt_generate": set()}
+    assert verify.to_python("%time x = 1\n%ls\n") == "x = 1\nget_ipython().run_line_magic('ls', '')\n"

@@ -23,6 +23,7 @@ import importlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,10 +71,20 @@ def student_code_cells(nb, *instructor_nbs) -> list[tuple[int, str]]:
     return found
 
 
+# cell magics whose body is the student's Python, run as it is by the trusted run (the magic itself is dropped)
+PYTHON_BODY_MAGICS = ("time", "timeit", "capture", "prun")
+
+
 def to_python(source: str) -> str:
-    """IPython cell source -> plain Python (magics become no-op ``get_ipython()`` calls); '' if it cannot parse."""
+    """IPython cell source -> plain Python: the body of a ``%%time``-like cell (:data:`PYTHON_BODY_MAGICS`) and the
+    statement of a ``%time`` line are kept, other magics become no-op ``get_ipython()`` calls. The source as it is
+    if it cannot parse."""
     from IPython.core.inputtransformer2 import TransformerManager
 
+    first, _, body = source.lstrip().partition("\n")
+    if first.startswith("%%") and first[2:].split(" ")[0].strip() in PYTHON_BODY_MAGICS:
+        source = body
+    source = re.sub(r"^(\s*)%time (.*)$", r"\1\2", source, flags=re.M)  # `%time x = f()` still binds x
     try:
         code = TransformerManager().transform_cell(source)
         ast.parse(code)
