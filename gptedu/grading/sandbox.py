@@ -42,6 +42,9 @@ KERNEL_NAME = "gptedu-sandbox"
 UNSANDBOXED_ENV = "GPTEDU_UNSANDBOXED"
 PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # the gptedu package: in the kernel's view only
 JAIL_UID = 65534  # "nobody" inside the jail's user namespace
+# how this file starts itself (kernelspec, exec): the file, not ``-m gptedu...``, so that ``-I`` keeps PYTHONPATH and
+# the current folder out of the launcher
+LAUNCHER = [sys.executable, "-I", os.path.abspath(__file__)]
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives",
              "/etc/fonts", "/etc/mime.types")
@@ -548,10 +551,8 @@ def _problems(path: str | None, python: str) -> list[str]:
 
 def exec_argv(cmd: list[str], *flags: str, limits: JobLimits | None = None) -> list[str]:
     """The command line that runs ``cmd`` jailed through this file's ``exec`` command; ``flags``: its options
-    (``--no-reference``, ``--ro HOST:JAIL``, ...). The file, not ``-m gptedu...``: ``-I`` keeps PYTHONPATH and the
-    current folder out of the launcher."""
-    return [sys.executable, "-I", os.path.abspath(__file__), "exec", *flags, *(limits.args() if limits else []), "--",
-            *cmd]
+    (``--no-reference``, ``--ro HOST:JAIL``, ...)."""
+    return [*LAUNCHER, "exec", *flags, *(limits.args() if limits else []), "--", *cmd]
 
 
 def _run_captured(cmd: list[str], limits: JobLimits, timeout: float, *flags: str) -> tuple[int | None, str]:
@@ -614,7 +615,7 @@ def kernelspec_problems() -> list[str]:
     again = f"run `{sys.executable} -m gptedu.grading.sandbox install`"
     if path is None:
         return [f"the '{KERNEL_NAME}' kernelspec is not installed: {again} (no root needed)"]
-    if json.loads(path.read_text()).get("argv", [])[:3] != [sys.executable, "-I", os.path.abspath(__file__)]:
+    if json.loads(path.read_text()).get("argv", [])[:3] != LAUNCHER:
         return [f"the '{KERNEL_NAME}' kernelspec in {path.parent} was installed for another Python or checkout: "
                 f"{again} again"]
     return []
@@ -631,8 +632,7 @@ def install(kernels_dir: str | Path | None = None, limits: JobLimits | None = No
         shutil.rmtree(spec_dir, ignore_errors=True)
         raise SandboxError(f"the sandbox's self-test failed, so no kernelspec was installed: {reason}")
     kernel = {
-        "argv": [sys.executable, "-I", os.path.abspath(__file__), "kernel", *limits.args(), f"--preload={preload}",
-                 "-f", "{connection_file}"],
+        "argv": [*LAUNCHER, "kernel", *limits.args(), f"--preload={preload}", "-f", "{connection_file}"],
         "display_name": "Python 3 (gptedu grading sandbox)",
         "language": "python",
         "interrupt_mode": "message",  # a signal would end bwrap, not interrupt the kernel inside it
