@@ -32,7 +32,7 @@ def test_warmed_kernel_has_torch_loaded_but_binds_no_name(optim):
     code = "__import__('torch'); __import__('matplotlib.pyplot')" + ("; __import__('torch._dynamo')" if optim else "")
     prestarted.start(key, NotebookClient(nbformat.v4.new_notebook(), kernel_name="python3"), log, warm_code=code)
     time.sleep(8)  # in grading, the current notebook runs meanwhile (the warm-up is sent, never waited for)
-    km = prestarted.take(key, log)
+    km = prestarted.take(key)
     assert km is not None, "the kernel started in advance was not handed over"
     try:
         warmed = _run_probe(km)

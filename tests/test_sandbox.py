@@ -334,7 +334,7 @@ def _run_in_kernel(cells: list[str], folder: Path, **kw) -> nbformat.NotebookNod
             return found
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    kw = {"timeout": 60, "prestart_kernel": False, **kw}
+    kw = {"timeout": 60, **kw}
     client = SandboxExecute(kernel_name=sandbox.KERNEL_NAME, kernel_manager_class=Recording, allow_errors=True,
                             **kw)
     client.preprocess(nb, {"metadata": {"path": str(folder)}})
@@ -392,8 +392,8 @@ def test_every_kind_of_output_flood_is_capped(tmp_path):
     plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(plain, kernel_name="python3", timeout=120, allow_errors=True).execute()
     capped = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    SandboxExecute(kernel_name="python3", timeout=120, allow_errors=True, max_output_bytes=20_000,
-                   prestart_kernel=False).preprocess(capped, {"metadata": {"path": str(tmp_path)}})
+    SandboxExecute(kernel_name="python3", timeout=120, allow_errors=True, max_output_bytes=20_000).preprocess(
+        capped, {"metadata": {"path": str(tmp_path)}})
     for name, big, small in zip(FLOODS, plain.cells, capped.cells, strict=True):
         size_plain, size_capped = len(json.dumps(big.outputs)), len(json.dumps(small.outputs))
         assert size_plain > 200_000, (name, size_plain)

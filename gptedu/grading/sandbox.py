@@ -1,32 +1,20 @@
-"""The grading jail: students' code (the grading kernel and the verification) runs under bubblewrap (``bwrap``).
+"""The grading jail: students' code (the grading kernel, the verification) runs under bubblewrap (``bwrap``, the
+sandbox behind Flatpak; no root needed where the kernel allows user namespaces), one jail per job, ending with it:
 
-bubblewrap (Debian/Ubuntu/Fedora package ``bubblewrap``, the sandbox behind Flatpak) builds each jail; it needs no
-root where the kernel allows user namespaces. Every jail is made for ONE job (a notebook's kernel, a verification
-run) and ends with it:
+* ``--unshare-all``: no network (the kernel talks to nbgrader over unix sockets), its own processes (all die with
+  it), IPC and hostname; a user namespace in which it runs as ``nobody`` without capabilities, and a seccomp filter
+  that refuses the keyring system calls, as Flatpak does (a login session's keyring would be shared by every jail);
+* a read-only view of only what Python needs (:func:`view_paths`): the course, the gradebook, other students, the
+  course secret, ``/root``, ``/home`` and ``/etc/shadow`` are not in it; private, size-capped in-memory folders
+  (``/tmp``, the working folder, the kernel's socket folder);
+* limits per job (:class:`JobLimits`): a cgroup of its own where cgroups can be used (:func:`limits_mode`), else
+  rlimits, whose process count is per *user* (the class runner then refuses ``--workers N>1``).
 
-* ``--unshare-all``: no network (the kernel talks to nbgrader over unix sockets), its own processes (everything it
-  started dies with it), IPC, hostname; a fresh user namespace (so its kernel keyrings are its own) in which it runs
-  as ``nobody`` without capabilities, and a seccomp filter that refuses the keyring system calls, as Flatpak does
-  (a login session's keyring would otherwise be shared by every jail started from it);
-* a read-only view of only what Python needs: ``/usr`` (and ``/lib*``, ``/bin``), the loader's files in ``/etc``,
-  the Python installation, the venv's packages and, for the kernel only, the ``gptedu`` package. The course
-  (``source/``, the gradebook, ``submitted/``, other students), the course secret, ``/root``, ``/home`` and
-  ``/etc/shadow`` are not in it;
-* private in-memory folders (``/tmp``, the working folder, the kernel's socket folder), size-capped;
-* limits per job, shared with no other job: a cgroup of its own (memory, processes, one CPU) where cgroups can be
-  used (:func:`limits_mode`), else rlimits as ``prlimit`` sets them, whose process count is per *user* (shared by
-  all jobs of that user: the class runner refuses ``--workers N>1`` then); CPU seconds, file size, open files per
-  process in both modes.
-
-Commands (no root needed)::
-
-    python -m gptedu.grading.sandbox check       # starts a jailed Python that imports torch; exit 0, or what failed
-    python -m gptedu.grading.sandbox install     # the same self-test, then the kernelspec gptedu-sandbox
-    python -m gptedu.grading.sandbox exec [--workdir DIR] [--rw] [--no-reference] -- CMD ...
-    python -m gptedu.grading.sandbox kernel -f CONNECTION_FILE    # what the kernelspec runs
-
-``GPTEDU_UNSANDBOXED=1`` is the one switch that grades without the jail (kernel AND verification); see
-``autograder/README.md``, "Sandbox". This file uses only the standard library and runs as a script (``python -I``).
+Commands (no root needed): ``check`` (a jailed Python imports torch: exit 0, or what failed), ``install`` (the same
+self-test, then the kernelspec ``gptedu-sandbox``), ``exec [--workdir DIR] [--rw] [--no-reference] -- CMD ...`` and
+``kernel -f CONNECTION_FILE`` (what the kernelspec runs). ``GPTEDU_UNSANDBOXED=1`` is the one switch that grades
+without the jail (``autograder/README.md``, "Sandbox"). Standard library only: this file runs as a script
+(``python -I``).
 """
 
 from __future__ import annotations
@@ -54,6 +42,9 @@ KERNEL_NAME = "gptedu-sandbox"
 UNSANDBOXED_ENV = "GPTEDU_UNSANDBOXED"
 PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # the gptedu package: in the kernel's view only
 JAIL_UID = 65534  # "nobody" inside the jail's user namespace
+# how this file starts itself (kernelspec, exec): the file, not ``-m gptedu...``, so that ``-I`` keeps PYTHONPATH and
+# the current folder out of the launcher
+LAUNCHER = [sys.executable, "-I", os.path.abspath(__file__)]
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives",
              "/etc/fonts", "/etc/mime.types")
@@ -76,10 +67,9 @@ class SandboxError(RuntimeError):
 
 
 @dataclass
-class Limits:
-    """What one job may use. Memory, processes and CPU share are the job's own cgroup where cgroups can be used
-    (:func:`limits_mode`); without them memory is an address-space limit per process and ``nproc`` counts every
-    process of the user (rlimits)."""
+class JobLimits:
+    """What one job may use. Memory, processes and CPU share are the job's own cgroup where cgroups can be used;
+    without them memory is an address-space limit per process and ``nproc`` counts every process of the user."""
 
     memory_mb: int = 3072
     cpu_seconds: int = 1800  # CPU seconds of each process (a kernel: one notebook)
@@ -98,7 +88,7 @@ class Limits:
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
 
     @classmethod
-    def from_args(cls, args) -> Limits:
+    def from_args(cls, args) -> JobLimits:
         return cls(**{name: getattr(args, name) for name in asdict(cls())})
 
 
@@ -120,15 +110,10 @@ def _own_cgroups() -> dict[str, str]:
 
 
 class JobCgroup:
-    """A cgroup made for one job: memory, process count and CPU share that no other job shares.
-
-    cgroup v1 (one hierarchy per controller at /sys/fs/cgroup/<controller>) or v2 (one hierarchy, usable when this
-    process's cgroup is delegated to its user, e.g. a systemd scope with ``Delegate=yes``). Jobs live under
-    ``<own cgroup>/gptedu-job-*`` (v2: under ``<own cgroup>/gptedu``); ``join()`` runs in the job's launcher child
-    before it execs bwrap.
-    """
-
-    V1 = ("memory", "pids", "cpu")
+    """A cgroup made for one job: memory, process count and CPU share that no other job shares. Jobs live under
+    this process's own cgroup: ``<own>/gptedu-job-*`` with cgroup v1 (a hierarchy per controller), or
+    ``<own>/gptedu/gptedu-job-*`` with v2 (usable where this process's cgroup is delegated to its user, e.g. a
+    systemd scope with ``Delegate=yes``)."""
 
     def __init__(self, mode: str, parents: dict[str, Path]):
         self.mode, self.parents, self.dirs = mode, parents, {}
@@ -153,7 +138,7 @@ class JobCgroup:
                 return None
             return cls("cgroup-v2", {"": parent})
         parents = {}
-        for name in cls.V1:
+        for name in ("memory", "pids", "cpu"):
             base = root / name
             if name not in own or not (base / "cgroup.procs").is_file():
                 if name == "cpu":
@@ -162,7 +147,7 @@ class JobCgroup:
             parents[name] = base / own[name].lstrip("/")  # a job weighs like one process in the scheduler
         return cls("cgroup-v1", parents) if all(os.access(p, os.W_OK) for p in parents.values()) else None
 
-    def create(self, limits: Limits) -> None:
+    def create(self, limits: JobLimits) -> None:
         self._sweep()
         name = f"gptedu-job-{os.getpid()}-{secrets.token_hex(4)}"
         for controller, parent in self.parents.items():
@@ -189,35 +174,29 @@ class JobCgroup:
             with open(path / "cgroup.procs", "w") as f:
                 f.write("0")
 
-    def pids(self) -> set[int]:
-        found = set()
-        for path in self.dirs.values():
-            with contextlib.suppress(OSError):
-                found |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
-        return found
-
     def remove(self) -> None:
         """Kill whatever is left in the job's cgroup and remove it."""
         for path in self.dirs.values():
             with contextlib.suppress(OSError):
                 (path / "cgroup.kill").write_text("1")
         for _ in range(200):
-            left = self.pids()
+            left = set()
+            for path in self.dirs.values():
+                with contextlib.suppress(OSError):
+                    left |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+            if not left:
+                break
             for pid in left:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            if not left:
-                break
             time.sleep(0.01)
         for path in self.dirs.values():
-            for _ in range(50):
-                try:
+            for _ in range(50):  # busy for a moment after its last process died
+                with contextlib.suppress(OSError):
                     path.rmdir()
+                if not path.exists():
                     break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+                time.sleep(0.02)
         self.dirs = {}
 
     def _sweep(self) -> None:
@@ -225,8 +204,7 @@ class JobCgroup:
         for parent in self.parents.values():
             with contextlib.suppress(OSError):
                 for path in parent.glob("gptedu-job-*"):
-                    pid = int(path.name.split("-")[2])
-                    if not Path(f"/proc/{pid}").exists():
+                    if not Path(f"/proc/{path.name.split('-')[2]}").exists():
                         stale = JobCgroup(self.mode, {})
                         stale.dirs = {"": path}
                         stale.remove()
@@ -256,7 +234,7 @@ def _count_user_processes(uid: int) -> int:
     return count
 
 
-def _rlimits(limits: Limits, per_process: bool) -> dict[int, int]:
+def _rlimits(limits: JobLimits, per_process: bool) -> dict[int, int]:
     """The rlimits of a job; ``per_process``: no cgroup holds its memory and processes, so rlimits do."""
     import resource
 
@@ -295,27 +273,20 @@ def _within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _dedupe(paths) -> list[str]:
-    """Existing, absolute, real paths, with those inside another listed path removed."""
-    real = sorted({os.path.realpath(p) for p in paths if p and os.path.isabs(p) and os.path.exists(p)}, key=len)
-    kept: list[str] = []
-    for p in real:
-        if not any(_within(p, k) for k in kept):
-            kept.append(p)
-    return kept
-
-
 def view_paths(allow_reference: bool) -> list[str]:
-    """What the jail sees read-only beside the system: this Python's installation and packages (and ``gptedu``)."""
+    """What the jail sees read-only beside the system: this Python's installation and packages (and ``gptedu``),
+    and the data the notebooks read; existing real paths, none inside another."""
     paths = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))]
     paths += [p for p in sys.path if "-packages" in p]
     if allow_reference:
         paths.append(PACKAGE_DIR)
-    for var in DATA_ENV:
-        value = os.environ.get(var)
-        if value and os.path.exists(value):
-            paths.append(value if os.path.isdir(value) else os.path.dirname(value))
-    return _dedupe(paths)
+    for value in filter(None, map(os.environ.get, DATA_ENV)):
+        paths.append(value if os.path.isdir(value) else os.path.dirname(value))
+    kept: list[str] = []
+    for p in sorted({os.path.realpath(p) for p in paths if p and os.path.isabs(p) and os.path.exists(p)}, key=len):
+        if not any(_within(p, k) for k in kept):
+            kept.append(p)
+    return kept
 
 
 @dataclass
@@ -324,17 +295,15 @@ class Jail:
 
     cmd: list[str]
     workdir: str = "/tmp"  # where the command starts (inside the jail)
-    bind_workdir: str | None = None  # host folder shown at ``workdir`` (read-only unless ``rw``)
-    rw: bool = False
-    copy_from: str | None = None  # host folder copied into a private in-memory ``workdir`` (the kernel)
+    # "ro"/"rw": ``workdir`` is the host folder at the same path, never copied; "kernel": a private in-memory
+    # ``workdir`` (run's ``populate`` copies the host folder in) and a private /ipc folder (the kernel's sockets)
+    mount: str = ""
     allow_reference: bool = True
     extra_ro: tuple[tuple[str, str], ...] = ()  # (host path, path in the jail)
-    limits: Limits = field(default_factory=Limits)
-    env: dict | None = None
-    ipc: bool = False  # a private /ipc folder (the kernel's sockets)
+    limits: JobLimits = field(default_factory=JobLimits)
 
-    def argv(self, bwrap: str, fds: dict[str, int] | None = None) -> list[str]:
-        """The bwrap command line. ``fds``: the "seccomp" program's and the "info" file descriptors (optional)."""
+    def argv(self, bwrap: str, fds: dict[str, int]) -> list[str]:
+        """The bwrap command line. ``fds``: the "seccomp" program's and the "info" file descriptors, where used."""
         size = str(self.limits.tmpfs_mb * 2**20)
         args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(JAIL_UID), "--gid",
                 str(JAIL_UID), "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox",
@@ -344,43 +313,37 @@ class Jail:
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
-        for path in ETC_FILES:
-            if os.path.exists(path):
-                args += ["--ro-bind", path, path]
+        args += [a for path in ETC_FILES if os.path.exists(path) for a in ("--ro-bind", path, path)]
         view = view_paths(self.allow_reference)
-        for host in (self.bind_workdir, self.copy_from):
-            if host:
-                for path in view:
-                    if _within(os.path.realpath(host), path):
-                        raise SandboxError(
-                            f"the jail would show {path}, which contains {host} (the folder being graded, and so "
-                            "probably the course). Keep the course outside the Python installation, the venv and "
-                            "the gptedu package (autograder/README.md, 'Sandbox').")
         for path in view:  # after the private /tmp: a venv under /tmp stays visible
+            if self.mount and _within(os.path.realpath(self.workdir), path):
+                raise SandboxError(
+                    f"the jail would show {path}, which contains {self.workdir} (the folder being graded, and so "
+                    "probably the course). Keep the course outside the Python installation, the venv and "
+                    "the gptedu package (autograder/README.md, 'Sandbox').")
             args += ["--ro-bind", path, path]
         if not self.allow_reference and any(_within(PACKAGE_DIR, p) for p in view):
             args += ["--tmpfs", PACKAGE_DIR, "--remount-ro", PACKAGE_DIR]  # e.g. installed into site-packages
         for host, inside in self.extra_ro:
             args += ["--ro-bind", host, inside]
-        if self.bind_workdir:
-            args += ["--bind" if self.rw else "--ro-bind", self.bind_workdir, self.workdir]
-        elif self.copy_from is not None:
-            args += ["--size", size, "--tmpfs", self.workdir]
-        if self.ipc:
-            args += ["--size", str(2**20), "--tmpfs", "/ipc"]
+        if self.mount == "kernel":
+            args += ["--size", size, "--tmpfs", self.workdir, "--size", str(2**20), "--tmpfs", "/ipc"]
+        elif self.mount:
+            args += ["--bind" if self.mount == "rw" else "--ro-bind", self.workdir, self.workdir]
         # bwrap's root and /dev are writable tmpfs: made read-only, the only writable places are /tmp, /dev/shm,
-        # /ipc and the private working folder, which are emptied between runs or end with the jail
+        # /ipc and the private working folder, which end with the jail
         args += ["--remount-ro", "/", "--remount-ro", "/dev", "--size", size, "--tmpfs", "/dev/shm"]
         env = {"HOME": "/tmp", "TMPDIR": "/tmp", "USER": "nobody", "LOGNAME": "nobody",
                "PATH": "/usr/local/bin:/usr/bin:/bin", "MPLCONFIGDIR": "/tmp/.matplotlib",
                "IPYTHONDIR": "/tmp/.ipython", "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter", "PYTHONDONTWRITEBYTECODE": "1",
-               **{k: v for k, v in os.environ.items() if k in ENV_PASSTHROUGH}, **(self.env or {})}
+               **{k: v for k, v in os.environ.items() if k in ENV_PASSTHROUGH}}
         for key, value in env.items():
             args += ["--setenv", key, value]
         args += ["--chdir", self.workdir]
-        for name in ("seccomp", "info"):
-            if name in (fds or {}):
-                args += ["--seccomp" if name == "seccomp" else "--info-fd", str(fds[name])]
+        if "seccomp" in fds:
+            args += ["--seccomp", str(fds["seccomp"])]
+        if "info" in fds:
+            args += ["--info-fd", str(fds["info"])]
         return [*args, "--", *self.cmd]
 
 
@@ -392,7 +355,7 @@ def bwrap_path() -> str | None:
 def run(jail: Jail, populate=None, log_cap: int | None = None) -> int:
     """Run ``jail`` to its end in this process's child and clean up (cgroup, leftover processes); its exit code.
 
-    ``populate(root)``, if given, runs while the jail is built but before the command starts; ``root`` is the jail's
+    ``populate(root)``, if given, runs once the jail is built, before the command starts; ``root`` is the jail's
     root as seen from here (``/proc/<pid>/root``). ``log_cap``: the jail's stdout and stderr reach this process's
     stderr up to that many bytes (a kernel's raw writes to fd 1/2 must not fill nbgrader's log). SIGTERM, SIGINT or
     SIGHUP to this process end the jail."""
@@ -522,7 +485,7 @@ def copy_folder(src: str, dst: str) -> None:
             shutil.copyfileobj(f_in, f_out)
 
 
-def kernel_main(connection_file: str, limits: Limits, preload: str, extra: list[str]) -> int:
+def kernel_main(connection_file: str, limits: JobLimits, preload: str, extra: list[str]) -> int:
     """What the kernelspec runs (cwd: the notebook's folder): ipykernel in a jail, its sockets in the jail's own
     ``/ipc`` folder, reached from nbgrader through links ``<ip>-<port>`` -> ``/proc/<jail>/root/ipc/kernel-<port>``."""
     info = json.loads(Path(connection_file).read_text())
@@ -532,25 +495,23 @@ def kernel_main(connection_file: str, limits: Limits, preload: str, extra: list[
             f"transport {info.get('transport')!r} at {info.get('ip')!r}. Use the course configuration "
             "(configure_nbgrader sets a kernel manager that does this).")
     ports = [info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
-    inside = dict(info, ip="/ipc/kernel")
+    links = [f"{info['ip']}-{port}" for port in ports]
     workdir = os.getcwd()
     cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", "/ipc/connection.json", *extra]
     if preload:  # imported while the kernel starts, so a slow import does not eat the first cell's timeout
         cmd.append(f"--IPKernelApp.exec_lines=['import {preload}']")
-    jail = Jail(cmd, workdir=workdir, copy_from=workdir, limits=limits, ipc=True)
-    links = [f"{info['ip']}-{port}" for port in ports]
 
     def populate(root: str) -> None:
         copy_folder(workdir, root + workdir)
         with open(root + "/ipc/connection.json", "w") as f:
-            json.dump(inside, f)
+            json.dump(dict(info, ip="/ipc/kernel"), f)
         for link, port in zip(links, ports, strict=True):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
             os.symlink(f"{root}/ipc/kernel-{port}", link)
 
     try:
-        return run(jail, populate=populate, log_cap=64 * 1024)
+        return run(Jail(cmd, workdir=workdir, mount="kernel", limits=limits), populate, log_cap=65536)
     finally:
         for link in links:
             with contextlib.suppress(OSError):
@@ -558,8 +519,6 @@ def kernel_main(connection_file: str, limits: Limits, preload: str, extra: list[
 
 
 # ------------------------------------------------------------------------------------------- diagnosis, setup
-_PROBLEMS: dict = {}
-
 _USERNS_ERRORS = ("setting up uid map", "No permissions to creat", "Creating new namespace failed",
                   "Operation not permitted")  # bwrap's words when user namespaces are not allowed
 
@@ -570,35 +529,36 @@ def _explain(stderr: str) -> str:
 
 
 def problems() -> list[str]:
-    """Why the jail cannot run here (empty: it can). Starts a jailed ``python -c pass`` (~50 ms), once per
-    process: enough to find a missing bwrap, user namespaces that are not allowed, a Python the jail cannot see."""
-    key = (os.environ.get("PATH"), sys.executable)
-    if key in _PROBLEMS:
-        return _PROBLEMS[key]
-    found: list[str] = []
+    """Why the jail cannot run here (empty: it can). Starts a jailed ``python -c pass`` (~50 ms), once per PATH
+    and Python: enough to find a missing bwrap, user namespaces that are not allowed, a Python the jail cannot see."""
+    return _problems(os.environ.get("PATH"), sys.executable)
+
+
+@functools.cache
+def _problems(path: str | None, python: str) -> list[str]:
     if not sys.platform.startswith("linux"):
-        found.append(f"the sandbox needs Linux (this is {sys.platform}); grade in a Linux VM")
-    elif bwrap_path() is None:
-        found.append(f"bubblewrap (bwrap) is not installed or not on PATH: {FIX_BWRAP}")
-    else:
-        code, out = _run_captured([sys.executable, "-I", "-c", "import encodings, site"], Limits(memory_mb=1024),
-                                  timeout=60)
-        if code != 0:
-            found.append(f"a jailed Python did not start (exit code {code}): {_explain(out)}")
-        elif os.geteuid() == 0 and limits_mode() == "rlimit":
-            found.append("running as root without usable cgroups: the jail's process limit would not hold (root "
-                         "ignores RLIMIT_NPROC). Mount the cgroup controllers memory and pids, or grade as an "
-                         "ordinary user")
-    _PROBLEMS[key] = found
-    return found
+        return [f"the sandbox needs Linux (this is {sys.platform}); grade in a Linux VM"]
+    if bwrap_path() is None:
+        return [f"bubblewrap (bwrap) is not installed or not on PATH: {FIX_BWRAP}"]
+    code, out = _run_captured([python, "-I", "-c", "import encodings, site"], JobLimits(memory_mb=1024), 60)
+    if code != 0:
+        return [f"a jailed Python did not start (exit code {code}): {_explain(out)}"]
+    if os.geteuid() == 0 and limits_mode() == "rlimit":
+        return ["running as root without usable cgroups: the jail's process limit would not hold (root ignores "
+                "RLIMIT_NPROC). Mount the cgroup controllers memory and pids, or grade as an ordinary user"]
+    return []
 
 
-def _run_captured(cmd: list[str], limits: Limits, timeout: float, *flags: str) -> tuple[int | None, str]:
-    """Run ``cmd`` jailed through this file's ``exec`` command (``flags``: its options) in a child; (exit code or
-    None on timeout, output)."""
-    argv = [sys.executable, "-I", os.path.abspath(__file__), "exec", *flags, *limits.args(), "--", *cmd]
+def exec_argv(cmd: list[str], *flags: str, limits: JobLimits | None = None) -> list[str]:
+    """The command line that runs ``cmd`` jailed through this file's ``exec`` command; ``flags``: its options
+    (``--no-reference``, ``--ro HOST:JAIL``, ...)."""
+    return [*LAUNCHER, "exec", *flags, *(limits.args() if limits else []), "--", *cmd]
+
+
+def _run_captured(cmd: list[str], limits: JobLimits, timeout: float, *flags: str) -> tuple[int | None, str]:
+    """Run ``cmd`` jailed in a child; (exit code, or None on timeout; output)."""
     try:
-        res = subprocess.run(argv, capture_output=True, timeout=timeout, cwd="/")
+        res = subprocess.run(exec_argv(cmd, *flags, limits=limits), capture_output=True, timeout=timeout, cwd="/")
     except subprocess.TimeoutExpired:
         return None, f"no answer within {timeout:.0f} s"
     return res.returncode, (res.stdout + res.stderr).decode(errors="replace")
@@ -630,7 +590,7 @@ print("SELF-TEST " + ("FAILED: " + "; ".join(failed) if failed else "OK"))
 """
 
 
-def self_test(limits: Limits | None = None) -> str:
+def self_test(limits: JobLimits | None = None) -> str:
     """Start a jailed Python that imports torch and ipykernel and checks the jail from inside; '' when all holds,
     else what failed (and the fix, where known)."""
     found = problems()
@@ -639,11 +599,11 @@ def self_test(limits: Limits | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="gptedu-self-test-") as course:  # stands for a course folder
         Path(course, "gradebook.db").write_text("secret")
         code, out = _run_captured([sys.executable, "-c", SELF_TEST, course, os.path.join(PACKAGE_DIR, "__init__.py")],
-                                  limits or Limits(), 300, "--no-reference")
+                                  limits or JobLimits(), 300, "--no-reference")
     if code == 0 and "SELF-TEST OK" in out:
         return ""
     lines = [line for line in out.splitlines() if line.strip()]
-    return (f"a jailed Python that imports torch failed (exit code {code}): " + _explain("\n".join(lines[-15:])))
+    return f"a jailed Python that imports torch failed (exit code {code}): " + _explain("\n".join(lines[-15:]))
 
 
 def kernelspec_problems() -> list[str]:
@@ -652,20 +612,19 @@ def kernelspec_problems() -> list[str]:
 
     found = [Path(base) / KERNEL_NAME / "kernel.json" for base in jupyter_path("kernels")]
     path = next((p for p in found if p.is_file()), None)
+    again = f"run `{sys.executable} -m gptedu.grading.sandbox install`"
     if path is None:
-        return [f"the '{KERNEL_NAME}' kernelspec is not installed: run `{sys.executable} -m gptedu.grading.sandbox "
-                "install` (no root needed)"]
-    argv = json.loads(path.read_text()).get("argv", [])
-    if argv[:3] != [sys.executable, "-I", os.path.abspath(__file__)]:
+        return [f"the '{KERNEL_NAME}' kernelspec is not installed: {again} (no root needed)"]
+    if json.loads(path.read_text()).get("argv", [])[:3] != LAUNCHER:
         return [f"the '{KERNEL_NAME}' kernelspec in {path.parent} was installed for another Python or checkout: "
-                f"run `{sys.executable} -m gptedu.grading.sandbox install` again"]
+                f"{again} again"]
     return []
 
 
-def install(kernels_dir: str | Path | None = None, limits: Limits | None = None, preload: str = "torch") -> Path:
+def install(kernels_dir: str | Path | None = None, limits: JobLimits | None = None, preload: str = "torch") -> Path:
     """Self-test first, then write the kernelspec (atomically); returns its folder. A failed self-test leaves no
     kernelspec (an old one there is removed: it would not work either)."""
-    limits = limits or Limits()
+    limits = limits or JobLimits()
     # default <venv>/share/jupyter/kernels: found by every Jupyter tool run from this venv, no global change
     spec_dir = Path(kernels_dir or Path(sys.prefix) / "share" / "jupyter" / "kernels") / KERNEL_NAME
     reason = self_test(limits)
@@ -673,9 +632,7 @@ def install(kernels_dir: str | Path | None = None, limits: Limits | None = None,
         shutil.rmtree(spec_dir, ignore_errors=True)
         raise SandboxError(f"the sandbox's self-test failed, so no kernelspec was installed: {reason}")
     kernel = {
-        # the file, not ``-m gptedu...``: -I keeps PYTHONPATH and the current folder out of the launcher
-        "argv": [sys.executable, "-I", os.path.abspath(__file__), "kernel", *limits.args(), f"--preload={preload}",
-                 "-f", "{connection_file}"],
+        "argv": [*LAUNCHER, "kernel", *limits.args(), f"--preload={preload}", "-f", "{connection_file}"],
         "display_name": "Python 3 (gptedu grading sandbox)",
         "language": "python",
         "interrupt_mode": "message",  # a signal would end bwrap, not interrupt the kernel inside it
@@ -693,26 +650,25 @@ def install(kernels_dir: str | Path | None = None, limits: Limits | None = None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gptedu.grading.sandbox", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="start a jailed Python (imports torch); exit 0, or print what failed")
     p_install = sub.add_parser("install", help="self-test, then write the kernelspec (no root needed)")
     p_install.add_argument("--kernels-dir", help="where kernelspecs go (default: <venv>/share/jupyter/kernels)")
-    p_install.add_argument("--preload", default="torch", help="module the kernel imports while it starts")
-    Limits.add_arguments(p_install)
-    sub.add_parser("check", help="start a jailed Python (imports torch); exit 0, or print what failed")
     p_kernel = sub.add_parser("kernel", help="(run by Jupyter) ipykernel in a jail")
     p_kernel.add_argument("-f", dest="connection_file", required=True)
-    p_kernel.add_argument("--preload", default="torch")
-    Limits.add_arguments(p_kernel)
     p_exec = sub.add_parser("exec", help="run a command in a jail: exec [--workdir DIR] [--rw] -- python -c ...")
     p_exec.add_argument("--workdir", help="host folder shown (read-only) at the same path and started in; no copy")
     p_exec.add_argument("--rw", action="store_true", help="show --workdir read-write")
     p_exec.add_argument("--no-reference", action="store_true", help="hide the gptedu package")
     p_exec.add_argument("--ro", action="append", default=[], metavar="HOST:JAIL", help="bind HOST read-only at JAIL")
-    Limits.add_arguments(p_exec)
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
+    for p in (p_install, p_kernel):
+        p.add_argument("--preload", default="torch", help="module the kernel imports while it starts")
+    for p in (p_install, p_kernel, p_exec):
+        JobLimits.add_arguments(p)
     args, extra = parser.parse_known_args(argv)
     try:
         if args.command == "install":
-            spec_dir = install(args.kernels_dir, Limits.from_args(args), args.preload)
+            spec_dir = install(args.kernels_dir, JobLimits.from_args(args), args.preload)
             print(f"self-test passed; installed the kernelspec '{KERNEL_NAME}' in {spec_dir} "
                   f"(limits: {limits_mode()})")
             return 0
@@ -726,17 +682,15 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"; but {found[0]}" if found else ""))
             return 0
         if args.command == "kernel":
-            return kernel_main(args.connection_file, Limits.from_args(args), args.preload, extra)
+            return kernel_main(args.connection_file, JobLimits.from_args(args), args.preload, extra)
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if extra or not cmd:
             parser.error("usage: exec [--workdir DIR] [--rw] [--no-reference] -- COMMAND ...")
         if cmd[0] == "python":
             cmd = [sys.executable, *cmd[1:]]
-        workdir = os.path.realpath(args.workdir) if args.workdir else None
-        extra_ro = tuple(tuple(item.split(":", 1)) for item in args.ro)
-        jail = Jail(cmd, workdir=workdir or "/tmp", bind_workdir=workdir, rw=args.rw,
-                    allow_reference=not args.no_reference, extra_ro=extra_ro, limits=Limits.from_args(args))
-        return run(jail)
+        workdir, mount = (os.path.realpath(args.workdir), "rw" if args.rw else "ro") if args.workdir else ("/tmp", "")
+        return run(Jail(cmd, workdir=workdir, mount=mount, extra_ro=tuple(tuple(i.split(":", 1)) for i in args.ro),
+                        allow_reference=not args.no_reference, limits=JobLimits.from_args(args)))
     except SandboxError as exc:
         print(f"gptedu sandbox: {exc}", file=sys.stderr)
         return 2

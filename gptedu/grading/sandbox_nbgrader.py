@@ -1,27 +1,14 @@
-"""nbgrader glue for the sandbox: a hardened ``Execute`` and the one call that configures a course.
-
-``SandboxExecute`` replaces nbgrader's ``Execute`` in ``Autograde.autograde_preprocessors`` and adds what nbgrader
-lacks, so that every submission ends with a defined grade instead of a crashed notebook:
-
-* a time limit for the whole notebook (``notebook_timeout``) on top of the per-cell ``timeout``: once it is spent,
-  the remaining cells are not run and score 0;
-* a kernel that dies (memory limit, CPU limit, ``os._exit``, a crash) or stops answering (a loop that swallows
-  ``KeyboardInterrupt``) no longer fails the notebook: that cell gets an error explaining what happened, the
-  remaining cells are marked "not run", and the notebook is graded;
-* a cap on the output a cell may send (``max_output_bytes``), counted over every kind of output (stream text, all
-  mime data and display metadata, display updates, error name, value and traceback, widget messages) while it
-  streams in, so a cell cannot exhaust nbgrader's memory or write a huge notebook;
-* ``SandboxKernelManager``: the jailed kernel's ipc sockets, reached through a fresh private folder per kernel.
+"""nbgrader glue for the sandbox: a hardened ``Execute``, the jailed kernel's manager, repairs of damaged
+submissions, and ``configure_nbgrader(c)``, which ``autograder/nbgrader_config.py`` calls.
 
 No score is read from what the kernel shows: :mod:`gptedu.grading.verify` sets every test cell's score and output.
-
-``configure_nbgrader(c)`` is what ``autograder/nbgrader_config.py`` calls.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import os
 import shutil
 import sys
@@ -29,9 +16,11 @@ import tempfile
 from time import monotonic
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbformat.notebooknode import NotebookNode
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -44,7 +33,7 @@ from nbgrader.preprocessors import (
     OverwriteCells,
     OverwriteKernelspec,
 )
-from traitlets import Bool, Integer, Unicode
+from traitlets import Integer, Unicode
 
 RESOURCE_KEY = "gptedu_grading"
 
@@ -61,7 +50,15 @@ class _StopNotebook(Exception):
 
 
 class SandboxExecute(Execute):
-    """nbgrader's ``Execute`` with a notebook time limit, kernel-death handling and an output cap."""
+    """nbgrader's ``Execute``, so that every submission ends with a defined grade instead of a crashed notebook.
+
+    * a time limit for the whole notebook on top of the per-cell ``timeout``; then the remaining cells score 0;
+    * a kernel that dies (memory or CPU limit, ``os._exit``, a crash) or ignores interrupts costs the cell it ran
+      (an error saying what happened) and the cells after it ("not run"), not the notebook;
+    * every kind of output a cell sends is counted while it streams in and dropped past ``max_output_bytes``, so a
+      cell cannot exhaust nbgrader's memory or write a huge notebook;
+    * while a notebook runs, the kernel for the submission's next notebook starts (:class:`_Prestarted`).
+    """
 
     notebook_timeout = Integer(
         900, help="Seconds for the whole notebook; after that the remaining cells are not run (score 0)."
@@ -69,53 +66,41 @@ class SandboxExecute(Execute):
     max_output_bytes = Integer(
         500_000, help="Bytes of output kept per cell; the rest is dropped while it streams in."
     ).tag(config=True)
-    prestart_kernel = Bool(
-        True, help="While a notebook runs, start a kernel for the next one (same kernel, folder and environment; "
-                   "a fresh process that has run nothing), so that kernel start-up overlaps grading."
-    ).tag(config=True)
-
-    def _reset(self) -> None:
-        """A notebook's run starts: no deadline yet (it starts with the first cell: the kernel's start-up has its
-        own timeout), nothing stopped, no cell run, no output."""
-        self._deadline = None
-        self._stopped = ""
-        self._current = -1
-        self._output_bytes: dict[int, int] = {}
 
     def preprocess(self, nb, resources=None, km=None):
-        self._resources_for_next = resources
-        info = self._info = {"kernel_seconds": 0.0}
-        self._reset()
-        started = self._started_at = monotonic()
-        prestarted = None
-        if km is None and self.prestart_kernel:
-            self._check_assign_resources(resources)  # what the kernel name and folder depend on
-            prestarted = _PRESTARTED.take(self._kernel_key(nb, resources), self.log)
+        resources = {} if resources is None else resources
+        self._resources = resources
+        self._info = {"kernel_seconds": 0.0}
+        self._started_at = monotonic()
+        prestarted = _PRESTARTED.take(self._kernel_key(nb, resources)) if km is None else None
         try:
-            with contextlib.suppress(_StopNotebook):
-                nb, resources = super().preprocess(nb, resources, prestarted or km)
+            self._run(nb, resources, prestarted or km)
         except Exception:
             if prestarted is None:
                 raise
             # a kernel started in advance that fails to connect must not cost the student anything: start afresh
             self.log.warning("gptedu: the kernel started in advance did not answer; starting a new one")
             self._cleanup_prestarted()
-            self._reset()
-            with contextlib.suppress(_StopNotebook):
-                nb, resources = super().preprocess(nb, resources, None)
-            prestarted = None
+            self._run(nb, resources, None)
         finally:
-            if prestarted is not None:
+            if prestarted is not None:  # (after a retry, nbclient has already stopped its own kernel)
                 self._cleanup_prestarted()
-        info.update(seconds=monotonic() - started, stopped=self._stopped)
+        self._info["seconds"] = monotonic() - self._started_at
         if self._stopped:
             for index, cell in enumerate(nb.cells):
                 if index > self._current and cell.cell_type == "code" and cell.source.strip():
                     cell.outputs = [error_output("NotRun", f"This cell was not run: {self._stopped}")]
-        if resources is None:
-            resources = {}
-        resources.setdefault(RESOURCE_KEY, {}).update(info)
+        resources.setdefault(RESOURCE_KEY, {}).update(self._info)
         return nb, resources
+
+    def _run(self, nb, resources, km) -> None:
+        """Run ``nb`` (its cells in place) from a fresh state: no deadline yet, nothing stopped, no output."""
+        self._deadline = None
+        self._stopped = ""
+        self._current = -1
+        self._output_bytes: dict[int, int] = {}
+        with contextlib.suppress(_StopNotebook):
+            super().preprocess(nb, resources, km)
 
     def _cleanup_prestarted(self) -> None:
         """nbclient leaves a kernel it did not start running: stop it (and its client) like its own."""
@@ -126,37 +111,23 @@ class SandboxExecute(Execute):
 
     def _kernel_key(self, nb, resources) -> tuple:
         name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name", "")
-        path = ((resources or {}).get("metadata") or {}).get("path") or ""
+        path = (resources.get("metadata") or {}).get("path") or ""
         # the grader's own torch sets TORCHINDUCTOR_CACHE_DIR when it first compares a training loop; the jailed
         # kernel has its own /tmp, so that variable does not change what a kernel does
         env = tuple(sorted((k, v) for k, v in os.environ.items() if not k.startswith("TORCHINDUCTOR_")))
         return name, os.path.abspath(path) if path else "", env
 
-    def _start_next_kernel(self) -> None:
-        """A kernel for the next notebook, if it will look like this one (same kernel, folder, environment)."""
-        if not self.prestart_kernel or self.km is None:
-            return
-        next_notebook = self._next_notebook()
-        if next_notebook is None:
-            return
-        key = self._kernel_key(self.nb, self._resources_for_next)
-        _PRESTARTED.start(key, self, self.log, warm_code=_Prestarted.warm_code_for(next_notebook))
-
     def _next_notebook(self) -> str | None:
-        """The path of this submission's next notebook (nbgrader grades them in sorted order), None if there is
-        none, "" if that cannot be told (then a kernel is started in advance all the same)."""
-        info = (self._resources_for_next or {}).get("nbgrader") or {}
-        if not {"student", "assignment", "notebook"} <= set(info):
-            return ""
+        """The path of this submission's next notebook (nbgrader grades them in sorted order); None if there is
+        none or nbgrader did not say which submission this is."""
+        info = self._resources.get("nbgrader") or {}
         try:
-            from nbgrader.coursedir import CourseDirectory
-
             coursedir = CourseDirectory(config=self.config)
             folder = coursedir.format_path(coursedir.submitted_directory, info["student"], info["assignment"])
             later = sorted(n for n in os.listdir(folder) if n.endswith(".ipynb") and n[:-6] > info["notebook"])
-            return os.path.join(folder, later[0]) if later else None
         except Exception:  # noqa: BLE001 - only decides whether to start a kernel in advance
-            return ""
+            return None
+        return os.path.join(folder, later[0]) if later else None
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
@@ -169,10 +140,13 @@ class SandboxExecute(Execute):
         self._current = index
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
-        if self._deadline is None:
+        if self._deadline is None:  # the first cell: the kernel is up (its start-up has its own timeout)
             self._deadline = monotonic() + self.notebook_timeout
             self._info["kernel_seconds"] = round(monotonic() - self._started_at, 2)
-            self._start_next_kernel()  # this kernel is up: the next one boots while this notebook runs
+            following = self._next_notebook()
+            if following is not None:  # the next notebook's kernel boots while this one runs
+                _PRESTARTED.start(self._kernel_key(self.nb, self._resources), self, self.log,
+                                  _Prestarted.warm_code_for(following))
         if monotonic() >= self._deadline:
             self._current = index - 1
             self._out_of_time()
@@ -200,9 +174,6 @@ class SandboxExecute(Execute):
         raise _StopNotebook
 
     def process_message(self, msg, cell, cell_index):
-        """Count every kind of output a cell sends (stream text, all mime data and metadata, display updates,
-        error name, value and traceback, widget messages) as it streams in; past ``max_output_bytes`` the rest
-        is dropped."""
         if msg.get("msg_type") in _OUTPUT_MESSAGES:
             # + 64: what each output costs in the notebook beyond its content (many tiny outputs add up)
             size = 64 + _size(msg.get("content")) + sum(len(b) for b in msg.get("buffers") or [])
@@ -230,6 +201,7 @@ class SandboxExecute(Execute):
         return super().on_cell_executed(**kwargs)
 
 
+# every message that becomes output: stream text, mime data and metadata, display updates, errors, widgets
 _OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "update_display_data", "error", "comm_open",
                     "comm_msg"}
 
@@ -248,8 +220,8 @@ def _size(obj, depth: int = 0) -> int:
 
 
 class SandboxKernelManager(AsyncKernelManager):
-    """The kernel manager of the jailed kernel: ipc transport, with a fresh private folder per kernel for the links
-    to its sockets (the sockets themselves live inside the kernel's jail), removed with the kernel."""
+    """The jailed kernel's manager: ipc transport, the links to its sockets (which live inside its jail) in a fresh
+    private folder per kernel, removed with the kernel."""
 
     async def _async_pre_start_kernel(self, **kw):
         self.transport = "ipc"
@@ -274,16 +246,13 @@ class SandboxUnavailable(NbGraderPreprocessor):
 
 class _Prestarted:
     """At most one kernel started in advance for the next notebook, with the key (kernel name, working folder,
-    environment) it was started for. A kernel is only ever handed to a notebook with the same key, and only once;
-    otherwise it is shut down. The only code it has run is ``warm_code_for``: it imports torch (and, where the next
-    notebook builds an optimizer, ``torch._dynamo``, which that loads) while the current notebook still runs,
-    binding no name in the user's namespace, so the next notebook starts with torch in ``sys.modules``, as after
-    its own ``import torch``."""
+    environment) it was started for: handed once, and only to a notebook with the same key; otherwise shut down.
+    The only code it has run is ``warm_code_for``, which imports modules and binds no name in the user's namespace
+    (the next notebook finds them in ``sys.modules``, as after its own imports)."""
 
-    # What the next notebook will import anyway, imported while the current one runs: torch; matplotlib.pyplot
-    # (0.6 s, every setup cell imports it) where the notebook mentions matplotlib; torch._dynamo (~1.5 s, loaded by
-    # building any torch optimizer: torch/_compile.py) only where it mentions an optimizer -- warming it everywhere
-    # competed with the notebooks' own cells for the two cores and made the series slower.
+    # torch always; matplotlib.pyplot (0.6 s) where the notebook mentions matplotlib; torch._dynamo (~1.5 s, loaded
+    # by building any torch optimizer) only where it mentions one: warmed everywhere, it competed with the notebooks'
+    # own cells for the two cores and made the series slower (benchmarks/README.md)
     WARM_CODE = "__import__('torch')"
     WARM_MODULES = (("matplotlib", "matplotlib.pyplot"), ("optim", "torch._dynamo"))
 
@@ -299,64 +268,41 @@ class _Prestarted:
                                            if word in text)])
 
     def __init__(self):
-        self.key = None
-        self.km = None
-        self.kc = None
+        self.key = self.km = self.kc = None
 
     def start(self, key: tuple, client, log, warm_code: str) -> None:
-        from jupyter_core.utils import run_sync
-
+        """Start a kernel as nbclient's ``client`` would for ``key``, then send it ``warm_code`` (silent: no output,
+        history or execution count) without waiting for it."""
         self.discard()
         try:
-            km = client.kernel_manager_class(kernel_name=key[0], config=client.config)
+            self.key, self.km = key, client.kernel_manager_class(kernel_name=key[0], config=client.config)
             extra = list(client.extra_arguments)
-            if getattr(km, "ipykernel", False) and client.ipython_hist_file and not any(
+            if getattr(self.km, "ipykernel", False) and client.ipython_hist_file and not any(
                     a.startswith("--HistoryManager.hist_file") for a in extra):
                 extra.append(f"--HistoryManager.hist_file={client.ipython_hist_file}")
-            run_sync(km.start_kernel)(extra_arguments=extra, cwd=key[1] or None)
-        except Exception as exc:  # noqa: BLE001 - only an optimisation: the next notebook starts its own
+            run_sync(self.km.start_kernel)(extra_arguments=extra, cwd=key[1] or None)
+            self.kc = self.km.client()
+            self.kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+            self.kc.execute(warm_code, silent=True, store_history=False, allow_stdin=False)
+        except Exception as exc:  # noqa: BLE001 - only an optimisation: the next notebook starts its own kernel
             log.warning("gptedu: could not start the next kernel in advance: %s", exc)
-            return
-        self.key, self.km = key, km
-        self._warm(km, log, warm_code)
-
-    def _warm(self, km, log, code: str) -> None:
-        """Send ``code`` (silent: no output, no history, no execution count) without waiting for it."""
-        try:
-            kc = km.client()
-            kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-            kc.execute(code, silent=True, store_history=False, allow_stdin=False)
-        except Exception as exc:  # noqa: BLE001 - only an optimisation: the notebook imports torch itself
-            log.warning("gptedu: could not warm the next kernel: %s", exc)
-            return
-        self.kc = kc
-
-    def _close_client(self) -> None:
-        kc, self.kc = self.kc, None
-        if kc is not None:
-            with contextlib.suppress(Exception):
-                kc.stop_channels()
-
-    def take(self, key: tuple, log):
-        from jupyter_core.utils import run_sync
-
-        self._close_client()
-        km, self.km = self.km, None
-        if km is None:
-            return None
-        if self.key != key or not run_sync(km.is_alive)():
-            self.km = km
             self.discard()
-            return None
+
+    def take(self, key: tuple):
+        """The kernel started for ``key``, alive, now the caller's; else None (and any other kernel is shut down)."""
+        km = self.km if self.km is not None and self.key == key and run_sync(self.km.is_alive)() else None
+        if km is not None:
+            self.km = None  # handed over: discard() only closes the warm-up's client
+        self.discard()
         return km
 
     def discard(self) -> None:
-        self._close_client()
-        km, self.km = self.km, None
+        kc, km, self.kc, self.km = self.kc, self.km, None, None
+        if kc is not None:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
         if km is None:
             return
-        from jupyter_core.utils import run_sync
-
         try:  # not now=True: a SIGKILLed launcher cannot remove its jail's (empty) mount point in /tmp
             run_sync(km.shutdown_kernel)(now=False)
         except Exception:  # noqa: BLE001 - at exit the event loop may be gone: kill the launcher directly
@@ -369,52 +315,12 @@ atexit.register(_PRESTARTED.discard)
 
 
 # ---------------------------------------------------------------------------------------- damaged submissions
-class RestoreCellMetadata(NbGraderPreprocessor):
-    """Sanitizing: give back the nbgrader metadata of cells that lost it (an editor stripped it, a copy-paste).
-
-    Cells are matched by their notebook cell id (kept by Jupyter, VS Code and Colab) and type; the metadata comes
-    from the released notebook (or the source). The student's answer stays; OverwriteCells then restores locked
-    cells as usual.
-    """
-
-    def preprocess(self, nb, resources):
-        import nbformat
-        from nbgrader.coursedir import CourseDirectory
-
-        info = resources["nbgrader"]
-        coursedir = CourseDirectory(config=self.config)
-        reference = None
-        for folder in (coursedir.release_directory, coursedir.source_directory):
-            path = os.path.join(coursedir.format_path(folder, ".", info["assignment"]), info["notebook"] + ".ipynb")
-            if os.path.isfile(path):
-                reference = nbformat.read(path, as_version=4)
-                break
-        if reference is None:
-            return nb, resources
-        known = {c.get("id"): c for c in reference.cells if "nbgrader" in c.metadata and c.get("id")}
-        present = {c.metadata["nbgrader"].get("grade_id") for c in nb.cells if "nbgrader" in c.metadata}
-        for cell in nb.cells:
-            original = known.get(cell.get("id"))
-            if "nbgrader" in cell.metadata or original is None or original.cell_type != cell.cell_type:
-                continue
-            if original.metadata["nbgrader"].get("grade_id") in present:
-                continue
-            cell.metadata["nbgrader"] = dict(original.metadata["nbgrader"])
-            self.log.warning("Restored the nbgrader metadata of cell %s (%s)", cell.get("id"),
-                             cell.metadata["nbgrader"].get("grade_id"))
-        return nb, resources
-
-
 class SafeOverwriteCells(OverwriteCells):
-    """``OverwriteCells`` that still re-inserts missing test cells when their neighbour is missing too.
-
-    nbgrader 0.9.6 raises ``KeyError`` (and fails the whole notebook) when a deleted grade cell's preceding
-    solution cell is also gone; here the missing test cells are then appended at the end instead.
-    """
+    """``OverwriteCells`` whose missing test cells go at the end when their preceding cell is missing too (nbgrader
+    0.9.6 then raises ``KeyError`` and fails the whole notebook). Test cells whose metadata an editor stripped come
+    back this way; their stripped copies run as plain code, whose outputs score nothing."""
 
     def add_missing_grade_cells(self, nb, resources):
-        import copy
-
         backup = copy.deepcopy(nb.cells)
         try:
             return super().add_missing_grade_cells(nb, resources)
@@ -433,27 +339,18 @@ class SafeOverwriteCells(OverwriteCells):
 
 
 # ------------------------------------------------------------------------------------------------ course config
-def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 120, iopub_timeout: int = 10,
-                       baseline: bool | None = None) -> bool:
+def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 120, iopub_timeout: int = 10) -> bool:
     """Configure an nbgrader course for safe autograding. Returns True when students' code runs jailed.
 
-    * the sandbox (:mod:`gptedu.grading.sandbox`), failing closed: the jailed kernel ``gptedu-sandbox`` and jailed
-      verification. When the sandbox cannot run here, ``nbgrader autograde`` stops at once with the reason and the
-      fix (any other way of grading fails each notebook with it). ``GPTEDU_UNSANDBOXED=1`` is the one switch that
-      grades without it (the normal kernel AND unjailed verification), with a warning on every command;
-    * ``SandboxExecute`` instead of ``Execute``; the scores: ``VerifyAnswers`` decides every test cell from the
-      trusted out-of-process comparison and ``SaveTrustedGrades`` (instead of ``SaveAutoGrades``) writes them, never
-      reading a cell's outputs; test cells whose metadata was stripped are re-inserted (``add_missing_cells``);
-    * hidden cases from the course secret (``<course>/.gptedu/secret``): ``nbgrader autograde`` without it stops
-      at once with the command that creates it (``python -m gptedu.grading.secret init``);
-    * feedback without hidden tests: hidden test code is stripped, and each test cell shows only the verdict;
-    * speed: the verification of a notebook starts in the background while its kernel runs (``StartVerification``),
-      each verification job gets a jailed Python started in advance (torch imported), the next notebook's kernel
-      starts while the current one runs, and a finished kernel gets 1 s (not 5) to shut down. ``baseline`` (or
-      ``$GPTEDU_GRADING_BASELINE=1``) switches all four off: the slower original way, same grades, for
-      benchmarks (``benchmarks/bench_autograde.py --baseline``).
+    The sandbox fails closed: where it cannot run, ``nbgrader autograde`` stops at once with the reason and the fix
+    (other ways of grading fail each notebook with it); ``GPTEDU_UNSANDBOXED=1`` grades without it (the normal
+    kernel AND unjailed verification), with a warning. ``autograde`` without the course secret stops too. Scores:
+    ``StartVerification`` starts the trusted out-of-process comparison while the kernel runs, ``VerifyAnswers``
+    decides every test cell from it, ``SaveTrustedGrades`` writes them; no cell's output is read. The feedback
+    shows no hidden test code, and each test cell only its verdict.
     """
     from gptedu.grading import sandbox
+    from gptedu.grading.verify import SaveTrustedGrades, StartVerification, VerifyAnswers
 
     guard = []
     if sandbox.unsandboxed():
@@ -466,9 +363,7 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
             message = ("gptedu: refusing to autograde: the grading sandbox cannot run here: " + "; ".join(found)
                        + f". Details: `{sys.executable} -m gptedu.grading.sandbox check`. To grade without it "
                        f"(students' code then runs with your privileges): {sandbox.UNSANDBOXED_ENV}=1.")
-            if sys.argv[1:2] == ["autograde"]:
-                print(message, file=sys.stderr)
-                raise SystemExit(2)
+            _refuse_autograde(message)
             c.SandboxUnavailable.message = message
             guard = [SandboxUnavailable]
         # on SandboxExecute itself too: the most specific section wins, so no setting on a parent class (a course's
@@ -476,30 +371,24 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
         c.Execute.kernel_name = c.ExecutePreprocessor.kernel_name = sandbox.KERNEL_NAME
         c.SandboxExecute.kernel_name = sandbox.KERNEL_NAME
         c.SandboxExecute.kernel_manager_class = SandboxKernelManager
+    if sys.argv[1:2] == ["autograde"]:
+        from gptedu.grading import secret
 
-    from gptedu.grading.verify import SaveTrustedGrades, StartVerification, VerifyAnswers
+        try:
+            secret.load(c.CourseDirectory.root if "root" in c.CourseDirectory else os.getcwd())
+        except secret.MissingSecret as exc:
+            _refuse_autograde(f"gptedu: refusing to autograde: {exc}")
 
-    _refuse_autograde_without_secret(c)
-
-    if baseline is None:
-        baseline = os.environ.get("GPTEDU_GRADING_BASELINE", "") not in ("", "0")
-
-    c.Execute.timeout = cell_timeout
     c.SandboxExecute.timeout = cell_timeout
     c.SandboxExecute.notebook_timeout = notebook_timeout
-    c.Execute.iopub_timeout = iopub_timeout
     c.SandboxExecute.iopub_timeout = iopub_timeout
-    c.Execute.startup_timeout = 120
     c.SandboxExecute.startup_timeout = 120
-    # the outputs are in once the last cell ran: give the kernel 1 s to shut down (then SIGTERM, which the jail's
-    # launcher turns into the end of the jail and a clean exit; then SIGKILL) instead of up to 5 s; nothing the
-    # kernel could still do counts
-    if not baseline:
-        c.KernelManager.shutdown_wait_time = 1.0
-    c.SandboxExecute.prestart_kernel = not baseline
+    # the outputs are in once the last cell ran: 1 s (not 5) to shut down, then SIGTERM (which the jail's launcher
+    # turns into the end of the jail), then SIGKILL; nothing the kernel could still do counts
+    c.KernelManager.shutdown_wait_time = 1.0
     c.Autograde.autograde_preprocessors = [
         *guard,
-        *([] if baseline else [StartVerification]),
+        StartVerification,
         SandboxExecute,
         VerifyAnswers,
         IgnorePattern,
@@ -513,7 +402,6 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
         ClearOutput,
         DeduplicateIds,
         OverwriteKernelspec,
-        RestoreCellMetadata,
         SafeOverwriteCells,
         CheckCellMetadata,
     ]
@@ -530,17 +418,9 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
     return not sandbox.unsandboxed()
 
 
-def _refuse_autograde_without_secret(c) -> None:
-    """``nbgrader autograde`` on a course without a secret stops here, naming the command that creates one (the
-    hidden cases derive from it). Other commands (generate_assignment, feedback, export) do not need it; graded
-    any other way (formgrader), each notebook fails with the same message instead."""
-    if sys.argv[1:2] != ["autograde"]:
-        return
-    from gptedu.grading import secret
-
-    root = c.CourseDirectory.root if "root" in c.CourseDirectory else os.getcwd()
-    try:
-        secret.load(root)
-    except secret.MissingSecret as exc:
-        print(f"gptedu: refusing to autograde: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+def _refuse_autograde(message: str) -> None:
+    """``nbgrader autograde`` stops here (exit code 2) with ``message``; other commands (generate_assignment,
+    feedback, export) go on, and grading any other way (formgrader) fails each notebook with the same reason."""
+    if sys.argv[1:2] == ["autograde"]:
+        print(message, file=sys.stderr)
+        raise SystemExit(2)

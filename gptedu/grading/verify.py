@@ -622,11 +622,10 @@ class VerifyServer:
         env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASSTHROUGH}
         env.update(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=self._dir, TMPDIR=self._dir,
                    NBGRADER_EXECUTION="autograde")
+        cmd = [sys.executable, "-I", os.path.join(self._dir, "verify_runner.py")]
         if self.jailed:
-            cmd = [sys.executable, "-I", sandbox.__file__, "exec", "--no-reference", "--ro",
-                   f"{self._dir}:/opt/gptedu-verify", "--", sys.executable, "-I", "/opt/gptedu-verify/verify_runner.py"]
-        else:
-            cmd = [sys.executable, "-I", os.path.join(self._dir, "verify_runner.py")]
+            cmd = sandbox.exec_argv([sys.executable, "-I", "/opt/gptedu-verify/verify_runner.py"], "--no-reference",
+                                    "--ro", f"{self._dir}:/opt/gptedu-verify")
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 cwd=self._dir, start_new_session=True)
         proc.tail = collections.deque(maxlen=32)  # the last chunks of its stderr
