@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -257,6 +259,20 @@ def test_install_self_test_passes_and_then_writes_the_kernelspec(tmp_path):
     spec = json.loads((tmp_path / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())
     assert spec["argv"][:3] == [sys.executable, "-I", SANDBOX] and "--memory-mb=2048" in spec["argv"]
     assert spec["interrupt_mode"] == "message"
+
+
+def test_data_under_home_passes_the_self_test_and_all_of_home_does_not(monkeypatch):
+    """Data (or a venv) under /home is bound into the jail, so /home is not empty there: the self-test accepts the
+    folders that lead to what the view binds, and refuses a view that shows a whole home folder."""
+    data = Path(tempfile.mkdtemp(prefix="gptedu-test-data-", dir="/home"))
+    try:
+        (data / "input.txt").write_text("To be, or not to be")
+        monkeypatch.setenv("GPTEDU_DATA", str(data / "input.txt"))
+        assert sandbox.self_test() == ""
+        monkeypatch.setenv("GPTEDU_DATA", "/home")  # every home folder would be readable by the students' code
+        assert f"{data} is visible" in sandbox.self_test()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 REFUSE = ("import sys\ncourse = sys.argv[1]\nsys.argv = ['nbgrader', 'autograde', 'ps1']\n"

@@ -577,9 +577,11 @@ try:
     failed.append("the network is reachable")
 except OSError:
     pass
-for path in ["/etc/shadow", *sys.argv[1:]]:
+hidden, view = sys.argv[1:sys.argv.index("--view")], sys.argv[sys.argv.index("--view") + 1:]
+for path in ["/etc/shadow", *hidden]:
     check(f"{path} is visible", not os.path.exists(path))
-check("/home is visible", not os.listdir("/home") if os.path.isdir("/home") else True)
+for name in os.listdir("/home") if os.path.isdir("/home") else []:  # only folders leading to a venv or data bound
+    check(f"/home/{name} is visible", any(v == f"/home/{name}" or v.startswith(f"/home/{name}/") for v in view))
 try:
     import gptedu  # noqa: F401
     failed.append("the gptedu package is importable with --no-reference")
@@ -598,8 +600,9 @@ def self_test(limits: JobLimits | None = None) -> str:
         return "; ".join(found)
     with tempfile.TemporaryDirectory(prefix="gptedu-self-test-") as course:  # stands for a course folder
         Path(course, "gradebook.db").write_text("secret")
-        code, out = _run_captured([sys.executable, "-c", SELF_TEST, course, os.path.join(PACKAGE_DIR, "__init__.py")],
-                                  limits or JobLimits(), 300, "--no-reference")
+        code, out = _run_captured([sys.executable, "-c", SELF_TEST, course, os.path.join(PACKAGE_DIR, "__init__.py"),
+                                   "--view", *view_paths(allow_reference=False)], limits or JobLimits(), 300,
+                                  "--no-reference")
     if code == 0 and "SELF-TEST OK" in out:
         return ""
     lines = [line for line in out.splitlines() if line.strip()]
