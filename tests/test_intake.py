@@ -457,6 +457,7 @@ def test_intake_reads_only_regular_files(tmp_path):
     assert sub.staged == ["a"]
     assert "a FIFO" in sub.rejected["b"] and "a symbolic link" in sub.rejected["c"]
     assert "hard link" in sub.rejected["d"] and "over the" in sub.rejected["e"]
+    assert "Clear the outputs" in sub.rejected["e"] and "Clear" not in sub.rejected["b"]  # the fix that applies
     assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["a.ipynb"]
 
 

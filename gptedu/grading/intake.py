@@ -43,6 +43,10 @@ class Rejected(Exception):
     """A file that will not be read; ``str(exc)`` says why and what to hand in instead."""
 
 
+class TooLarge(Rejected):
+    """A regular file over its size limit."""
+
+
 def _mb(n: int) -> str:
     return f"{n / 2**20:.1f} MB"
 
@@ -73,10 +77,10 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
             raise Rejected(f"{path.name} is a hard link to another file ({st.st_nlink} names for one file), "
                            "not a file of its own")
         if st.st_size > max_bytes:
-            raise Rejected(f"{path.name} is {_mb(st.st_size)}, over the {_mb(max_bytes)} limit")
+            raise TooLarge(f"{path.name} is {_mb(st.st_size)}, over the {_mb(max_bytes)} limit")
         data = file.read(max_bytes + 1)  # the file may grow after fstat
     if len(data) > max_bytes:
-        raise Rejected(f"{path.name} is over the {_mb(max_bytes)} limit")
+        raise TooLarge(f"{path.name} is over the {_mb(max_bytes)} limit")
     return data
 
 
@@ -169,6 +173,10 @@ def check_submission(folder: Path, notebooks: list[str], dest: Path, limits: Lim
             nb = name[:-6]
             try:
                 data = read_regular_file(path, limits.notebook_bytes)
+            except TooLarge as exc:
+                sub.rejected[nb] = (f"could not grade: {exc}. Clear the outputs (Edit > Clear Outputs of All Cells), "
+                                    "save and hand it in again")
+                continue
             except Rejected as exc:
                 sub.rejected[nb] = (f"could not grade: {exc}. Hand in the notebook file itself (the .ipynb saved "
                                     "by Jupyter), not a link or a special file")
