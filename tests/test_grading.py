@@ -245,6 +245,20 @@ def test_builtin_attention_is_rejected():
     assert "scaled_dot_product_attention" in result.report()
 
 
+@pytest.mark.parametrize("op", ["scaled_dot_product_attention.default", "_scaled_dot_product_flash_attention_for_cpu"])
+def test_attention_through_the_dispatcher_is_rejected(op):
+    """``torch.ops.aten`` calls bypass ``__torch_function__``: the guard sees them through its profile hook."""
+
+    class OpsHead(SdpaHead):
+        def forward(self, x):
+            out = eval(f"torch.ops.aten.{op}")(self.query(x), self.key(x), self.value(x), is_causal=True)
+            return out[0] if isinstance(out, tuple) else out
+
+    result = grade_component("head", OpsHead)
+    assert result.points == 0 and any(f.status == "forbidden" for f in result.failures), result.report()
+    assert f"aten.{op}" in result.report()
+
+
 def test_wrapping_the_reference_is_rejected():
     import gptedu
 

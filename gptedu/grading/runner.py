@@ -36,6 +36,9 @@ FORBIDDEN_MODULES = (
     nn.TransformerEncoderLayer,
     nn.TransformerDecoderLayer,
 )
+# the same called as ``torch.ops.aten.<op>`` (which bypasses __torch_function__): seen by the profile hook
+FORBIDDEN_ATEN_OPS = ("scaled_dot_product", "multi_head_attention", "transformer_encoder_layer", "flex_attention")
+_OP_CALLS = {torch._ops.OpOverload.__call__.__code__, torch._ops.OpOverloadPacket.__call__.__code__}
 REFERENCE_PACKAGE = "gptedu"
 REFERENCE_COPY = "reference_copy"  # the verification's copy of the prerequisites (``gptedu.grading.verify``)
 _THIS_MODULE = __name__
@@ -93,6 +96,10 @@ class ShortcutGuard(TorchFunctionMode):
 
     def _profile(self, frame, event, arg):
         if event == "call":
+            if frame.f_code in _OP_CALLS and self._forbidden_functions:
+                op = str(frame.f_locals.get("self", ""))
+                if any(name in op for name in FORBIDDEN_ATEN_OPS):
+                    self._note(op)
             module = frame.f_globals.get("__name__", "") or ""
             borrowed = self._borrowed_codes.get(frame.f_code)
             if borrowed is not None:
