@@ -171,6 +171,9 @@ print("PROBE" + json.dumps(results))
 _CACHE: dict = {}
 
 
+SCRIPT = "window.PWNED=1"  # what a student's script would run in the reader's browser
+
+
 def _grade_id(cell):
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
@@ -213,6 +216,15 @@ def _submissions(course: Path) -> None:
         cell.metadata.pop("nbgrader", None)
         cell["id"] = f"new-{number}"
     kit.submit(course, "stripped_no_ids", nb=nb)
+    # correct, plus HTML and JavaScript for whoever opens the graded notebook (formgrader: the instructor's session)
+    nb = kit.release_notebook(course)
+    nb.cells[kit.answer_index(nb)].source = CORRECT
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(f"Notes <img src=x onerror=\"{SCRIPT}\">"))
+    nb.cells.insert(2, nbformat.v4.new_code_cell(
+        "from IPython.display import HTML, Javascript, Markdown, display\n"
+        f"display(HTML('<script>{SCRIPT}</script>'), Javascript('{SCRIPT}'),\n"
+        f"        Markdown('<b onclick=\"{SCRIPT}\">x</b>'))"))
+    kit.submit(course, "scripts", nb=nb)
     kit.submit(course, "invalid_json", raw='{"cells": [ this is not json')
     _hostile_files(course)
     folder = course / "submitted" / "missing_notebook" / kit.ASSIGNMENT

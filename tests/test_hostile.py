@@ -40,6 +40,25 @@ def test_correct_and_unusual_but_correct_get_full_points(graded):
         assert cb.total(graded["scores"][student]) == 20, (student, cb.all_outputs(graded["course"], student)[:3000])
 
 
+def test_no_script_of_a_submission_reaches_formgrader(graded):
+    """formgrader shows the autograded notebook on the Jupyter server's origin: a student's HTML or JavaScript there
+    would run as the instructor. The page formgrader renders holds the student's text, never a live tag."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+    from traitlets.config import Config
+
+    assert cb.total(graded["scores"]["scripts"]) == 20
+    config = Config()
+    config.HTMLExporter.template_name = "formgrade"
+    config.HTMLExporter.extra_template_basedirs = [handlers.template_path]
+    html, _ = HTMLExporter(config=config).from_notebook_node(
+        cb.autograded_nb(graded["course"], "scripts"),
+        resources={"base_url": "", "notebook_id": "n", "index": 0, "total": 1, "submission_id": "s"})
+    assert "Notes &lt;img src=x" in html  # the student's text is there, as text
+    for live in ("onerror=", "onclick=", f"<script>{cb.SCRIPT}", "application/javascript"):
+        assert live not in html, live
+
+
 def test_untouched_stub_gets_zero(graded):
     assert cb.total(graded["scores"]["stub"]) == 0
 

@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import copy
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -315,6 +316,29 @@ atexit.register(_PRESTARTED.discard)
 
 
 # ---------------------------------------------------------------------------------------- damaged submissions
+SAFE_MIME = ("text/plain", "image/png", "image/jpeg", "image/gif")
+_TAG = re.compile(r"<(?=[A-Za-z!/?])")
+
+
+class InertOutputs(NbGraderPreprocessor):
+    """Nothing a submission wrote runs in a reader's browser: formgrader shows the autograded notebook to the
+    instructor on the Jupyter server's own origin, HTML included (a student's script there could rewrite the course).
+    Outputs keep only plain text and bitmap images; tags in markdown and raw cells show as text. (The course's own
+    markdown has no HTML.)"""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type in ("markdown", "raw"):
+            cell.source = _TAG.sub("&lt;", cell.source)
+        for output in cell.get("outputs", []):
+            if "data" in output:
+                dropped = sorted(set(output.data) - set(SAFE_MIME))
+                output.data = {k: v for k, v in output.data.items() if k in SAFE_MIME}
+                if dropped and "text/plain" not in output.data:
+                    output.data["text/plain"] = f"[{', '.join(dropped)} output not shown by the grader]"
+                output.metadata = {}
+        return cell, resources
+
+
 class SafeOverwriteCells(OverwriteCells):
     """``OverwriteCells`` whose missing test cells go at the end when their preceding cell is missing too (nbgrader
     0.9.6 then raises ``KeyError`` and fails the whole notebook). Test cells whose metadata an editor stripped come
@@ -391,6 +415,7 @@ def configure_nbgrader(c, *, notebook_timeout: int = 900, cell_timeout: int = 12
         StartVerification,
         SandboxExecute,
         VerifyAnswers,
+        InertOutputs,
         IgnorePattern,
         ClearMetadataPreprocessor,
         LimitOutput,

@@ -592,6 +592,16 @@ def _parse_outputs(stdout: bytes) -> dict:
     outputs = torch.load(io.BytesIO(data), weights_only=True)
     if not isinstance(outputs, dict):
         raise ValueError("the results are not a dict")
+    todo = [outputs]
+    while todo:  # a tensor may declare more elements than it stores (stride 0), or reach past its storage
+        item = todo.pop()
+        if isinstance(item, dict | list | tuple):
+            todo += item.values() if isinstance(item, dict) else item
+        elif isinstance(item, torch.Tensor) and item.numel():
+            stored = item.untyped_storage().nbytes() // item.element_size()
+            last = item.storage_offset() + sum((n - 1) * k for n, k in zip(item.shape, item.stride(), strict=True))
+            if item.numel() > stored or last >= stored or min(item.stride(), default=1) < 0:
+                raise ValueError("a result tensor declares more elements than it holds")
     return outputs
 
 

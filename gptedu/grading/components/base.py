@@ -316,7 +316,7 @@ class ModuleCheck:
         if "train_seeds" not in case or not all(isinstance(r, torch.Tensor) for r in runs):
             return []
         x, seed, desc = case["inputs"]["x"], case["train_seeds"][0], case["describe"] + ", training mode"
-        if not torch.allclose(runs[0], runs[1], rtol=0, atol=0, equal_nan=True):
+        if runs[0].shape != runs[1].shape or not torch.allclose(runs[0], runs[1], rtol=0, atol=0, equal_nan=True):
             return [Failure("training mode: the same seed gives the same output", desc,
                             "two training-mode runs under torch.manual_seed with the same seed differ.",
                             "draw the dropout masks from torch's global generator (nn.Dropout does).")]
