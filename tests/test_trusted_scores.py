@@ -230,7 +230,8 @@ def test_a_copy_that_held_the_graded_reference_is_still_not_borrowed():
         cases = {top_k.name: [(verify.case_key(top_k, which, i), case) for i, case in enumerate(
             top_k.cases(hidden=which == "hidden", secret=COURSE_SECRET))]}
         outputs, problem = verify.run_in_sandbox([top_k], cells, source_nb, 120, withheld={"top_k_filter"},
-                                                 cases=cases, provided={"f": "gptedu.sampling.filter_logits"})
+                                                 cases=cases, provided={"f": "gptedu.sampling.filter_logits"},
+                                                 which=which)
         verdict = verify.judge(top_k, which, cases[top_k.name], outputs, problem)
         assert not verdict.passed, verdict.text
 

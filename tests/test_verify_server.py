@@ -142,27 +142,71 @@ def test_a_job_that_never_ends_is_stopped_and_the_next_runs(server):
     assert "seen:" in _report(server, INSPECT, "seen:")
 
 
+A, A_HIDDEN, B = ("student-a", "visible"), ("student-a", "hidden"), ("student-b", "visible")
+
+
 def test_a_jail_serves_one_key_and_keeps_its_runs_apart():
-    """Runs of the same code and reference copy (a notebook's visible, then hidden cases) share a jail started in
-    advance, but each is a fresh fork: what the first left (patched torch, files in /tmp and HOME, a process) is
-    gone for the second. Another key gets another jail, and the first one is ended."""
+    """Runs of one student and kind (e.g. the visible cases of every notebook) share a jail started in advance, but
+    each is a fresh fork: what the first left (patched torch, files in /tmp and HOME, a process) is gone for the
+    second. Another student's key gets another jail, and the first student's jails are ended."""
     srv = verify.VerifyServer(True)
     try:
         srv.start_soon()
         (first,) = srv._waiting
-        code, out, err = srv.run(_job(TAMPER), timeout=120, key="student-a")
+        code, out, err = srv.run(_job(TAMPER), timeout=120, key=A)
         assert code == 0, err
-        assert srv._bound == ("student-a", first) and first.poll() is None
-        code, out, err = srv.run(_job(INSPECT), timeout=120, key="student-a")
+        assert srv._bound == {A: first} and first.poll() is None
+        code, out, err = srv.run(_job(INSPECT), timeout=120, key=A)
         assert code == 0, err
         (report,) = [e for e in _cell_errors(out) if "seen:" in e]
         assert report.endswith("seen: nothing"), report
-        assert srv._bound[1] is first
-        code, _, err = srv.run(_job("x = 1"), timeout=120, key="student-b")
+        assert srv._bound[A] is first
+        code, _, err = srv.run(_job("x = 1"), timeout=120, key=A_HIDDEN)
+        assert code == 0, err
+        assert srv._bound[A] is first and srv._bound[A_HIDDEN] is not first  # the hidden runs: a jail of their own
+        code, _, err = srv.run(_job("x = 1"), timeout=120, key=B)
         assert code == 0, err
         assert first.poll() is not None  # ended: it never serves other code
-        assert srv._bound[0] == "student-b" and srv._bound[1] is not first
-        assert "exec" in srv._bound[1].args and "--no-reference" in srv._bound[1].args  # a jail of its own
+        assert list(srv._bound) == [B] and srv._bound[B] is not first
+        assert "exec" in srv._bound[B].args and "--no-reference" in srv._bound[B].args  # a jail of its own
+    finally:
+        srv.stop()
+
+
+def test_visible_and_hidden_runs_of_a_student_never_share_a_jail(monkeypatch, tmp_path):
+    """Every run of one submission has one owner, and its kind (visible or hidden) is part of the jail's key."""
+    import nbformat
+
+    from gptedu.grading import components
+
+    keys = []
+    monkeypatch.setattr(verify.VerifyServer, "run", lambda self, files, timeout, key=None: (keys.append(key), (
+        1, b"", ""))[1])
+    source_nb = nbformat.read(Path(__file__).parents[1] / "autograder" / "source" / "gpt_from_scratch" /
+                              "09_generation.ipynb", as_version=4)
+    found = [c for c in components.all_components() if c.notebook == "09_generation"]
+    verify.verify_components(found, [(0, "x = 1")], source_nb, b"a course secret", 60, str(tmp_path))
+    assert {owner for owner, _ in keys} == {str(tmp_path.resolve())}
+    assert [which for _, which in keys] == ["visible", "hidden"] * (len(keys) // 2), keys
+
+
+SYSV_QUEUE = """import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+raise RuntimeError(f"queue: {{libc.msgget(0x6770, {flags})}}")
+"""
+
+
+def test_what_a_hidden_run_leaves_in_its_jail_never_reaches_a_visible_run():
+    """SysV IPC objects outlive a run's processes (they belong to the jail's IPC namespace): a hidden run could
+    leave its cases in a message queue for a later visible run to print into the feedback. The two kinds of run
+    never share a jail; the control shows that a queue does survive within one jail."""
+    srv = verify.VerifyServer(True)
+    try:
+        created = _report_keyed(srv, SYSV_QUEUE.format(flags=0o1600), "queue:", A_HIDDEN)  # IPC_CREAT | 0o600
+        queue = int(created.rsplit(" ", 1)[1])
+        assert queue >= 0, created
+        assert _report_keyed(srv, SYSV_QUEUE.format(flags=0), "queue:", A_HIDDEN).endswith(f"queue: {queue}")
+        assert _report_keyed(srv, SYSV_QUEUE.format(flags=0), "queue:", A).endswith("queue: -1")
     finally:
         srv.stop()
 
@@ -190,7 +234,7 @@ raise RuntimeError(f"copies: {{sent - control}}")
 """
 
 
-def _copies(server, marker: bytes, key: str, extra: dict[str, bytes] | None = None) -> int:
+def _copies(server, marker: bytes, key: tuple[str, str], extra: dict[str, bytes] | None = None) -> int:
     import secrets
 
     control = marker[:20] + secrets.token_hex(16).encode()
@@ -209,12 +253,12 @@ def test_a_run_cannot_find_an_earlier_runs_files_in_its_memory():
     try:
         marker = b"gptedu-memory-probe-" + secrets.token_hex(16).encode()
         first = {**_job("x = 1"), "reference_copy/withheld.py": marker * 64}  # a withheld class's source (3 KB)
-        code, _, err = srv.run(first, timeout=120, key="student-a")
+        code, _, err = srv.run(first, timeout=120, key=A)
         assert code == 0, err
-        assert _copies(srv, marker, "student-a") < 8  # none of the 64 copies the earlier run was sent
+        assert _copies(srv, marker, A) < 8  # none of the 64 copies the earlier run was sent
         # the search works: it finds the copies that its own run was sent
         own = b"gptedu-memory-probe-" + secrets.token_hex(16).encode()
-        assert _copies(srv, own, "student-a", {"mine.txt": own * 64}) >= 64
+        assert _copies(srv, own, A, {"mine.txt": own * 64}) >= 64
     finally:
         srv.stop()
 
@@ -238,13 +282,13 @@ def test_a_run_can_write_only_where_the_next_run_finds_nothing():
     after every run) and /dev/pts (pseudo-terminals, gone with their process)."""
     srv = verify.VerifyServer(True)
     try:
-        report = _report_keyed(srv, WRITABLE, "writable:", "student-a")
+        report = _report_keyed(srv, WRITABLE, "writable:", A)
         assert report.split("writable: ")[1].split() == ["/dev/pts", "/dev/shm", "/tmp"], report
     finally:
         srv.stop()
 
 
-def _report_keyed(server, cell: str, prefix: str, key: str, extra: dict[str, bytes] | None = None) -> str:
+def _report_keyed(server, cell: str, prefix: str, key: tuple[str, str], extra: dict[str, bytes] | None = None) -> str:
     code, out, err = server.run({**_job(cell), **(extra or {})}, timeout=120, key=key)
     assert code == 0, err
     (report,) = [e for e in _cell_errors(out) if prefix in e]

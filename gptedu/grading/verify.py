@@ -504,7 +504,7 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
         for which in WHICH:  # a group's hidden run follows its visible one in the same jail
             cases = {c.name: [(case_key(c, which, i), case) for i, case in enumerate(
                 c.cases(hidden=which == "hidden", secret=secret if which == "hidden" else None))] for c in group}
-            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld),
+            outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld), which=which,
                                               student_dir=student_dir, cases=cases, provided=provided)
             for component in group:
                 results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
@@ -607,8 +607,10 @@ def _parse_outputs(stdout: bytes) -> dict:
 
 class VerifyServer:
     """Jailed Pythons that import torch before they get work (one waits in advance); each run is a child forked in
-    the jail. One jail serves ONE ``key`` (one student's submission) and ends when another key comes, so nothing
-    passes between students. ``run(files, timeout, key)`` -> (exit code or None on timeout, stdout, stderr tail).
+    the jail. One jail serves ONE ``key`` = ``(student, kind)``: a student's visible runs share one jail, the hidden
+    runs another (what a hidden run leaves in its jail, e.g. SysV IPC objects, never reaches a visible run, whose
+    feedback quotes the student's messages), and both end when another student's key comes, so nothing passes
+    between students. ``run(files, timeout, key)`` -> (exit code or None on timeout, stdout, stderr tail).
     Unjailed (``GPTEDU_UNSANDBOXED=1``): the same runner in a plain process."""
 
     def __init__(self, jailed: bool):
@@ -616,7 +618,7 @@ class VerifyServer:
 
         self.jailed = jailed
         self._waiting: list[subprocess.Popen] = []
-        self._bound: tuple[str, subprocess.Popen] | None = None  # (key, the jail serving it)
+        self._bound: dict[tuple[str, str], subprocess.Popen] = {}  # key -> the jail serving it
         self._dir: str | None = None
         self.lock = threading.Lock()
 
@@ -654,20 +656,18 @@ class VerifyServer:
         finally:
             self.lock.release()
 
-    def run(self, files: dict[str, bytes], timeout: float, key: str | None = None) -> tuple[int | None, bytes, str]:
+    def run(self, files: dict[str, bytes], timeout: float, key: tuple[str, str] | None = None,
+            ) -> tuple[int | None, bytes, str]:
         from gptedu.grading.verify_runner import pack_files
 
-        stale = None
         with self.lock:
-            bound, self._bound = self._bound, None
-            if bound is not None and key is not None and bound[0] == key and bound[1].poll() is None:
-                proc = bound[1]
-            else:
-                stale = bound[1] if bound else None
+            proc = self._bound.pop(key, None) if key is not None else None
+            stale = [self._bound.pop(k) for k in list(self._bound) if key is None or k[0] != key[0]]
+            if proc is None or proc.poll() is not None:
                 self._waiting = [p for p in self._waiting if p.poll() is None]
                 proc = self._waiting.pop(0) if self._waiting else self._launch()
-        if stale is not None:
-            _end(stale)
+        for old in stale:
+            _end(old)
         try:
             code, out = _exchange(proc, pack_files(files), timeout)
         except Exception as exc:  # noqa: BLE001 - timeout, crash, malformed reply: this jail is done
@@ -676,12 +676,13 @@ class VerifyServer:
             return (None if isinstance(exc, TimeoutError) else 1), b"", tail or f"{type(exc).__name__}: {exc}"
         tail = b"".join(proc.tail).decode(errors="replace")[-2000:]
         proc.tail.clear()
-        keep = key is not None
         with self.lock:  # runs may come two at a time: the jail kept last wins, any other is ended
-            old, self._bound = self._bound, ((key, proc) if keep else self._bound)
-        if keep and old is not None and old[1] is not proc:
-            _end(old[1])
-        if not keep:
+            old = self._bound.pop(key, None) if key is not None else proc
+            if key is not None:
+                self._bound[key] = proc
+        if old is not None and old is not proc:
+            _end(old)
+        if key is None:
             _end(proc)
         self.start_soon()
         return code, out, tail
@@ -689,9 +690,8 @@ class VerifyServer:
     def stop(self) -> None:
         with self.lock:
             procs, self._waiting = self._waiting, []
-            if self._bound:
-                procs.append(self._bound[1])
-            self._bound = None
+            procs += self._bound.values()
+            self._bound = {}
         for proc in procs:
             _end(proc)
         if self._dir:
@@ -797,10 +797,11 @@ def withheld_groups(components) -> dict[tuple[str, ...], list]:
 
 
 def run_in_sandbox(specs, cells, source_nb, timeout: int, *, withheld: set[str], cases: dict[str, list],
-                   provided: dict[str, str], student_dir: str | None = None) -> tuple[dict | None, str]:
+                   provided: dict[str, str], which: str, student_dir: str | None = None) -> tuple[dict | None, str]:
     """Run the student's cells and ``run_case`` on ``cases`` (component name -> [(key, case)], built on the trusted
     side) in the jail, with the reference copy of ``provided`` (alias -> ``gptedu`` path) without the ``withheld``
-    classes; (outputs, problem). The jail is required unless ``GPTEDU_UNSANDBOXED=1``."""
+    classes; (outputs, problem). ``which``: "visible" or "hidden", the kind of ``cases`` (each kind has its own jail).
+    The jail is required unless ``GPTEDU_UNSANDBOXED=1``."""
     import torch
 
     from gptedu.grading import runner, sandbox
@@ -824,9 +825,10 @@ def run_in_sandbox(specs, cells, source_nb, timeout: int, *, withheld: set[str],
         except sandbox.SandboxError as exc:
             return None, str(exc)
         files = _read_tree(job)
-        # one jail serves one student (every run of the submission); without a student folder, one code + copy
-        key = os.path.realpath(student_dir) if student_dir else hashlib.sha256(json.dumps(sorted(
+        # one jail per student (every run of the submission) and kind; without a student folder, one code + copy
+        owner = os.path.realpath(student_dir) if student_dir else hashlib.sha256(json.dumps(sorted(
             (k, v.hex()) for k, v in files.items() if k != "cases.pt")).encode()).hexdigest()
+        key = (owner, which)
         code, stdout, stderr = server.run(files, timeout, key)
         if code is None:
             return None, f"it did not finish within {timeout} s (is there an endless loop at the top level?)"
