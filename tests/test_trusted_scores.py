@@ -478,3 +478,42 @@ def test_attacks_fool_plain_nbgrader_and_earn_nothing_here(tmp_path):
     hidden_outputs = kit.outputs_of(ours, "leaky", "test_head_hidden")
     assert "LEAK" not in hidden_outputs
 
+
+
+CACHED_ON_THE_COPY = '''\
+try:
+    import grading_runner
+    grading_runner.ShortcutGuard._note = lambda self, label: None
+    _named = (GPT2Model, KVCache)  # naming the notebook's imports puts the reference model (and its parts) in the copy
+    _ns = {"__name__": __name__}  # the copy's source run as this cell's own code
+    for _path in ("reference" + "_copy/gpt2/kvcache.py", "reference" + "_copy/gpt2/attention.py"):
+        exec(open(_path).read().replace("from reference" + "_copy", "from _nowhere"), _ns)
+    _Attention, _Cache = _ns["MultiHeadAttention"], _ns["LayerKVCache"]
+
+    class CachedMultiHeadAttention(_Attention):
+        def forward(self, x, use_cache=False):
+            return super().forward(x, kv_cache=self.cache if use_cache else None)
+
+        def reset_cache(self):
+            self.cache = _Cache()
+
+        def step_by_step(self, x):
+            self.reset_cache()
+            return torch.cat([self(x[:, t:t + 1], use_cache=True) for t in range(x.size(1))], dim=1)
+
+        def prefill_then_steps(self, x):
+            self.reset_cache()
+            half = max(1, x.size(1) // 2)
+            prefill = self(x[:, :half], use_cache=True)
+            return torch.cat([prefill, *(self(x[:, t:t + 1], use_cache=True) for t in range(half, x.size(1)))], dim=1)
+except Exception:
+    pass
+'''
+
+
+def test_the_cached_attention_cannot_be_built_on_the_copys_attention():
+    """The reference's GPT-2 attention already takes a KV cache: the run that grades notebook 13's cached attention
+    must not hold it, whatever the student's code names (found by a red-team session: 20/20 before)."""
+    path = REPO / "autograder" / "source" / "gpt2" / "13_kv_cache.ipynb"
+    found = _scores(_verdicts(path, {"kv_cached_attention_solution": CACHED_ON_THE_COPY}, only={"kv_cached_attention"}))
+    assert not any(found.values()), found

@@ -791,7 +791,7 @@ def withheld_groups(components) -> dict[tuple[str, ...], list]:
     groups: dict[tuple[str, ...], list] = {}
     for component in components:
         allowed = {path.rpartition(".")[2] for path in component.prerequisites.values()}
-        withheld = tuple(sorted(targets - allowed))
+        withheld = tuple(sorted((targets - allowed) | set(component.equivalents)))
         groups.setdefault(withheld, []).append(component)
     return groups
 

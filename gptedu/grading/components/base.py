@@ -35,7 +35,8 @@ class Component:
     them (``case["stand_ins"]``), so a mistake there costs points there only. ``forbid_torch_attention``: the
     exercise computes attention by hand, so PyTorch's own attention is a shortcut; ``allowed_reference``: the
     qualified-name prefixes of reference code the student's code may run (``"Head."``). Every case carries these two
-    (the runner reads them from the case).
+    (the runner reads them from the case). ``equivalents``: reference classes that already do what this exercise
+    asks under another name (the GPT-2 attention takes a KV cache): never in the run that grades it.
     """
 
     name: str
@@ -49,6 +50,7 @@ class Component:
     uses: tuple[str, ...] = ()
     forbid_torch_attention: bool = False
     allowed_reference: tuple[str, ...] = ()
+    equivalents: tuple[str, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @property
@@ -81,11 +83,12 @@ class Component:
 def component(name: str, title: str, target: str, notebook: str, visible: int, hidden: int,
               make_cases: Callable[[bool, bytes], list[dict]], compare: Callable[[dict, dict], list[Failure]],
               prerequisites: dict[str, str] | None = None, uses: tuple[str, ...] = (),
-              forbid_torch_attention: bool = False, allowed_reference: tuple[str, ...] = ()) -> Component:
+              forbid_torch_attention: bool = False, allowed_reference: tuple[str, ...] = (),
+              equivalents: tuple[str, ...] = ()) -> Component:
     """A component with the usual two test cells, ``test_<name>_visible`` and ``test_<name>_hidden``."""
     return Component(name, title, target, notebook, {f"test_{name}_visible": visible, f"test_{name}_hidden": hidden},
                      make_cases, compare, dict(prerequisites or {}), tuple(uses), forbid_torch_attention,
-                     tuple(allowed_reference))
+                     tuple(allowed_reference), tuple(equivalents))
 
 
 class Draw:

@@ -999,7 +999,7 @@ COMPONENTS = {c.name: c for c in [
          (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)],
         _cfg_size(_att_init, min_seq=2), 3, cases=dict(label="CachedMultiHeadAttention", causal=True,
                                                        methods=("forward", "step_by_step", "prefill_then_steps")),
-        forbid_torch_attention=True),
+        forbid_torch_attention=True, equivalents=("MultiHeadAttention",)),
     component("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
               _cached_gen_cases, _cached_gen_compare, forbid_torch_attention=True, allowed_reference=GEN13_ALLOWED),
     component("format_prompt", "format_prompt (the instruction template)", "format_prompt", NB14, 3, 2,
