@@ -256,6 +256,29 @@ def test_the_reference_copy_holds_only_the_prerequisites(tmp_path):
         assert ("class TransformerDecoder(" in text) == ("TransformerDecoder" not in withheld)
 
 
+def test_no_runs_copy_holds_what_it_grades(tmp_path):
+    """A later exercise runs with the reference's versions of the earlier ones (notebook 10's block with LayerNorm,
+    FeedForward, MultiHeadAttention and the GELU inside; train_bpe with merge), taken from the copy; in every
+    notebook, the copy of a run never holds the class or function that run grades."""
+    import re
+
+    holds = {}
+    for notebook in sorted({c.notebook for c in components.all_components()}):
+        found = [c for c in components.all_components() if c.notebook == notebook]
+        for withheld, group in verify.withheld_groups(found).items():
+            _, wanted = verify.build_prelude([], verify.provided_names(None, group, []), set(withheld))
+            folder = tmp_path / notebook / ("-".join(withheld) or "none")
+            verify.write_reference_copy(folder, wanted, set(withheld))
+            text = "\n".join(p.read_text() for p in folder.rglob("*.py"))
+            for component in group:
+                holds[component.name] = text
+                assert not re.search(rf"^(class|def) {component.target}\b", text, re.M), component.name
+    for name in ("LayerNorm", "GELU", "FeedForward", "MultiHeadAttention"):
+        assert f"\nclass {name}(" in holds["gpt2_block"]
+    assert "\ndef merge(" in holds["bpe_train"] and "\ndef top_k_filter(" in holds["sample_next_token"]
+    assert "\nclass LayerNorm(" not in holds["gpt2_layer_norm"] and "\ndef merge(" not in holds["bpe_merge"]
+
+
 # ---------------------------------------------------------------------------------------- feedback redaction
 LEAKY_HEAD = kit.head_solution().replace(
     "    def forward(self, x",
