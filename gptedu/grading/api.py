@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gptedu.grading.components import Component, all_components
+from gptedu.grading.components import Component, of_notebook
 from gptedu.grading.components import get as get_spec
 from gptedu.grading.report import Failure, GradeResult
 from gptedu.grading.runner import run_case
@@ -58,8 +58,8 @@ def earlier_failures_note(spec: Component, namespace: Any) -> str:
     if not isinstance(namespace, Mapping):
         return ""
     failing = []
-    for earlier in all_components():
-        if earlier.notebook != spec.notebook or earlier.target not in spec.prerequisites or earlier is spec:
+    for earlier in of_notebook(spec.notebook):
+        if earlier.target not in spec.prerequisites or earlier is spec:
             continue
         if namespace.get(earlier.target) is not None and run_cases(earlier, namespace[earlier.target], "visible")[0]:
             failing.append(earlier.target)
