@@ -1,9 +1,10 @@
 """What a review found after the trusted scoring path landed, held: the grader's own correct versions cannot be
 borrowed, and the results of a sandboxed run cannot expand in nbgrader's process.
 
-* The sandboxed run keeps the correct stand-ins for earlier exercises (``runner.STAND_INS``) in the interpreter that
-  runs the student's code, so a student could subclass or call the stand-in of the very exercise being graded
-  (95 points with no code of their own). A stand-in counts only where the case binds it.
+* A later exercise runs with the reference's correct versions of the earlier ones (its ``prerequisites``), in the
+  interpreter that runs the student's code, so a student could subclass or call the correct version of the very
+  exercise being graded (95 points with no code of their own). A correct version counts only where the case binds
+  it, and the binding itself works: a later exercise is graded on its own even when the earlier one is wrong.
 * The run's results are read with ``torch.load`` in nbgrader's own process: a few KB of deflated zip entries can
   declare gigabytes of tensors (nbgrader was OOM-killed and the class stopped). ``torch.save`` never compresses, so
   a compressed entry is refused before ``torch.load`` sees it.
@@ -17,8 +18,10 @@ import zipfile
 import pytest
 import torch
 
+from gptedu.gpt2.layers import LayerNorm
 from gptedu.grading import components
-from gptedu.grading.runner import STAND_INS, run_case
+from gptedu.grading.components.part1 import top_k_filter as correct_top_k_filter
+from gptedu.grading.runner import run_case
 from gptedu.grading.verify import _parse_outputs
 from gptedu.grading.verify_runner import MARKER
 
@@ -29,21 +32,67 @@ def _first_case(name: str) -> dict:
 
 def test_subclassing_the_graders_own_version_is_a_shortcut():
     case = _first_case("gpt2_layer_norm")
-    borrowed = type("LayerNorm", (STAND_INS["LayerNorm"],), {})
+    assert components.get("gpt2_block").prerequisites["LayerNorm"] == "gptedu.gpt2.layers.LayerNorm"
+    borrowed = type("LayerNorm", (LayerNorm,), {})
     outputs = run_case(borrowed, case)
     assert outputs["_status"] == "forbidden", outputs["_message"]
-    assert "the grader's own LayerNorm" in outputs["_message"]
+    assert "gptedu.gpt2.layers.LayerNorm" in outputs["_message"]
     assert components.get("gpt2_layer_norm").compare(case, outputs)  # and it fails the check
 
 
 def test_calling_the_graders_own_version_is_a_shortcut():
     case = _first_case("top_k_filter")
 
+    assert components.get("sample_next_token").prerequisites["top_k_filter"].endswith(".part1.top_k_filter")
+
     def top_k_filter(logits, k):
-        return STAND_INS["top_k_filter"](logits, k)
+        return correct_top_k_filter(logits, k)
 
     outputs = run_case(top_k_filter, case)
     assert outputs["_status"] == "forbidden", outputs["_message"]
+
+
+STUDENT_BLOCK = """
+import torch
+from torch import nn
+
+class LayerNorm(nn.Module):  # wrong: the block must not lose points for it
+    def __init__(self, emb_dim):
+        super().__init__()
+        self.scale, self.shift = nn.Parameter(torch.ones(emb_dim)), nn.Parameter(torch.zeros(emb_dim))
+
+    def forward(self, x):
+        return x * 0.0
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d = cfg["emb_dim"]
+        self.att = MultiHeadAttention(d, d, cfg["context_len"], cfg["drop_rate"], cfg["n_heads"], cfg["qkv_bias"])
+        self.ff = FeedForward(cfg)
+        self.norm1, self.norm2 = LayerNorm(d), LayerNorm(d)
+        self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
+
+    def forward(self, x):
+        x = x + self.drop_shortcut(self.att(self.norm1(x)))
+        return x + self.drop_shortcut(self.ff(self.norm2(x)))
+"""
+
+
+def test_a_later_exercise_runs_with_the_correct_earlier_one():
+    """The block is correct, its notebook's LayerNorm is not (and MultiHeadAttention, FeedForward are missing):
+    the block passes, with the reference's versions bound only while its cases run."""
+    namespace: dict = {}
+    exec(compile(STUDENT_BLOCK, "<student>", "exec"), namespace)  # noqa: S102 - a student's cell
+    wrong = namespace["LayerNorm"]
+    spec = components.get("gpt2_block")
+    for case in spec.cases(hidden=False):
+        outputs = run_case(namespace["TransformerBlock"], case)
+        assert outputs["_status"] == "ok", outputs["_message"]
+        assert not spec.compare(case, outputs)
+    assert namespace["LayerNorm"] is wrong and "FeedForward" not in namespace  # the names are restored
+    outputs = run_case(namespace["TransformerBlock"], dict(spec.cases(hidden=False)[0], prerequisites={}))
+    assert outputs["_status"] == "error"  # without the binding, the missing FeedForward fails: the binding works
 
 
 def _archive(compression: int) -> bytes:

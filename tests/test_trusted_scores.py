@@ -257,6 +257,29 @@ def test_the_reference_copy_holds_only_the_prerequisites(tmp_path):
         assert ("class TransformerDecoder(" in text) == ("TransformerDecoder" not in withheld)
 
 
+def test_no_runs_copy_holds_what_it_grades(tmp_path):
+    """A later exercise runs with the reference's versions of the earlier ones (notebook 10's block with LayerNorm,
+    FeedForward, MultiHeadAttention and the GELU inside; train_bpe with merge), taken from the copy; in every
+    notebook, the copy of a run never holds the class or function that run grades."""
+    import re
+
+    holds = {}
+    for notebook in sorted({c.notebook for c in components.all_components()}):
+        found = [c for c in components.all_components() if c.notebook == notebook]
+        for withheld, group in verify.withheld_groups(found).items():
+            _, wanted = verify.build_prelude([], verify.provided_names(None, group, []), set(withheld))
+            folder = tmp_path / notebook / ("-".join(withheld) or "none")
+            verify.write_reference_copy(folder, wanted, set(withheld))
+            text = "\n".join(p.read_text() for p in folder.rglob("*.py"))
+            for component in group:
+                holds[component.name] = text
+                assert not re.search(rf"^(class|def) {component.target}\b", text, re.M), component.name
+    for name in ("LayerNorm", "GELU", "FeedForward", "MultiHeadAttention"):
+        assert f"\nclass {name}(" in holds["gpt2_block"]
+    assert "\ndef merge(" in holds["bpe_train"] and "\ndef top_k_filter(" in holds["sample_next_token"]
+    assert "\nclass LayerNorm(" not in holds["gpt2_layer_norm"] and "\ndef merge(" not in holds["bpe_merge"]
+
+
 # ---------------------------------------------------------------------------------------- feedback redaction
 LEAKY_HEAD = kit.head_solution().replace(
     "    def forward(self, x",
@@ -478,6 +501,64 @@ def test_attacks_fool_plain_nbgrader_and_earn_nothing_here(tmp_path):
     hidden_outputs = kit.outputs_of(ours, "leaky", "test_head_hidden")
     assert "LEAK" not in hidden_outputs
 
+
+
+# ------------------------------------------------------------------------------ nothing correct in the graded run
+GRAB = '''\
+def _grab(name, aliases=()):
+    """Whatever correct version of `name` the grader's run holds: its files and modules, its guard switched off."""
+    import importlib, os, sys
+    try:
+        import grading_runner
+        grading_runner.ShortcutGuard._note = lambda self, label: None
+    except ImportError:
+        pass
+    for root, _, files in os.walk("reference_copy"):
+        for file in files:
+            if file.endswith(".py"):
+                try:
+                    importlib.import_module(os.path.join(root, file)[:-3].replace(os.sep, ".").removesuffix(
+                        ".__init__"))
+                except Exception:
+                    pass
+    wanted = {name, *aliases}
+    for module in list(sys.modules.values()):
+        if not getattr(module, "__name__", "").startswith(("grading_runner", "reference_copy", "gptedu")):
+            continue
+        for key, value in list(vars(module).items()):
+            for k, v in [(key, value)] + (list(value.items()) if isinstance(value, dict) else []):
+                stub = "_withheld" in getattr(getattr(v, "__init__", None), "__qualname__", "")
+                if isinstance(k, str) and k.lstrip("_") in wanted and callable(v) and not stub:
+                    return v
+    raise NotImplementedError(name)
+'''
+ALIASES = {"CachedMultiHeadAttention": ("MultiHeadAttention",), "CachedGPT": ("GPT2Model",)}
+
+
+def _borrowing_answer(targets: list[str], imported: list[str]) -> str:
+    code = [GRAB, f"try:\n    _named = [{', '.join(imported)}]\nexcept NameError:\n    pass\n"]  # all in the copy
+    for target in targets:
+        code.append(f"try:\n    _found = _grab({target!r}, {ALIASES.get(target, ())!r})\n"
+                    f"    {target} = type({target!r}, (_found,), {{}}) if isinstance(_found, type) else (\n"
+                    f"        lambda f: lambda *args, **kwargs: f(*args, **kwargs))(_found)\n"
+                    f"except NotImplementedError:\n    pass\n")
+    return "\n".join(code)
+
+
+@pytest.mark.parametrize("notebook", sorted({c.notebook for c in components.all_components()}))
+def test_no_run_holds_a_correct_version_of_what_it_grades(notebook):
+    """An answer that switches the in-jail guard off, imports every module of the run's reference copy, and takes any
+    function or class of the grader's own code named like the exercise (or like its reference equivalent) scores
+    nothing: the run that grades an exercise holds no correct version of it (found by a red-team session)."""
+    path = next(REPO.glob(f"autograder/source/*/{notebook}.ipynb"))
+    source_nb = nbformat.read(path, as_version=4)
+    solutions = [c.metadata.nbgrader["grade_id"] for c in source_nb.cells
+                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+    targets = sorted({c.target for c in components.all_components() if c.notebook == notebook})
+    imported = sorted(verify.instructor_prelude(source_nb)[1])  # what the copy may hold, once the code names it
+    answers = {gid: "pass" for gid in solutions} | {solutions[0]: _borrowing_answer(targets, imported)}
+    passed = sorted(key for key, ok in _scores(_verdicts(path, answers)).items() if ok)
+    assert passed == [], passed
 
 
 CACHED_ON_THE_COPY = '''\

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gptedu.grading.components import Component
+from gptedu.grading.components import Component, of_notebook
 from gptedu.grading.components import get as get_spec
 from gptedu.grading.report import Failure, GradeResult
 from gptedu.grading.runner import run_case
@@ -53,12 +53,14 @@ def run_cases(spec: Component, obj: Any, which: str) -> tuple[list[Failure], int
 
 
 def earlier_failures_note(spec: Component, namespace: Any) -> str:
-    """A line naming the earlier exercises this one calls (``Component.uses``) whose own self-check fails, or ""."""
+    """A line naming the earlier exercises of the notebook that this one calls (its ``prerequisites``) whose own
+    self-check fails, or ""."""
     if not isinstance(namespace, Mapping):
         return ""
     failing = []
-    for name in spec.uses:
-        earlier = get_spec(name)
+    for earlier in of_notebook(spec.notebook):
+        if earlier.target not in spec.prerequisites or earlier is spec:
+            continue
         if namespace.get(earlier.target) is not None and run_cases(earlier, namespace[earlier.target], "visible")[0]:
             failing.append(earlier.target)
     if not failing:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import io
 import sys
 import traceback
@@ -48,16 +49,10 @@ def _is_reference(module: str) -> bool:
     return any(module == name or module.startswith(name + ".") for name in (REFERENCE_PACKAGE, REFERENCE_COPY))
 
 
-def _code_objects(obj: Any) -> set:
-    """The code objects of a function, or of every method of a class (what runs when it is used)."""
-    if isinstance(obj, type):
-        found = set()
-        for value in vars(obj).values():
-            value = getattr(value, "__func__", value)
-            if hasattr(value, "__code__"):
-                found.add(value.__code__)
-        return found
-    return {obj.__code__} if hasattr(obj, "__code__") else set()
+def _is_grader(module: str) -> bool:
+    """The grading package's own helpers; its components (which hold reference functions) are reference code."""
+    return module.startswith(REFERENCE_PACKAGE + ".grading") and not module.startswith(
+        REFERENCE_PACKAGE + ".grading.components")
 
 
 class StudentCodeError(Exception):
@@ -72,20 +67,14 @@ class StudentCodeError(Exception):
 
 # --------------------------------------------------------------------------------------------- shortcut detection
 class ShortcutGuard(TorchFunctionMode):
-    """Notices shortcuts while the student's code runs: PyTorch's own attention (with ``forbid_torch_attention``),
-    the reference package other than the ``allowed`` qualified-name prefixes, and the unbound stand-ins."""
+    """Notices shortcuts while the student's code runs: PyTorch's own attention (with ``forbid_torch_attention``)
+    and the reference package (its copy in the sandbox, and the components' code) other than the ``allowed``
+    qualified-name prefixes (the case's prerequisites and what they run)."""
 
-    def __init__(self, forbid_torch_attention: bool, allowed: list[str] | tuple[str, ...] = (),
-                 stand_ins: list[str] | tuple[str, ...] = ()):
+    def __init__(self, forbid_torch_attention: bool, allowed: list[str] | tuple[str, ...] = ()):
         super().__init__()
         self.forbid_torch_attention = forbid_torch_attention
         self.allowed = tuple(allowed)
-        # the grader's own correct versions that this case did not bind: the student's code must never run them
-        bound = set(stand_ins)
-        for name in list(bound):
-            bound.update(STAND_IN_PARTS.get(name, ()))
-        self.borrowed = {name: obj for name, obj in STAND_INS.items() if name not in bound}
-        self._borrowed_codes = {code: name for name, obj in self.borrowed.items() for code in _code_objects(obj)}
         self.seen: list[str] = []
         self._forbidden_functions = FORBIDDEN_TORCH_FUNCTIONS if forbid_torch_attention else ()
         self._old_profile = None
@@ -101,12 +90,9 @@ class ShortcutGuard(TorchFunctionMode):
                 if any(name in op for name in FORBIDDEN_ATEN_OPS):
                     self._note(op)
             module = frame.f_globals.get("__name__", "") or ""
-            borrowed = self._borrowed_codes.get(frame.f_code)
-            if borrowed is not None:
-                self._note(f"the grader's own {borrowed}")
             if _is_reference(module) and module != _THIS_MODULE:
                 qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
-                if not qualname.startswith(self.allowed) and not module.startswith(REFERENCE_PACKAGE + ".grading"):
+                if not qualname.startswith(self.allowed) and not _is_grader(module):
                     self._note(f"{module}.{qualname}")
         if self._old_profile is not None:
             self._old_profile(frame, event, arg)
@@ -133,11 +119,7 @@ class ShortcutGuard(TorchFunctionMode):
                 self._note(f"{type(sub).__module__}.{type(sub).__name__} (at {where})")
             for cls in type(sub).__mro__:
                 mod = getattr(cls, "__module__", "") or ""
-                if mod == _THIS_MODULE:  # a correct stand-in for an earlier exercise (STAND_INS), when bound
-                    name = next((n for n, obj in self.borrowed.items() if obj is cls), None)
-                    if name is not None:
-                        self._note(f"the grader's own {name}")
-                elif _is_reference(mod) and not (cls.__name__ + ".").startswith(self.allowed):
+                if _is_reference(mod) and not (cls.__name__ + ".").startswith(self.allowed):
                     self._note(f"{mod}.{cls.__name__} (at {where})")
 
 
@@ -145,7 +127,8 @@ class ShortcutGuard(TorchFunctionMode):
 def _is_library(filename: str) -> bool:
     name = filename.replace("\\", "/")
     return ("site-packages" in name or "/torch/" in name or f"/{REFERENCE_PACKAGE}/" in name
-            or name.startswith("<frozen") or name.endswith(("runner.py", "verify_runner.py")))
+            or f"/{REFERENCE_COPY}/" in name or name.startswith("<frozen")
+            or name.endswith(("runner.py", "verify_runner.py")))
 
 
 def _describe_call(what: str, exc: BaseException) -> tuple[str, str]:
@@ -317,137 +300,32 @@ def _use_stand_in_forward(model: nn.Module) -> list[tuple[int, int, int]]:
     return calls
 
 
-def _stand_in_top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """A correct ``top_k_filter`` (notebook 09), so ``sample_next_token`` is graded on its own merits."""
-    kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
-
-
-class _LayerNorm(nn.Module):
-    """Correct stand-ins for notebook 10's exercises (GPT-2), with the exercise's attribute names."""
-
-    def __init__(self, emb_dim: int):
-        super().__init__()
-        self.eps = 1e-5
-        self.scale = nn.Parameter(torch.ones(emb_dim))
-        self.shift = nn.Parameter(torch.zeros(emb_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean, var = x.mean(-1, keepdim=True), x.var(-1, keepdim=True, unbiased=False)
-        return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
-
-
-class _GELU(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.gelu(x, approximate="tanh")
-
-
-class _FeedForward(nn.Module):
-    def __init__(self, cfg: dict):
-        super().__init__()
-        d = cfg["emb_dim"]
-        self.layers = nn.Sequential(nn.Linear(d, 4 * d), _GELU(), nn.Linear(4 * d, d))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
-
-
-class _MultiHeadAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_len, drop_rate, n_heads, qkv_bias=False):
-        super().__init__()
-        self.d_out, self.n_heads, self.head_dim = d_out, n_heads, d_out // n_heads
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)
-        self.dropout = nn.Dropout(drop_rate)
-        self.register_buffer("mask", torch.triu(torch.ones(context_len, context_len), diagonal=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, seq, _ = x.shape
-        q, k, v = (w(x).view(b, seq, self.n_heads, self.head_dim).transpose(1, 2)
-                   for w in (self.W_query, self.W_key, self.W_value))
-        scores = (q @ k.transpose(2, 3) / self.head_dim**0.5).masked_fill(self.mask.bool()[:seq, :seq], -torch.inf)
-        weights = self.dropout(torch.softmax(scores, dim=-1))
-        return self.out_proj((weights @ v).transpose(1, 2).reshape(b, seq, self.d_out))
-
-
-class _GPTEmbedding(nn.Module):
-    def __init__(self, context_len, vocab_size, emb_dim, drop_rate):
-        super().__init__()
-        self.tok_emb = nn.Embedding(vocab_size, emb_dim)
-        self.pos_emb = nn.Embedding(context_len, emb_dim)
-        self.drop = nn.Dropout(drop_rate)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.tok_emb(idx) + self.pos_emb(torch.arange(idx.size(1), device=idx.device)))
-
-
-class _TransformerBlock(nn.Module):
-    def __init__(self, cfg: dict):
-        super().__init__()
-        d = cfg["emb_dim"]
-        self.att = _MultiHeadAttention(d, d, cfg["context_len"], cfg["drop_rate"], cfg["n_heads"], cfg["qkv_bias"])
-        self.ff = _FeedForward(cfg)
-        self.norm1, self.norm2 = _LayerNorm(d), _LayerNorm(d)
-        self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x)))
-        return x + self.drop_shortcut(self.ff(self.norm2(x)))
-
-
-def _get_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]:
-    counts: dict[tuple[int, int], int] = {}
-    for pair in zip(ids, ids[1:], strict=False):
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts
-
-
-def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-def _calc_loss_batch(input_batch, target_batch, model, device) -> torch.Tensor:
-    logits = model(input_batch.to(device))
-    return nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.to(device).flatten())
-
-
-# Earlier exercises that a later one calls, each graded on its own: the later exercise runs with these correct
-# stand-ins bound to the names it looks up (``case["stand_ins"]``), so a mistake costs points in its own exercise only.
-STAND_INS: dict[str, Callable] = {"top_k_filter": _stand_in_top_k_filter, "LayerNorm": _LayerNorm, "GELU": _GELU,
-                                  "FeedForward": _FeedForward, "MultiHeadAttention": _MultiHeadAttention,
-                                  "GPTEmbedding": _GPTEmbedding, "TransformerBlock": _TransformerBlock,
-                                  "get_pair_counts": _get_pair_counts, "merge": _merge,
-                                  "calc_loss_batch": _calc_loss_batch}
-# the stand-ins that a stand-in builds inside itself (bound with it)
-STAND_IN_PARTS = {"TransformerBlock": ("MultiHeadAttention", "FeedForward", "LayerNorm", "GELU"),
-                  "FeedForward": ("GELU",)}
+def _reference(path: str) -> Any:
+    """The reference object at ``path`` (``"gptedu.gpt2.layers.LayerNorm"``); in the sandbox, where this file runs
+    as a copy and ``gptedu`` is absent, the same object from the verification's pruned copy of the reference."""
+    module, _, name = path.rpartition(".")
+    if not _THIS_MODULE.startswith(REFERENCE_PACKAGE + "."):
+        module = REFERENCE_COPY + module[len(REFERENCE_PACKAGE):]
+    return getattr(importlib.import_module(module), name)
 
 
 @contextlib.contextmanager
-def _stand_ins_bound(obj: Any, names: list[str]):
-    """While a case runs, the global ``names`` of the student's code (``obj``'s module scope) are the stand-ins."""
+def _prerequisites_bound(obj: Any, prerequisites: dict[str, str]):
+    """While a case runs, the global names of the student's code (``obj``'s module scope) that name an earlier
+    exercise (``case["prerequisites"]``: name -> reference path) are the reference's correct versions, so a mistake
+    in an earlier exercise costs points in that exercise only."""
     scope: dict = {}
     for value in [obj, *(vars(obj).values() if isinstance(obj, type) else ())]:
         value = getattr(value, "__func__", getattr(value, "fget", value))
         if hasattr(value, "__globals__"):
             scope = value.__globals__
             break
-    saved = {name: scope[name] for name in names if name in scope}
-    scope.update({name: STAND_INS[name] for name in names})
+    saved = {name: scope[name] for name in prerequisites if name in scope}
+    scope.update({name: _reference(path) for name, path in prerequisites.items()})
     try:
         yield
     finally:
-        for name in names:
+        for name in prerequisites:
             scope.pop(name, None)
         scope.update(saved)
 
@@ -628,8 +506,7 @@ KINDS: dict[str, Callable[[Callable, dict, ShortcutGuard], dict]] = {
 def run_case(student_obj: Any, case: dict) -> dict:
     """Run one case on the student's class or function (see the module docstring); never raises for the
     student's code."""
-    guard = ShortcutGuard(bool(case.get("forbid_torch_attention")), case.get("allowed_reference", ()),
-                          case.get("stand_ins", ()))
+    guard = ShortcutGuard(bool(case.get("forbid_torch_attention")), case.get("allowed_reference", ()))
     status, message = "ok", ""
     outputs: dict[str, Any] = {}
     if student_obj is None:
@@ -637,7 +514,8 @@ def run_case(student_obj: Any, case: dict) -> dict:
     else:
         previous_threads = torch.get_num_threads()
         try:
-            with guard, _stand_ins_bound(student_obj, case.get("stand_ins", [])):
+            # the reference's versions are looked up (imported, in the sandbox) before the guard watches
+            with _prerequisites_bound(student_obj, case.get("prerequisites", {})), guard:
                 outputs = KINDS[case["kind"]](student_obj, dict(case), guard)
         except StudentCodeError as exc:
             status, message = exc.status, exc.message

@@ -5,8 +5,8 @@ of that).
 1. :class:`VerifyAnswers` takes the student's code (answer cells and cells the student added; the instructor's
    imports and constants kept) and the components' cases, built here (hidden ones from the course secret);
 2. a jailed process runs the code and :func:`gptedu.grading.runner.run_case`, with a *pruned copy* of the reference
-   holding only the allowed prerequisites (never a graded class). Visible and hidden cases run separately, so a run
-   whose messages the feedback may quote never held a hidden input;
+   holding only the run's prerequisites (never the class a run grades). Visible and hidden cases run separately, so
+   a run whose messages the feedback may quote never held a hidden input;
 3. the outputs are compared here (``Component.compare``); the verdict replaces the test cell's outputs and
    :class:`SaveTrustedGrades` writes full points or 0. An unclaimed test cell scores 0 and says so.
 
@@ -786,7 +786,8 @@ def _read_tree(folder: Path) -> dict[str, bytes]:
 def withheld_groups(components) -> dict[tuple[str, ...], list]:
     """Components grouped by the reference classes withheld from their sandbox: every class graded in the
     notebook except the component's prerequisites (``GPTModel`` may use the reference ``TransformerDecoder``; the
-    ``TransformerDecoder`` check runs where none exists)."""
+    ``TransformerDecoder`` check runs where none exists; notebook 10's block runs with the reference ``LayerNorm``,
+    the ``LayerNorm`` check without it)."""
     targets = {component.target for component in components}
     groups: dict[tuple[str, ...], list] = {}
     for component in components:

@@ -16,7 +16,7 @@ import importlib
 
 from gptedu.grading.components.base import PUBLIC_DEV_SECRET, Component
 
-__all__ = ["PUBLIC_DEV_SECRET", "Component", "all_components", "for_grade_id", "get"]
+__all__ = ["PUBLIC_DEV_SECRET", "Component", "all_components", "for_grade_id", "get", "of_notebook"]
 
 PARTS = ("part1", "part2")
 
@@ -37,6 +37,15 @@ def get(name: str) -> Component:
         if found is not None:
             return found
     raise KeyError(f"No graded component named {name!r}; known: {', '.join(c.name for c in all_components())}.")
+
+
+def of_notebook(notebook: str) -> list[Component]:
+    """The components graded in ``notebook`` (``"10_gpt2_blocks"``)."""
+    for part in PARTS:  # part 1 first: its checks never import part 2
+        found = [c for c in _part(part).values() if c.notebook == notebook]
+        if found:
+            return found
+    return []
 
 
 def for_grade_id(grade_id: str) -> tuple[Component, str] | None:

@@ -29,14 +29,15 @@ class Component:
     """One graded exercise: its test cells and points, its cases, and the comparison with the reference.
 
     ``target``: the name the student defines (``"Head"``). ``points``: grade id -> points, e.g.
-    ``{"test_head_visible": 10, "test_head_hidden": 10}``. ``prerequisites``: name in the notebook -> reference class
-    the notebook imports for an earlier step (a sandbox without ``gptedu`` provides them). ``uses``: earlier graded
-    components of the same notebook whose student version this one calls; its cases run with correct stand-ins for
-    them (``case["stand_ins"]``), so a mistake there costs points there only. ``forbid_torch_attention``: the
-    exercise computes attention by hand, so PyTorch's own attention is a shortcut; ``allowed_reference``: the
-    qualified-name prefixes of reference code the student's code may run (``"Head."``). Every case carries these two
-    (the runner reads them from the case). ``equivalents``: reference classes that already do what this exercise
-    asks under another name (the GPT-2 attention takes a KV cache): never in the run that grades it.
+    ``{"test_head_visible": 10, "test_head_hidden": 10}``. ``prerequisites``: name in the notebook -> reference
+    object (``"gptedu.char.attention.Head"``) for an earlier step: one the notebook imports, or an earlier graded
+    exercise of the same notebook whose student version this one calls. Every case runs with these names
+    bound to the reference (in the sandbox, to its pruned copy, which holds nothing else), so a mistake in an earlier
+    step costs points there only. ``forbid_torch_attention``: the exercise computes attention by hand, so PyTorch's
+    own attention is a shortcut; ``allowed_reference``: the qualified-name prefixes of reference code the student's
+    code may run (``"Head."``: the prerequisites and what they call). Every case carries these three (the runner
+    reads them from the case). ``equivalents``: reference classes that already do what this exercise asks under
+    another name (the GPT-2 attention takes a KV cache): never in the run that grades it.
     """
 
     name: str
@@ -47,7 +48,6 @@ class Component:
     make_cases: Callable[[bool, bytes], list[dict]] = field(repr=False)
     compare_fn: Callable[[dict, dict], list[Failure]] = field(repr=False)
     prerequisites: dict[str, str] = field(default_factory=dict)
-    uses: tuple[str, ...] = ()
     forbid_torch_attention: bool = False
     allowed_reference: tuple[str, ...] = ()
     equivalents: tuple[str, ...] = ()
@@ -70,7 +70,8 @@ class Component:
             if len(self._cache) >= 8:  # every submission has its own hidden cases: keep the cache small
                 self._cache.pop(next(k for k in self._cache if k[0]))
             self._cache[key] = [dict(case, forbid_torch_attention=self.forbid_torch_attention,
-                                     allowed_reference=list(self.allowed_reference))
+                                     allowed_reference=list(self.allowed_reference),
+                                     prerequisites=dict(self.prerequisites))
                                 for case in self.make_cases(bool(hidden), secret)]
         return [dict(c) for c in self._cache[key]]  # copies: a run can never alter the cached cases
 
@@ -82,12 +83,12 @@ class Component:
 
 def component(name: str, title: str, target: str, notebook: str, visible: int, hidden: int,
               make_cases: Callable[[bool, bytes], list[dict]], compare: Callable[[dict, dict], list[Failure]],
-              prerequisites: dict[str, str] | None = None, uses: tuple[str, ...] = (),
+              prerequisites: dict[str, str] | None = None,
               forbid_torch_attention: bool = False, allowed_reference: tuple[str, ...] = (),
               equivalents: tuple[str, ...] = ()) -> Component:
     """A component with the usual two test cells, ``test_<name>_visible`` and ``test_<name>_hidden``."""
     return Component(name, title, target, notebook, {f"test_{name}_visible": visible, f"test_{name}_hidden": hidden},
-                     make_cases, compare, dict(prerequisites or {}), tuple(uses), forbid_torch_attention,
+                     make_cases, compare, dict(prerequisites or {}), forbid_torch_attention,
                      tuple(allowed_reference), tuple(equivalents))
 
 
@@ -154,7 +155,7 @@ def changed_after(x: torch.Tensor, t: int, seed: int, vocab: int | None = None) 
 
 def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]], *, label: str | None = None,
                  methods=("forward",), causal: bool = False, token_ids: bool = False,
-                 with_params: bool = True, report_buffers=(), stand_ins=(), train_mode: bool = False) -> list[dict]:
+                 with_params: bool = True, report_buffers=(), train_mode: bool = False) -> list[dict]:
     """One case per ``(init, x_shape, seed)`` of an ``nn.Module``: constructor kwargs, the weights to inject, the
     inputs (for a causal module also ``x_changed``, the same after position t), the methods to call.
     ``token_ids``: the inputs are ids below ``init``'s ``vocab_size`` (or ``cfg["vocab_size"]``), not floats.
@@ -172,7 +173,7 @@ def module_cases(name: str, cls: Callable, sizes: list[tuple[dict, tuple, int]],
         cases.append({
             "id": f"{name}/{index}", "kind": "module", "label": label, "init": dict(init),
             "params": params, "inputs": inputs, "methods": list(methods), "seed": seed, "causal_t": t,
-            "stand_ins": list(stand_ins), "report_buffers": list(report_buffers),
+            "report_buffers": list(report_buffers),
             "describe": f"{label}({kwargs_text(init)}) on {'token ids' if vocab else 'x'} of shape {shape_text(x)}, "
                         f"seed {seed}",
         })
@@ -201,8 +202,8 @@ def module_component(name: str, title: str, notebook: str, visible: int, hidden:
 
 def calls_case(case_id: str, label: str, calls: list[dict], describe: str = "", **data) -> dict:
     """A case of kind ``"calls"``: the runner calls the student's ``label`` with each call's arguments (the call
-    format: ``gptedu.grading.runner``'s ``_run_calls``). ``data``: the rest of the case (``construct``,
-    ``stand_ins``, a model's ``init`` and ``params``, and what ``compare`` needs)."""
+    format: ``gptedu.grading.runner``'s ``_run_calls``). ``data``: the rest of the case (``construct``, a model's
+    ``init`` and ``params``, and what ``compare`` needs)."""
     return {"id": case_id, "kind": "calls", "label": label, "calls": calls,
             "describe": describe or f"{label} on {len(calls)} inputs", **data}
 

@@ -727,6 +727,12 @@ def _loop_compare(case, outputs):
 
 
 # ============================================================================================== 09 sampling
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """The exercise's ``top_k_filter``: ``(batch, vocab)`` -> the same with all but the ``k`` largest at ``-inf``
+    (the reference's ``filter_logits``, under the exercise's signature)."""
+    return filter_logits(logits, top_k=k)
+
+
 def _topk_cases(hidden: bool, secret: bytes) -> list[dict]:
     # (rows, vocab, k, seed, ties): with ties, logits are whole numbers so the k-th largest value repeats
     settings = [(2, 10, 3, 111, False), (1, 8, 1, 112, False), (2, 9, 3, 113, True)]
@@ -751,7 +757,7 @@ def _topk_cases(hidden: bool, secret: bytes) -> list[dict]:
 
 def _topk_compare(case, outputs):
     logits, k = case["logits"], case["k"]
-    expected = filter_logits(logits, top_k=k)
+    expected = top_k_filter(logits, k)
     found = outputs.get("result:out")
     if not isinstance(found, torch.Tensor) or found.shape != expected.shape:
         fail = tensor_failure("returns a tensor of the logits' shape", case["describe"], "result", expected, found, 0)
@@ -827,7 +833,7 @@ def _sample_cases(hidden: bool, secret: bytes) -> list[dict]:
                           "generator_seed": seed + 2, "describe": f"{each}, temperature={temp}, top_k={k}"})
         cases.append(calls_case(f"sample_next_token/{i}", "sample_next_token", calls,
                                 f"sample_next_token on a vocabulary of {vocab}, temperature {temp}, top_k={k}",
-                                stand_ins=["top_k_filter"], row=row, greedy_logits=greedy_logits, temperature=temp,
+                                row=row, greedy_logits=greedy_logits, temperature=temp,
                                 top_k=k))
     return cases
 
@@ -947,5 +953,6 @@ COMPONENTS = {c.name: c for c in [
               lambda hidden, secret: _loop_cases("evaluate", hidden, secret), _loop_compare),
     component("top_k_filter", "top_k_filter", "top_k_filter", "09_generation", 3, 2, _topk_cases, _topk_compare),
     component("sample_next_token", "sample_next_token", "sample_next_token", "09_generation", 5, 5, _sample_cases,
-              _sample_compare, uses=("top_k_filter",)),
+              _sample_compare, {"top_k_filter": f"{__name__}.top_k_filter"},
+              allowed_reference=("top_k_filter", "filter_logits")),
 ]}

@@ -3,9 +3,9 @@
 Same life as part 1 (:mod:`gptedu.grading.components.part1`): plain-data cases (hidden ones drawn from the course
 secret), :func:`gptedu.grading.runner.run_case`, and ``compare`` against ``gptedu.gpt2``. Model configs travel as plain
 dicts (the cases must load with ``torch.load(weights_only=True)`` in the sandbox), so the exercises read them as
-``cfg["emb_dim"]``. The block and the model run with correct stand-ins for the student's ``LayerNorm``, ``GELU``,
-``FeedForward``, ``MultiHeadAttention`` and ``GPTEmbedding`` (``runner.STAND_INS``): a mistake costs points in its
-own component only.
+``cfg["emb_dim"]``. An exercise that calls the student's earlier ones (the block calls ``LayerNorm``,
+``FeedForward``, ...) runs with the reference's versions of them (its ``prerequisites``): a mistake costs points in
+its own component only.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from gptedu.grading.components.base import (
     sampling_failure,
 )
 from gptedu.grading.report import Failure, tensor_failure
-from gptedu.grading.runner import STAND_INS, TinyCausalLM
+from gptedu.grading.runner import TinyCausalLM
 
 NB10 = "10_gpt2_blocks"
 NB11 = "11_bpe_tokenizer"
@@ -196,9 +196,16 @@ def _emb_variants(ref, x, method):
 
 
 # ============================================================================================== block
-# The student's earlier classes the block and the model call: they run with correct stand-ins for them.
-BLOCK_PARTS = ("LayerNorm", "GELU", "FeedForward", "MultiHeadAttention")
-MODEL_PARTS = (*BLOCK_PARTS, "GPTEmbedding", "TransformerBlock")
+# The student's earlier classes that the block and the model call, with the graded classes those are built from
+# (the sandbox's copy of the reference holds every other graded class as a stub): they run with the reference's.
+# ``*_ALLOWED``: the reference code that runs then (also GPTConfig.coerce(cfg) and the dataclass's __init__).
+BLOCK_PARTS = {"LayerNorm": "gptedu.gpt2.layers.LayerNorm", "GELU": "gptedu.gpt2.layers.GELU",
+               "FeedForward": "gptedu.gpt2.layers.FeedForward",
+               "MultiHeadAttention": "gptedu.gpt2.attention.MultiHeadAttention"}
+MODEL_PARTS = {**BLOCK_PARTS, "GPTEmbedding": "gptedu.gpt2.model.GPTEmbedding",
+               "TransformerBlock": "gptedu.gpt2.model.TransformerBlock"}
+BLOCK_ALLOWED = (*(f"{name}." for name in BLOCK_PARTS), "GPTConfig.", "__create_fn__.")
+MODEL_ALLOWED = (*(f"{name}." for name in MODEL_PARTS), "GPTConfig.", "__create_fn__.")
 
 
 def _block_variants(ref, x, method):
@@ -296,6 +303,27 @@ BPE_TEXTS_HIDDEN = [
 ]
 
 
+def get_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]:
+    """The exercise's ``get_pair_counts``: how often each adjacent pair occurs (overlapping pairs count)."""
+    counts: dict[tuple[int, int], int] = {}
+    for pair in zip(ids, ids[1:], strict=False):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """The exercise's ``merge``: ``ids`` with each occurrence of ``pair``, left to right, replaced by ``new_id``."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
 def _pair_cases(hidden: bool, secret: bytes) -> list[dict]:
     seqs = [[1, 2, 3, 1, 2], [104, 101, 108, 108, 111]]
     if hidden:
@@ -329,7 +357,7 @@ def _calls_compare(check: str, reference: Callable, cause: str | Callable[[dict,
     return compare
 
 
-_pair_compare = _calls_compare("pair counts", STAND_INS["get_pair_counts"], lambda call, expected, found: (
+_pair_compare = _calls_compare("pair counts", get_pair_counts, lambda call, expected, found: (
     "the right pairs, wrong counts: overlapping pairs such as (5, 5) in [5, 5, 5] count twice."
     if isinstance(found, dict) and set(found) == {repr(k) for k in expected} else
     "count every adjacent pair (ids[i], ids[i+1]) as a tuple key; overlapping pairs count."))
@@ -351,7 +379,7 @@ def _merge_cases(hidden: bool, secret: bytes) -> list[dict]:
     return [calls_case("bpe_merge/0", "merge", calls)]
 
 
-_merge_compare = _calls_compare("merge", STAND_INS["merge"], lambda call, expected, found: (
+_merge_compare = _calls_compare("merge", merge, lambda call, expected, found: (
     "with a pair like (5, 5), merge left to right without overlap: [5, 5, 5] -> [new, 5]."
     if call["args"][1][0] == call["args"][1][1] else
     "walk left to right; when (ids[i], ids[i+1]) is the pair, emit new_id and skip both."))
@@ -364,7 +392,8 @@ def _hidden_texts(secret: bytes, name: str, n: int) -> list[str]:
     return [pool[a:a + d(i, "length", low=50, high=120)] for i, a in enumerate(starts)]
 
 
-BPE_PARTS = ("get_pair_counts", "merge")  # the student's earlier functions: correct stand-ins when grading later ones
+# the student's earlier functions that train_bpe and encode call: they run with these
+BPE_PARTS = {"get_pair_counts": f"{__name__}.get_pair_counts", "merge": f"{__name__}.merge"}
 
 
 def _train_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -372,7 +401,7 @@ def _train_cases(hidden: bool, secret: bytes) -> list[dict]:
     merges = [Draw(secret, "bpe_train")(i, "merges", low=8, high=30) for i in range(3)] if hidden else [10, 20]
     calls = [{"name": f"c{i}", "args": [t, n], "describe": f"text={t[:30]!r}..., num_merges={n}"}
              for i, (t, n) in enumerate(zip(texts, merges, strict=True))]
-    return [calls_case("bpe_train/0", "train_bpe", calls, stand_ins=list(BPE_PARTS))]
+    return [calls_case("bpe_train/0", "train_bpe", calls)]
 
 
 def reference_merges(text: str, num_merges: int) -> dict[tuple[int, int], int]:
@@ -419,7 +448,7 @@ def _encode_cases(hidden: bool, secret: bytes) -> list[dict]:
     for i, (text, n, probe) in enumerate(setups):
         merges = reference_merges(text, n)
         calls.append({"name": f"c{i}", "args": [probe, merges], "describe": f"text={probe!r}, {len(merges)} merges"})
-    return [calls_case("bpe_encode/0", "encode", calls, stand_ins=list(BPE_PARTS))]
+    return [calls_case("bpe_encode/0", "encode", calls)]
 
 
 def _tokenizer_from(merges: dict) -> BPETokenizer:
@@ -534,8 +563,7 @@ def _loss_loader_cases(hidden: bool, secret: bytes) -> list[dict]:
         calls = [{"name": f"n{j}", "args": [batches, "<model>", "cpu"], "kwargs": {"num_batches": num},
                   "describe": f"a loader of {n_batches} batches, num_batches={num}"} for j, num in enumerate(nums)]
         calls.append({"name": "empty", "args": [[], "<model>", "cpu"], "describe": "an empty loader"})
-        cases.append(dict(_lm_case("gpt2_calc_loss_loader", "calc_loss_loader", init, seed, calls),
-                          stand_ins=["calc_loss_batch"]))
+        cases.append(_lm_case("gpt2_calc_loss_loader", "calc_loss_loader", init, seed, calls))
     return cases
 
 
@@ -951,7 +979,7 @@ COMPONENTS = {c.name: c for c in [
         layers.FeedForward, 1e-5, 1e-4, "self.layers = nn.Sequential(nn.Linear(emb_dim, 4 * emb_dim), GELU(), "
         "nn.Linear(4 * emb_dim, emb_dim)).", _ff_variants),
         [({"cfg": _cfg(8, 10, 16, 2, 1)}, (2, 5, 16), 131)], _cfg_size(lambda c: {"cfg": c}), 2,
-        cases=dict(stand_ins=("GELU",)), uses=("gpt2_gelu",)),
+        prerequisites={"GELU": "gptedu.gpt2.layers.GELU"}, allowed_reference=("GELU.",)),
     module_component("gpt2_attention", "MultiHeadAttention (batched, causal)", NB10, 10, 10, ModuleCheck(
         attention.MultiHeadAttention, 1e-5, 1e-4, "project, split into heads (batch, n_heads, seq, head_dim), mask, "
         "softmax, combine, out_proj.", _att_variants, dropout_elsewhere=_dropout_elsewhere),
@@ -967,29 +995,30 @@ COMPONENTS = {c.name: c for c in [
         model.TransformerBlock, 1e-5, 1e-4, "x = x + drop_shortcut(att(norm1(x))); x = x + "
         "drop_shortcut(ff(norm2(x))).", _block_variants),
         [({"cfg": _cfg(8, 10, 16, 2, 1)}, (2, 8, 16), 161)], _cfg_size(lambda c: {"cfg": c}, min_seq=2), 2,
-        cases=dict(causal=True, stand_ins=BLOCK_PARTS, train_mode=True),
-        uses=("gpt2_layer_norm", "gpt2_feed_forward", "gpt2_attention"), forbid_torch_attention=True),
+        cases=dict(causal=True, train_mode=True), prerequisites=BLOCK_PARTS,
+        forbid_torch_attention=True, allowed_reference=BLOCK_ALLOWED),
     module_component("gpt2_model", "GPTModel (with weight tying)", NB10, 5, 5, ModuleCheck(
         model.GPTModel, 2e-5, 1e-4, "emb -> trf_blocks -> final_norm -> out_head (no bias), returning logits.",
         _model_variants),
         [({"cfg": _cfg(10, 17, 16, 2, 2)}, (2, 10), 171),
          ({"cfg": _cfg(8, 11, 8, 2, 1, tie_weights=True)}, (1, 8), 172)],
         _cfg_size(lambda c: {"cfg": c}, min_seq=2, tokens=True), 2, adjust=_tying_cause,
-        cases=dict(causal=True, token_ids=True, stand_ins=MODEL_PARTS),
-        uses=("gpt2_layer_norm", "gpt2_embedding", "gpt2_block"), forbid_torch_attention=True),
+        cases=dict(causal=True, token_ids=True), prerequisites=MODEL_PARTS,
+        forbid_torch_attention=True, allowed_reference=MODEL_ALLOWED),
     component("gpt2_param_count", "gpt_param_count (closed form)", "gpt_param_count", NB10, 3, 2, _count_cases,
               _count_compare),
     component("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
     component("bpe_merge", "merge", "merge", NB11, 3, 2, _merge_cases, _merge_compare),
-    component("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare,
-              uses=("bpe_pair_counts", "bpe_merge")),
-    component("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare,
-              uses=("bpe_pair_counts", "bpe_merge")),
+    component("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare, BPE_PARTS,
+              allowed_reference=tuple(BPE_PARTS)),
+    component("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare, BPE_PARTS,
+              allowed_reference=tuple(BPE_PARTS)),
     component("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
     component("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
               _loss_batch_compare),
     component("gpt2_calc_loss_loader", "calc_loss_loader", "calc_loss_loader", NB12, 3, 2, _loss_loader_cases,
-              _loss_loader_compare, uses=("gpt2_calc_loss_batch",)),
+              _loss_loader_compare, {"calc_loss_batch": "gptedu.gpt2.train.calc_loss_batch"},
+              allowed_reference=("calc_loss_batch",)),
     component("gpt2_gen_text", "gen_text (greedy, crop, top-k, eos, temperature)", "gen_text", NB12, 8, 7, _gen_cases,
               _gen_compare),
     module_component("kv_cached_attention", "CachedMultiHeadAttention (KV cache)", NB13, 10, 10, _CachedCheck(
