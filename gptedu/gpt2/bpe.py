@@ -80,6 +80,16 @@ def _merge_pair(word: list[int], a: int, b: int, new_id: int) -> list[int]:
     return out
 
 
+def get_pair_counts(ids: Sequence[int]) -> dict[tuple[int, int], int]:
+    """How often each adjacent pair of ``ids`` occurs, overlapping pairs included (notebook 11's exercise)."""
+    return dict(Counter(pairwise(ids)))
+
+
+def merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """``ids`` with every non-overlapping ``pair``, left to right, replaced by ``new_id`` (notebook 11's exercise)."""
+    return _merge_pair(list(ids), pair[0], pair[1], new_id)
+
+
 def gpt2_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """Folder holding GPT-2's ``encoder.json`` and ``merges.txt``: ``path``, else ``$GPTEDU_GPT2_DIR``."""
     chosen = path if path is not None else os.environ.get("GPTEDU_GPT2_DIR")

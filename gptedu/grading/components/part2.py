@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from gptedu.gpt2 import attention, finetune, layers, model
-from gptedu.gpt2.bpe import BPETokenizer
+from gptedu.gpt2.bpe import BPETokenizer, get_pair_counts, merge
 from gptedu.gpt2.generate import gen_text
 from gptedu.gpt2.kvcache import LayerKVCache
 from gptedu.gpt2.train import calc_loss_batch
@@ -303,27 +303,6 @@ BPE_TEXTS_HIDDEN = [
 ]
 
 
-def get_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]:
-    """The exercise's ``get_pair_counts``: how often each adjacent pair occurs (overlapping pairs count)."""
-    counts: dict[tuple[int, int], int] = {}
-    for pair in zip(ids, ids[1:], strict=False):
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts
-
-
-def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """The exercise's ``merge``: ``ids`` with each occurrence of ``pair``, left to right, replaced by ``new_id``."""
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
 def _pair_cases(hidden: bool, secret: bytes) -> list[dict]:
     seqs = [[1, 2, 3, 1, 2], [104, 101, 108, 108, 111]]
     if hidden:
@@ -393,7 +372,8 @@ def _hidden_texts(secret: bytes, name: str, n: int) -> list[str]:
 
 
 # the student's earlier functions that train_bpe and encode call: they run with these
-BPE_PARTS = {"get_pair_counts": f"{__name__}.get_pair_counts", "merge": f"{__name__}.merge"}
+BPE_PARTS = {"get_pair_counts": "gptedu.gpt2.bpe.get_pair_counts", "merge": "gptedu.gpt2.bpe.merge"}
+BPE_ALLOWED = (*BPE_PARTS, "_merge_pair")  # the reference merge's own loop
 
 
 def _train_cases(hidden: bool, secret: bytes) -> list[dict]:
@@ -1010,9 +990,9 @@ COMPONENTS = {c.name: c for c in [
     component("bpe_pair_counts", "get_pair_counts", "get_pair_counts", NB11, 3, 2, _pair_cases, _pair_compare),
     component("bpe_merge", "merge", "merge", NB11, 3, 2, _merge_cases, _merge_compare),
     component("bpe_train", "train_bpe", "train_bpe", NB11, 5, 5, _train_cases, _train_compare, BPE_PARTS,
-              allowed_reference=tuple(BPE_PARTS)),
+              allowed_reference=BPE_ALLOWED),
     component("bpe_encode", "encode", "encode", NB11, 5, 5, _encode_cases, _encode_compare, BPE_PARTS,
-              allowed_reference=tuple(BPE_PARTS)),
+              allowed_reference=BPE_ALLOWED),
     component("bpe_decode", "decode", "decode", NB11, 3, 2, _decode_cases, _decode_compare),
     component("gpt2_calc_loss_batch", "calc_loss_batch", "calc_loss_batch", NB12, 3, 2, _loss_batch_cases,
               _loss_batch_compare),
