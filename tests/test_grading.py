@@ -20,7 +20,7 @@ from torch import nn
 
 from gptedu.grading import CheckFailed, check, grade_component, run_case
 from gptedu.grading.components import all_components
-from gptedu.grading.testing import TARGETS, reference_namespace
+from reference_edits import TARGETS, reference_namespace
 
 SPECS = {c.name: c for c in all_components()}
 
