@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from reference_edits import TARGETS, reference_namespace
 from torch import nn
 
 from gptedu.grading import CheckFailed, check, grade_component, run_case
 from gptedu.grading.components import all_components
-from reference_edits import TARGETS, reference_namespace
 
 SPECS = {c.name: c for c in all_components()}
 

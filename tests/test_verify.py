@@ -68,3 +68,15 @@ def test_answers_inside_time_magics_are_verified(source_nb):
     assert _verdicts(_solved(source_nb, timed), source_nb) == {"decoder": set(), "gpt_forward": set(),
                                                               "gpt_generate": set()}
     assert verify.to_python("%time x = 1\n%ls\n") == "x = 1\nget_ipython().run_line_magic('ls', '')\n"
+
+
+def test_an_answer_that_imports_the_reference_scores_nothing(source_nb):
+    """The reference package is not in the verification's jail (nor importable in an unjailed run): an answer that
+    imports the graded class from it fails, and the visible verdict names the import that failed."""
+    cheat = _solved(source_nb, {"decoder_solution": "from gptedu.char.decoder import TransformerDecoder\n"})
+    found = [c for c in components.all_components() if c.notebook == "07_gpt"]
+    cells = [(i, verify.to_python(s)) for i, s in verify.student_code_cells(cheat, source_nb)]
+    verdicts = verify.verify_components(found, cells, source_nb, b"a course secret", 300)
+    assert not verdicts[("decoder", "visible")].passed and not verdicts[("decoder", "hidden")].passed
+    assert "gptedu" in verdicts[("decoder", "visible")].text
+    assert verdicts[("gpt_forward", "visible")].passed

@@ -93,37 +93,6 @@ def to_python(source: str) -> str:
         return source  # let the sandbox report the SyntaxError for this cell
 
 
-def imported_reference_modules(sources: list[str]) -> set[str]:
-    """``gptedu`` modules imported by the code, other than the grading helpers (which self-checks may use), and
-    the verification's own copy of prerequisite classes."""
-    found: set[str] = set()
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
-                    "__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant):
-                names = [str(node.args[0].value)]
-            for name in names:
-                top = name.split(".")[0]
-                if top == COPY_PACKAGE:
-                    found.add(name)
-                    continue
-                is_reference = top == "gptedu" and not name.startswith("gptedu.grading")
-                # `from gptedu import X` is caught through "gptedu.X"; a bare "gptedu" module name counts
-                # only when imported as a whole
-                if is_reference and (name != "gptedu" or isinstance(node, ast.Import | ast.Call)):
-                    found.add(name)
-    return found
-
-
 def used_names(sources: list[str]) -> set[str]:
     """Identifiers and attribute names in the code (comments and strings ignored)."""
     names: set[str] = set()
@@ -338,13 +307,10 @@ def _hidden_text(failure, outputs: dict) -> str:
                      if not any(s in line for s in untrusted))
 
 
-def judge(component, which: str, cases: list[tuple[str, dict]], outputs: dict | None, problem: str,
-          static_problem: str = "") -> Verdict:
+def judge(component, which: str, cases: list[tuple[str, dict]], outputs: dict | None, problem: str) -> Verdict:
     """Compare a sandboxed run's outputs with the reference for one component's visible or hidden cases."""
     title = component.title
     hidden = which == "hidden"
-    if static_problem:
-        return Verdict(False, f"✗ {title}: {static_problem}")
     if outputs is None:
         if hidden:  # the problem's text may quote the student's code's error output: not shown for hidden cases
             problem = problem.split(" (")[0].split(". ")[0]
@@ -494,10 +460,6 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
                       ) -> dict[tuple[str, str], Verdict]:
     """Run the student's ``cells`` on every case of ``components`` in the sandbox and judge the outputs: one run
     per :func:`withheld_groups` group and per kind of case (visible, hidden)."""
-    sources = [source for _, source in cells]
-    uses_reference = sorted(imported_reference_modules(sources))
-    static = (f"your code imports the reference package ({', '.join(uses_reference[:3])}); the graded components "
-              "must be your own code.") if uses_reference else ""
     results: dict[tuple[str, str], Verdict] = {}
     for withheld, group in withheld_groups(components).items():
         provided = provided_names(source_nb, group, cells)
@@ -507,8 +469,7 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
             outputs, problem = run_in_sandbox(group, cells, source_nb, timeout, withheld=set(withheld), which=which,
                                               student_dir=student_dir, cases=cases, provided=provided)
             for component in group:
-                results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem,
-                                                         static)
+                results[(component.name, which)] = judge(component, which, cases[component.name], outputs, problem)
     return results
 
 
