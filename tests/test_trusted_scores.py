@@ -598,3 +598,73 @@ def test_the_cached_attention_cannot_be_built_on_the_copys_attention():
     path = REPO / "autograder" / "source" / "gpt2" / "13_kv_cache.ipynb"
     found = _scores(_verdicts(path, {"kv_cached_attention_solution": CACHED_ON_THE_COPY}, only={"kv_cached_attention"}))
     assert not any(found.values()), found
+
+
+# ------------------------------------------------------------------ nothing carried from one run to the next
+# Found by a red-team session: the run grading notebook 10's GPTModel holds the reference LayerNorm, attention, block
+# ... as its prerequisites; a cell saved their source in SysV shared memory, which outlives the run in its jail, and
+# the later runs of the same jail (the ones grading those classes) read it back and ran it as the student's own code:
+# 55 of 70 points for untouched stubs, once the GPTModel test cells were moved to the top of the notebook.
+CARRY_OVER = '''\
+import ctypes as _ct, json as _json, os as _os, re as _re
+_libc = _ct.CDLL(None, use_errno=True)
+_libc.shmget.restype, _libc.shmget.argtypes = _ct.c_int, [_ct.c_int, _ct.c_size_t, _ct.c_int]
+_libc.shmat.restype, _libc.shmat.argtypes = _ct.c_void_p, [_ct.c_int, _ct.c_void_p, _ct.c_int]
+_KEY, _SIZE = 0x67707432, 1 << 20
+_MODS = ("gpt2/config.py", "gpt2/attention.py", "gpt2/layers.py", "gpt2/model.py")
+def _segment(create):
+    shmid = _libc.shmget(_KEY, _SIZE if create else 0, 0o1666 if create else 0)
+    return None if shmid < 0 else _libc.shmat(shmid, None, 0)
+_here = {m: open(_os.path.join("reference_copy", m)).read() for m in _MODS
+         if _os.path.isfile(_os.path.join("reference_copy", m))}
+if "class TransformerBlock" in "".join(_here.values()):
+    _addr = _segment(create=True)
+    if _addr:
+        _data = _json.dumps(_here).encode()
+        _ct.memmove(_addr, len(_data).to_bytes(8, "big") + _data, len(_data) + 8)
+else:
+    _addr = _segment(create=False)
+    if _addr:
+        _got = _json.loads(_ct.string_at(_addr + 8, int.from_bytes(_ct.string_at(_addr, 8), "big")))
+        for _m in _MODS:
+            _src = _re.sub(r"^(from reference_copy\\S* import .*|\\w+ = _withheld\\(.*)$", "", _got.get(_m, ""),
+                           flags=_re.M)
+            exec(compile(_src, "<my code>", "exec"), globals())
+'''
+
+
+def test_a_run_leaves_nothing_for_the_runs_after_it(tmp_path):
+    """Notebook 10 with its stubs untouched and the carry-over cell, its components in the order the red team chose
+    (GPTModel first): nothing passes. The jail refuses SysV IPC (and the run order is the course's, not the
+    notebook's)."""
+    path = REPO / "autograder" / "source" / "gpt2" / "10_gpt2_blocks.ipynb"
+    source_nb = nbformat.read(path, as_version=4)
+    stubs = [(i, "raise NotImplementedError()") for i, c in enumerate(source_nb.cells)
+             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+    found = sorted((c for c in components.all_components() if c.notebook == path.stem),
+                   key=lambda c: c.name != "gpt2_model")
+    verdicts = verify.verify_components(found, [*stubs, (len(source_nb.cells), CARRY_OVER)], source_nb,
+                                        COURSE_SECRET, 120, str(tmp_path))  # a student: one jail per kind
+    passed = sorted(key for key, ok in _scores(verdicts).items() if ok)
+    assert passed == [], passed
+
+
+def test_the_runs_come_in_the_courses_order_whatever_the_notebooks(monkeypatch):
+    """The order of the runs (and so what a run can find of an earlier one) does not depend on where the submission
+    put its test cells."""
+    runs: list[tuple[str, ...]] = []
+
+    def record(specs, cells, source_nb, timeout, *, withheld, cases, provided, which, student_dir=None):
+        runs.append((which, *sorted(withheld)))
+        return None, "not run"
+
+    monkeypatch.setattr(verify, "run_in_sandbox", record)
+    path = REPO / "autograder" / "source" / "gpt2" / "10_gpt2_blocks.ipynb"
+    source_nb = nbformat.read(path, as_version=4)
+    found = [c for c in components.all_components() if c.notebook == path.stem]
+    orders = []
+    for order in (found, found[::-1], sorted(found, key=lambda c: c.name != "gpt2_model")):
+        runs.clear()
+        verify.verify_components(order, [], source_nb, COURSE_SECRET, 60)
+        orders.append(list(runs))
+    assert len(orders[0]) > 2 and orders[0] == orders[1] == orders[2], orders

@@ -3,7 +3,8 @@ sandbox behind Flatpak; no root needed where the kernel allows user namespaces),
 
 * ``--unshare-all``: no network (the kernel talks to nbgrader over unix sockets), its own processes (all die with
   it), IPC and hostname; a user namespace in which it runs as ``nobody`` without capabilities, and a seccomp filter
-  that refuses the keyring system calls, as Flatpak does (a login session's keyring would be shared by every jail);
+  that refuses the keyring system calls, as Flatpak does (a login session's keyring would be shared by every jail),
+  and SysV IPC and POSIX message queues (objects that outlive the processes that made them);
 * a read-only view of only what Python needs (:func:`view_paths`): the course, the gradebook, other students, the
   course secret, ``/root``, ``/home`` and ``/etc/shadow`` are not in it; private, size-capped in-memory folders
   (``/tmp``, the working folder, the kernel's socket folder);
@@ -248,13 +249,18 @@ def _rlimits(limits: JobLimits, per_process: bool) -> dict[int, int]:
 
 
 # ------------------------------------------------------------------------------------------------ seccomp
-# Refuse the kernel-keyring system calls (EPERM), as Flatpak does: a session keyring inherited from the instructor's
-# login would otherwise be shared by every jail. Classic BPF over struct seccomp_data (nr at 0, arch at 4).
-_KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+# Refuse (EPERM) the system calls that create kernel objects outliving every process of a job: the keyring calls, as
+# Flatpak does (a session keyring inherited from the instructor's login would be shared by every jail), and SysV IPC
+# (shmget, semget, msgget) and POSIX message queues (mq_open), which belong to the jail's IPC namespace: a jail that
+# serves several runs (the verification's) would carry them from one run to the next. Nothing the notebooks use
+# needs them (PyTorch and multiprocessing share memory through files in /dev/shm). Classic BPF over struct
+# seccomp_data (nr at 0, arch at 4).
+_DENIED_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250, 29, 64, 68, 240)),
+                    "aarch64": (0xC00000B7, (217, 218, 219, 194, 190, 186, 180))}
 
 
 def seccomp_program() -> bytes | None:
-    arch = _KEYRING_SYSCALLS.get(platform.machine())
+    arch = _DENIED_SYSCALLS.get(platform.machine())
     if arch is None:
         return None
     audit_arch, numbers = arch
@@ -300,6 +306,8 @@ class Jail:
     mount: str = ""
     allow_reference: bool = True
     extra_ro: tuple[tuple[str, str], ...] = ()  # (host path, path in the jail)
+    # the command is the jail's pid 1 (no bubblewrap reaper, whose memory every process of the jail could write)
+    as_pid_1: bool = False
     limits: JobLimits = field(default_factory=JobLimits)
 
     def argv(self, bwrap: str, fds: dict[str, int]) -> list[str]:
@@ -339,7 +347,7 @@ class Jail:
                **{k: v for k, v in os.environ.items() if k in ENV_PASSTHROUGH}}
         for key, value in env.items():
             args += ["--setenv", key, value]
-        args += ["--chdir", self.workdir]
+        args += ["--chdir", self.workdir] + ["--as-pid-1"] * self.as_pid_1
         if "seccomp" in fds:
             args += ["--seccomp", str(fds["seccomp"])]
         if "info" in fds:
@@ -663,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     p_exec.add_argument("--rw", action="store_true", help="show --workdir read-write")
     p_exec.add_argument("--no-reference", action="store_true", help="hide the gptedu package")
     p_exec.add_argument("--ro", action="append", default=[], metavar="HOST:JAIL", help="bind HOST read-only at JAIL")
+    p_exec.add_argument("--as-pid-1", action="store_true", help="the command is the jail's pid 1 (it reaps orphans)")
     p_exec.add_argument("cmd", nargs=argparse.REMAINDER)
     for p in (p_install, p_kernel):
         p.add_argument("--preload", default="torch", help="module the kernel imports while it starts")
@@ -693,7 +702,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [sys.executable, *cmd[1:]]
         workdir, mount = (os.path.realpath(args.workdir), "rw" if args.rw else "ro") if args.workdir else ("/tmp", "")
         return run(Jail(cmd, workdir=workdir, mount=mount, extra_ro=tuple(tuple(i.split(":", 1)) for i in args.ro),
-                        allow_reference=not args.no_reference, limits=JobLimits.from_args(args)))
+                        allow_reference=not args.no_reference, as_pid_1=args.as_pid_1,
+                        limits=JobLimits.from_args(args)))
     except SandboxError as exc:
         print(f"gptedu sandbox: {exc}", file=sys.stderr)
         return 2

@@ -461,7 +461,8 @@ def verify_components(components, cells, source_nb, secret: bytes, timeout: int,
     """Run the student's ``cells`` on every case of ``components`` in the sandbox and judge the outputs: one run
     per :func:`withheld_groups` group and per kind of case (visible, hidden)."""
     results: dict[tuple[str, str], Verdict] = {}
-    for withheld, group in withheld_groups(components).items():
+    # in the course's order, whatever order the submission put its test cells in
+    for withheld, group in sorted(withheld_groups(sorted(components, key=lambda c: c.name)).items()):
         provided = provided_names(source_nb, group, cells)
         for which in WHICH:  # a group's hidden run follows its visible one in the same jail
             cases = {c.name: [(case_key(c, which, i), case) for i, case in enumerate(
@@ -598,7 +599,7 @@ class VerifyServer:
         cmd = [sys.executable, "-I", os.path.join(self._dir, "verify_runner.py")]
         if self.jailed:
             cmd = sandbox.exec_argv([sys.executable, "-I", "/opt/gptedu-verify/verify_runner.py"], "--no-reference",
-                                    "--ro", f"{self._dir}:/opt/gptedu-verify")
+                                    "--as-pid-1", "--ro", f"{self._dir}:/opt/gptedu-verify")
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 cwd=self._dir, start_new_session=True)
         proc.tail = collections.deque(maxlen=32)  # the last chunks of its stderr

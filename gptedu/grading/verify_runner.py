@@ -5,7 +5,10 @@ runs of ONE student's code from standard input. A run is ``pack_files`` bytes (`
 ``grading_runner.py``, the reference copy, the student's files), run in a child forked for it that writes, after
 ``MARKER``, a ``torch.save`` of ``{case key: run_case outputs}`` plus ``"_cells"`` (what each cell raised). After a
 run every process it left is killed and ``/tmp`` and ``/dev/shm`` are emptied; this process never holds a run's
-bytes, so no run finds another's reference copy. Nothing here is trusted: the grader only compares its outputs.
+bytes, so no run finds another's reference copy. In the jail this process is pid 1 and not dumpable, so no run can
+read or write its memory (``/proc/1/mem``, ptrace), and the jail refuses SysV IPC and POSIX message queues
+(:mod:`gptedu.grading.sandbox`): a run leaves nothing that the next run could read. Nothing here is trusted: the
+grader only compares its outputs.
 """
 
 from __future__ import annotations
@@ -141,11 +144,17 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _in_jail() -> bool:
-    """Run by bubblewrap: pid 2 of a pid namespace whose init is bwrap's."""
-    try:
-        return os.getpid() == 2 and open("/proc/1/comm").read().strip() == "bwrap"
-    except OSError:
-        return False
+    """Run by bubblewrap with ``--as-pid-1``: the init of a pid namespace of its own."""
+    return os.getpid() == 1
+
+
+def _not_dumpable() -> None:
+    """``prctl(PR_SET_DUMPABLE, 0)``: a process without capabilities (a run) can no longer ptrace this one or open
+    its ``/proc/<pid>/mem``, even under the same uid. Inherited by the children forked for runs."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 RUN_CPU_SECONDS = 900  # a run's CPU time, whatever it does with signals (the grader's own timeout comes first)
@@ -209,11 +218,16 @@ def _run_forked(size: int, jailed: bool) -> tuple[int, bytes]:
     _, status = os.waitpid(pid, 0)
     try:
         if jailed:
-            os.kill(-1, signal.SIGKILL)  # every process of the jail but init and this one: what the run left
+            os.kill(-1, signal.SIGKILL)  # every process of the jail but this one, its init: what the run left
         else:
             os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
+    while jailed:  # as init, this process inherits the run's orphans: reap them all
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
     reader.join(timeout=10)
     os.close(out_r)
     for folder in ((job_dir,) if not jailed else ("/tmp", "/dev/shm")):  # the next run finds nothing of this one
@@ -265,6 +279,8 @@ def main() -> int:
     torch.set_num_threads(1)
     _preload()
     jailed = _in_jail()
+    if jailed:
+        _not_dumpable()
     while True:
         head = _read_exact(0, 8)
         if not head:

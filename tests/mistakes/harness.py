@@ -158,11 +158,17 @@ class Outcome:
 
     @property
     def text(self) -> str:
-        """Every failure message and likely cause of the answer's own components, as one string."""
+        """Every failure message and likely cause of the answer's own components, as one string; where only hidden
+        cases failed, also the text the hidden test's feedback shows (its check and cause, nothing of the case)."""
         parts = []
         for c in self.own:
-            for f in self.results[c].failures:
+            result = self.results[c]
+            hidden_only = all(got == most for gid, (got, most) in result.per_grade_id.items()
+                              if not gid.endswith("_hidden"))
+            for f in result.failures:
                 parts.append(f"[{f.check}] {f.message} -> {f.cause}")
+                if hidden_only:
+                    parts.append(f.render(hidden=True))
         return "\n".join(parts)
 
     @property

@@ -159,8 +159,9 @@ def _head_extra(case, outputs, ref) -> list[Failure]:
 
 def _head_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
     init = dict(d_model=d(i, "d_model", low=4, high=40), d_k=d(i, "d_k", low=2, high=16),
-                d_v=d(i, "d_v", low=2, high=16), context_len=d(i, "ctx", low=24 if i == 1 else 4, high=64))
-    # case 1 fills a window longer than any visible case's, so a size written into the code always shows
+                d_v=d(i, "d_v", low=2, high=16), context_len=d(i, "ctx", low=4, high=64))
+    if i == 1:  # a full window longer than any the notebook shows (up to 64) or defaults to (100): a mask size
+        init["context_len"] = d(i, "long_ctx", low=101, high=160)  # written into the code shows
     seq = init["context_len"] if i == 1 else d(i, "seq", low=2, high=init["context_len"])
     return init, (d(i, "batch", low=1, high=4), seq, init["d_model"]), d.seed(i)
 

@@ -68,6 +68,21 @@ def _cfg_size(init: Callable[[dict], dict], min_seq: int = 1, tokens: bool = Fal
     return size
 
 
+def _att_size(**options) -> Callable:
+    """Hidden sizes of an attention module; case 1 fills a window longer than the notebooks' (16) and any visible
+    case's, so a mask size written into the code shows."""
+    size = _cfg_size(_att_init, **options)
+
+    def att_size(d: Draw, i: int) -> tuple[dict, tuple, int]:
+        init, (b, s, e), seed = size(d, i)
+        if i != 1:
+            return init, (b, s, e), seed
+        window = d(i, "long_ctx", low=33, high=96)
+        return dict(init, context_len=window), (b, window, e), seed
+
+    return att_size
+
+
 def _att_init(cfg: dict) -> dict:
     return dict(d_in=cfg["emb_dim"], d_out=cfg["emb_dim"], context_len=cfg["context_len"], drop_rate=cfg["drop_rate"],
                 n_heads=cfg["n_heads"], qkv_bias=cfg["qkv_bias"])
@@ -965,7 +980,7 @@ COMPONENTS = {c.name: c for c in [
         "softmax, combine, out_proj.", _att_variants, dropout_elsewhere=_dropout_elsewhere),
         [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 141),
          (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 6, 8), 142)],
-        _cfg_size(_att_init, drop_rate=0.3), 3, cases=dict(causal=True, train_mode=True), forbid_torch_attention=True),
+        _att_size(drop_rate=0.3), 3, cases=dict(causal=True, train_mode=True), forbid_torch_attention=True),
     module_component("gpt2_embedding", "GPTEmbedding (token + learned position)", NB10, 3, 2, ModuleCheck(
         model.GPTEmbedding, 1e-6, 1e-5, "tok_emb(idx) + pos_emb(torch.arange(seq)), then dropout.", _emb_variants),
         [(dict(context_len=8, vocab_size=20, emb_dim=8, drop_rate=0.1), (2, 6), 151)],
@@ -1006,7 +1021,7 @@ COMPONENTS = {c.name: c for c in [
         "prefill_then_steps feed the same x through the cache and must give the same outputs.", _cached_att_variants),
         [(dict(d_in=16, d_out=16, context_len=10, drop_rate=0.1, n_heads=4, qkv_bias=False), (2, 10, 16), 181),
          (dict(d_in=8, d_out=12, context_len=9, drop_rate=0.0, n_heads=2, qkv_bias=True), (1, 7, 8), 182)],
-        _cfg_size(_att_init, min_seq=2), 3, cases=dict(label="CachedMultiHeadAttention", causal=True,
+        _att_size(min_seq=2), 3, cases=dict(label="CachedMultiHeadAttention", causal=True,
                                                        methods=("forward", "step_by_step", "prefill_then_steps")),
         forbid_torch_attention=True, equivalents=("MultiHeadAttention",)),
     component("kv_cached_generate", "CachedGPT.generate (greedy with a KV cache)", "CachedGPT", NB13, 5, 5,
