@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -197,7 +199,9 @@ LEAVE_BEHIND = """import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 found = {"shmget": libc.shmget(0x6770, 4096, 0o1600), "semget": libc.semget(0x6771, 1, 0o1600),
-         "msgget": libc.msgget(0x6772, 0o1600), "mq_open": libc.syscall(MQ_OPEN, b"gptedu-q", 0o100 | 2, 0o600, None)}
+         "msgget": libc.msgget(0x6772, 0o1600), "mq_open": libc.syscall(MQ_OPEN, b"gptedu-q", 0o100 | 2, 0o600, None),
+         "inet": libc.socket(2, 1, 0), "inet6": libc.socket(10, 1, 0),
+         "sysctl": os.access("/proc/sys/kernel/core_pattern", os.W_OK) - 1}
 if PROBE_INIT:
     try:
         open("/proc/1/mem", "r+b", 0).close()
@@ -233,7 +237,34 @@ def test_a_run_can_leave_nothing_in_its_jails_kernel_objects_or_processes():
         srv.stop()
     plain = subprocess.run([sys.executable, "-c", cell.replace("PROBE_INIT", "False")], capture_output=True,
                            text=True, timeout=60)
-    assert "left: shmget semget msgget mq_open" in plain.stderr, plain.stderr
+    assert "left: shmget semget msgget mq_open inet inet6" in plain.stderr, plain.stderr
+    assert ("sysctl" in plain.stderr) == (os.geteuid() == 0), plain.stderr  # as root, the host's sysctls are writable
+
+
+SETTINGS = """import resource
+before = resource.getrlimit(resource.RLIMIT_RSS)
+resource.prlimit(os.getppid() if PARENT else 0, resource.RLIMIT_RSS, (123456789, before[1]))
+raise RuntimeError(f"rss: {before[0]}")
+"""
+
+
+def test_a_run_that_changes_its_servers_settings_ends_the_jail():
+    """The runs' server shares the runs' uid, so a run may set its limits, CPU affinity, priority (``prlimit``,
+    ``sched_setaffinity``, ``setpriority``: no ptrace needed), which the next run would inherit by fork: a few dozen
+    bytes per run (found by a red-team session). A run that changed its server gets no results and ends the jail;
+    the next run gets a fresh one. A run that changes only its own settings keeps the jail."""
+    srv = verify.VerifyServer(True)
+    try:
+        cell, default = "import os\n" + SETTINGS, f"rss: {resource.RLIM_INFINITY}"
+        assert _report_keyed(srv, cell.replace("PARENT", "False"), "rss:", A).endswith(default)
+        first = srv._bound[A]
+        assert srv.run(_job("x = 1"), timeout=120, key=A)[0] == 0 and srv._bound[A] is first  # the jail stays
+        code, out, err = srv.run(_job(cell.replace("PARENT", "True")), timeout=120, key=A)
+        assert code == 1 and out == b"", (code, err)  # no results for the run that changed its server
+        assert _report_keyed(srv, cell.replace("PARENT", "False"), "rss:", A).endswith(default)  # not 123456789
+        assert srv._bound[A] is not first
+    finally:
+        srv.stop()
 
 
 # Job 2 of a student: count, in this process's own writable memory (inherited from the jail's server by fork),

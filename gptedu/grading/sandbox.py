@@ -4,7 +4,8 @@ sandbox behind Flatpak; no root needed where the kernel allows user namespaces),
 * ``--unshare-all``: no network (the kernel talks to nbgrader over unix sockets), its own processes (all die with
   it), IPC and hostname; a user namespace in which it runs as ``nobody`` without capabilities, and a seccomp filter
   that refuses the keyring system calls, as Flatpak does (a login session's keyring would be shared by every jail),
-  and SysV IPC and POSIX message queues (objects that outlive the processes that made them);
+  and SysV IPC, POSIX message queues and IPv4/IPv6 sockets (objects that outlive the processes that made them);
+  ``/proc/sys`` read-only;
 * a read-only view of only what Python needs (:func:`view_paths`): the course, the gradebook, other students, the
   course secret, ``/root``, ``/home`` and ``/etc/shadow`` are not in it; private, size-capped in-memory folders
   (``/tmp``, the working folder, the kernel's socket folder);
@@ -250,28 +251,37 @@ def _rlimits(limits: JobLimits, per_process: bool) -> dict[int, int]:
 
 # ------------------------------------------------------------------------------------------------ seccomp
 # Refuse (EPERM) the system calls that create kernel objects outliving every process of a job: the keyring calls, as
-# Flatpak does (a session keyring inherited from the instructor's login would be shared by every jail), and SysV IPC
-# (shmget, semget, msgget) and POSIX message queues (mq_open), which belong to the jail's IPC namespace: a jail that
-# serves several runs (the verification's) would carry them from one run to the next. Nothing the notebooks use
-# needs them (PyTorch and multiprocessing share memory through files in /dev/shm). Classic BPF over struct
-# seccomp_data (nr at 0, arch at 4).
-_DENIED_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250, 29, 64, 68, 240)),
-                    "aarch64": (0xC00000B7, (217, 218, 219, 194, 190, 186, 180))}
+# Flatpak does (a session keyring inherited from the instructor's login would be shared by every jail), SysV IPC
+# (shmget, semget, msgget), POSIX message queues (mq_open), and IPv4/IPv6 sockets (a closed TCP connection stays in
+# TIME_WAIT, with its addresses, for a minute). They belong to the jail's namespaces: a jail that serves several runs
+# (the verification's) would carry them from one run to the next. Nothing the notebooks use needs them (PyTorch and
+# multiprocessing share memory through files in /dev/shm; the kernel talks over unix sockets). Classic BPF over
+# struct seccomp_data (nr at 0, arch at 4, the first argument's low half at 16). arch -> (audit arch, denied, socket)
+_DENIED_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250, 29, 64, 68, 240), 41),
+                    "aarch64": (0xC00000B7, (217, 218, 219, 194, 190, 186, 180), 198)}
+_DENIED_FAMILIES = (2, 10)  # AF_INET, AF_INET6
 
 
 def seccomp_program() -> bytes | None:
     arch = _DENIED_SYSCALLS.get(platform.machine())
     if arch is None:
         return None
-    audit_arch, numbers = arch
+    audit_arch, numbers, socket_nr = arch
     deny, allow = 0x00050000 | 1, 0x7FFF0000  # SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_ALLOW
     ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    n = len(numbers)
-    prog = [(ld, 0, 0, 4), (jeq, 1, 0, audit_arch), (ret, 0, 0, deny), (ld, 0, 0, 0),
-            (jge, n + 1, 0, 0x40000000)]  # x32 system calls: refused
-    prog += [(jeq, n - i, 0, nr) for i, nr in enumerate(numbers)]
-    prog += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
-    return b"".join(struct.pack("HBBI", *insn) for insn in prog)
+    # (op, label if true, label if false, k); the labels are resolved to relative jumps below
+    prog = [(ld, None, None, 4), (jeq, "next", "deny", audit_arch), (ld, None, None, 0),
+            (jge, "deny", "next", 0x40000000)]  # x32 system calls: refused
+    prog += [(jeq, "deny", "next", nr) for nr in numbers]
+    prog += [(jeq, "next", "allow", socket_nr), (ld, None, None, 16)]
+    prog += [(jeq, "deny", "next", family) for family in _DENIED_FAMILIES]
+    prog += [(ret, None, None, allow), (ret, None, None, deny)]
+    where = {"allow": len(prog) - 2, "deny": len(prog) - 1}
+
+    def jump(label, pc: int) -> int:
+        return 0 if label in (None, "next") else where[label] - pc - 1
+
+    return b"".join(struct.pack("HBBI", op, jump(t, pc), jump(f, pc), k) for pc, (op, t, f, k) in enumerate(prog))
 
 
 # -------------------------------------------------------------------------------------------------- the view
@@ -316,6 +326,9 @@ class Jail:
         args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(JAIL_UID), "--gid",
                 str(JAIL_UID), "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox",
                 "--clearenv", "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/tmp"]
+        # /proc/sys read-only: run by root, the jail's user is root on the host, whose sysctls (core_pattern!) the
+        # fresh /proc would let it write
+        args += ["--ro-bind", "/proc/sys", "/proc/sys"]
         for path in SYSTEM_DIRS:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]

@@ -270,6 +270,21 @@ def _preload() -> None:
             importlib.import_module(name)
 
 
+def _own_settings() -> tuple:
+    """What a run could change in this process (same uid, no ptrace needed: ``prlimit``, ``sched_setaffinity``,
+    ``setpriority``, ``ioprio_set``, ``oom_score_adj``) and so pass to the next run, which inherits it by fork."""
+    import ctypes
+    import resource
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    limits = [resource.getrlimit(getattr(resource, n)) for n in sorted(dir(resource)) if n.startswith("RLIMIT_")]
+    with open("/proc/self/oom_score_adj") as f:
+        oom = f.read()
+    ioprio = libc.syscall({"x86_64": 252, "aarch64": 31}.get(os.uname().machine, -1), 1, 0)  # ioprio_get(self)
+    return limits, sorted(os.sched_getaffinity(0)), os.getpriority(os.PRIO_PROCESS, 0), ioprio, oom
+
+
 def main() -> int:
     """Import torch, then answer runs from stdin (8-byte length + ``pack_files`` bytes) with replies on stdout
     (8-byte length, 4-byte exit code, the run's stdout)."""
@@ -281,11 +296,14 @@ def main() -> int:
     jailed = _in_jail()
     if jailed:
         _not_dumpable()
+    settings = _own_settings()
     while True:
         head = _read_exact(0, 8)
         if not head:
             return 0
         code, out = _run_forked(int.from_bytes(head, "big"), jailed)
+        if _own_settings() != settings:  # the run changed this process: no results, and the jail ends with it
+            return 3
         _write_all(1, len(out).to_bytes(8, "big") + code.to_bytes(4, "big", signed=True) + out)
 
 
